@@ -1,0 +1,86 @@
+# nibble: `make` builds the library and programs, `make test` runs the cmocka suite, `make test SANITIZE=1`
+# runs it under AddressSanitizer and UBSan, `make bench` measures against PyTorch on this machine.
+# Missing Debian packages are installed by scripts/install-deps.sh on first use.
+
+CC ?= gcc
+SANITIZE ?= 0
+PYTHON ?= /usr/bin/python3
+
+ifeq ($(SANITIZE),1)
+BUILD := build/san
+OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+else
+BUILD := build/rel
+OPT := -O2 -g
+LDSAN :=
+endif
+
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -lz -lm
+LDFLAGS := -fopenmp $(LDSAN)
+
+LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libnibble.a
+
+TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
+
+DEPS_STAMP := build/.deps-build
+
+.PHONY: all test bench clean deps fixtures
+all: $(LIB) $(CLI_BINS)
+
+$(DEPS_STAMP):
+	@mkdir -p build
+	@scripts/install-deps.sh --check build 2>/dev/null || scripts/install-deps.sh build
+	@touch $@
+
+deps: $(DEPS_STAMP)
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: $(BUILD)/cli/%.o $(LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Tests wrap the allocator so that a test can count the library's own mallocs.
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
+test: $(TEST_BINS)
+	@scripts/run-tests.sh $(TEST_BINS)
+
+bench: $(BENCH_BINS)
+	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench.sh
+
+fixtures:
+	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
+	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,130 @@
+/* Internals of the CPU backend: the oneDNN engine and stream, the interned layouts (oneDNN memory
+ * descriptors that tensors refer to by number), the primitive cache and the helpers every op file uses. */
+#ifndef NB_CPU_H
+#define NB_CPU_H
+
+#include <oneapi/dnnl/dnnl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/backend.h"
+#include "core/op_impl.h"
+#include "core/pool.h"
+
+#define CPU_MAX_ARGS 12
+
+/* One cached oneDNN primitive with its memory objects; data handles are set at each execution. */
+typedef struct cpu_prim {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    int nargs;
+    int arg[CPU_MAX_ARGS];
+    dnnl_memory_t mem[CPU_MAX_ARGS];
+    dnnl_memory_t scratch;
+    int layout[CPU_MAX_ARGS]; /* interned layout of each argument (0 when plain contiguous) */
+} cpu_prim;
+
+typedef struct {
+    uint64_t hash;
+    size_t key_len;
+    unsigned char *key;
+    cpu_prim *prim;
+} cpu_cache_slot;
+
+typedef struct {
+    unsigned char buf[768];
+    size_t len;
+} cpu_key;
+
+typedef struct {
+    nb_backend base;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_primitive_attr_t attr; /* user-managed scratchpad */
+    nb_pool pool;
+
+    dnnl_memory_desc_t *layouts; /* index 0 unused: plain */
+    uint64_t *layout_hash;
+    int n_layouts, cap_layouts;
+
+    cpu_cache_slot *cache;
+    size_t cache_cap, cache_n;
+
+    void *scratch;
+    size_t scratch_bytes;
+} cpu_backend;
+
+static inline cpu_backend *cpu_of(nb_backend *be) { return (cpu_backend *)be; }
+
+/* Report a failed oneDNN call with the op name; evaluates to -1. */
+int cpu_dnnl_fail(cpu_backend *be, const char *op, const char *call, dnnl_status_t st, const char *file, int line);
+#define CPU_DNNL(be, op, call)                                                                                \
+    do {                                                                                                       \
+        dnnl_status_t st_ = (call);                                                                            \
+        if (st_ != dnnl_success) return cpu_dnnl_fail((be), (op), #call, st_, __FILE__, __LINE__);             \
+    } while (0)
+
+/* Layouts */
+int cpu_intern(cpu_backend *be, const dnnl_memory_desc_t *md, const nb_tensor *for_shape);
+int cpu_md(cpu_backend *be, const nb_tensor *t, dnnl_memory_desc_t *md); /* md of t as it is stored */
+void cpu_md_plain(const nb_tensor *t, dnnl_memory_desc_t *md);           /* plain contiguous md of t's shape */
+void cpu_md_any(const nb_tensor *t, dnnl_memory_desc_t *md);             /* format_any md of t's shape */
+const dnnl_memory_desc_t *cpu_layout_md(cpu_backend *be, int layout);
+
+/* Primitive cache */
+void cpu_key_init(cpu_key *k, int op, int phase);
+void cpu_key_add(cpu_key *k, const void *p, size_t n);
+void cpu_key_tensor(cpu_key *k, const nb_tensor *t); /* shape, dtype, layout and strides, not the data */
+cpu_prim *cpu_cache_find(cpu_backend *be, const cpu_key *k);
+/* Make a primitive from pd (taking ownership) for the listed DNNL_ARG_* ids, and cache it under k. */
+cpu_prim *cpu_prim_make(cpu_backend *be, const cpu_key *k, dnnl_primitive_desc_t pd, const int *args, int nargs,
+                        const nb_tensor *const *shape_of);
+/* Run with data pointers in the order of the args given to cpu_prim_make. */
+int cpu_prim_run(cpu_backend *be, cpu_prim *p, void *const *handles, const char *op);
+void cpu_cache_free(cpu_backend *be);
+
+/* Reorder src into dst (same logical shape, any layouts). */
+int cpu_relayout(nb_backend *be, nb_tensor *dst, const nb_tensor *src);
+/* A tensor with the content of t in layout `layout`: t itself when it already is, else a new tensor
+ * (the caller releases it when *owned is set). */
+nb_tensor *cpu_as_layout(cpu_backend *be, nb_tensor *t, int layout, bool *owned);
+/* Header + storage in the given layout. */
+nb_tensor *cpu_new(cpu_backend *be, nb_dtype dt, int ndim, const int64_t *shape, int layout);
+/* Physical element count of a float tensor (includes blocked-layout padding). */
+int64_t cpu_phys_floats(const nb_tensor *t);
+
+/* Per-op implementations */
+int cpu_conv_forward(cpu_backend *be, nb_node *n);
+int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_linear_forward(cpu_backend *be, nb_node *n);
+int cpu_linear_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_bn_forward(cpu_backend *be, nb_node *n);
+int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_pool_forward(cpu_backend *be, nb_node *n);
+int cpu_pool_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_eltwise_forward(cpu_backend *be, nb_node *n);
+int cpu_eltwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_pointwise_forward(cpu_backend *be, nb_node *n); /* add, scale, dropout */
+int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_shape_forward(cpu_backend *be, nb_node *n); /* mul_channel, concat, channel shuffle */
+int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_loss_forward(cpu_backend *be, nb_node *n); /* softmax, log-softmax, losses */
+int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+
+/* Kernels over physical buffers */
+int cpu_fill(nb_backend *be, nb_tensor *t, double v);
+int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b);
+int cpu_sum_squares(nb_backend *be, const nb_tensor *t, double *out);
+int cpu_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
+int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);
+int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
+                  nb_tensor *v);
+
+/* What a cached primitive does for its op, part of the cache key. */
+enum { PHASE_FWD = 0, PHASE_BWD_DATA = 1, PHASE_BWD_WEIGHTS = 2, PHASE_REORDER = 3, PHASE_FWD_INFER = 4,
+       PHASE_BWD = 5 };
+
+/* Parallel loops only pay off past this many elements. */
+#define CPU_PAR_MIN 32768
+
+#endif

@@ -1,0 +1,133 @@
+/* Batch normalisation on oneDNN, in the input's layout. oneDNN returns the biased batch variance; the
+ * running variance follows PyTorch and takes the unbiased one. */
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+static unsigned bn_flags(const nb_node *n) {
+    unsigned f = 0;
+    if (n->in[1]) f |= dnnl_use_scale | dnnl_use_shift;
+    if (!n->attr.bn.training) f |= dnnl_use_global_stats;
+    return f;
+}
+
+static cpu_prim *bn_fwd_prim(cpu_backend *be, const nb_node *n, dnnl_prop_kind_t prop) {
+    const nb_tensor *x = n->in[0];
+    unsigned flags = bn_flags(n);
+    cpu_key k;
+    cpu_key_init(&k, NB_OP_BATCHNORM2D, prop == dnnl_forward_inference ? PHASE_FWD_INFER : PHASE_FWD);
+    cpu_key_tensor(&k, x);
+    cpu_key_add(&k, &flags, sizeof flags);
+    cpu_key_add(&k, &n->attr.bn.eps, sizeof(float));
+    cpu_prim *p = cpu_cache_find(be, &k);
+    if (p) return p;
+    dnnl_memory_desc_t md;
+    if (cpu_md(be, x, &md)) return NULL;
+    dnnl_batch_normalization_desc_t d;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_batch_normalization_forward_desc_init(&d, prop, &md, n->attr.bn.eps, flags) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &d, be->attr, be->engine, NULL) != dnnl_success) {
+        NB_FAIL(be->base.ctx, "batchnorm2d", "oneDNN has no batch normalisation for input %s", NB_SHAPE(x));
+        return NULL;
+    }
+    int args[7] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
+    return cpu_prim_make(be, &k, pd, args, n->in[1] ? 6 : 4, NULL);
+}
+
+int cpu_bn_forward(cpu_backend *be, nb_node *n) {
+    nb_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *rm = n->in[3], *rv = n->in[4], *y = n->out[0];
+    const nb_bn_attr *a = &n->attr.bn;
+    int64_t C = x->shape[1];
+    bool train = a->training;
+    dnnl_prop_kind_t prop = train || nb_node_wants_grad(be->base.ctx, n) ? dnnl_forward_training : dnnl_forward_inference;
+    cpu_prim *p = bn_fwd_prim(be, n, prop);
+    if (!p) return -1;
+    if (nb_out_alloc(y, x->layout) != 0) return -1;
+    nb_tensor *mean = rm, *var = rv;
+    if (train) {
+        /* batch statistics: saved for backward */
+        mean = nb_node_save(n, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        var = nb_node_save(n, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        if (!mean || !var) return -1;
+    }
+    void *h[6] = {nb_data(x), nb_data(y), nb_data(mean), nb_data(var), gamma ? nb_data(gamma) : NULL,
+                  beta ? nb_data(beta) : NULL};
+    if (cpu_prim_run(be, p, h, "batchnorm2d") != 0) return -1;
+    if (train && rm) {
+        float m = a->momentum, *pm = nb_data(rm), *pv = nb_data(rv);
+        const float *bm = nb_data(mean), *bv = nb_data(var);
+        double count = (double)(x->shape[0] * x->shape[2] * x->shape[3]);
+        float unbias = (float)(count / (count - 1.0));
+        for (int64_t c = 0; c < C; c++) {
+            pm[c] = (1.0f - m) * pm[c] + m * bm[c];
+            pv[c] = (1.0f - m) * pv[c] + m * bv[c] * unbias;
+        }
+        rm->version++;
+        rv->version++;
+    }
+    return 0;
+}
+
+int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+    nb_tensor *x = n->in[0], *gamma = n->in[1], *gy = gout[0];
+    const nb_bn_attr *a = &n->attr.bn;
+    int64_t C = x->shape[1];
+    unsigned flags = bn_flags(n);
+    cpu_prim *fwd = bn_fwd_prim(be, n, dnnl_forward_training);
+    if (!fwd) return -1;
+    cpu_key k;
+    cpu_key_init(&k, NB_OP_BATCHNORM2D, PHASE_BWD);
+    cpu_key_tensor(&k, x);
+    cpu_key_tensor(&k, gy);
+    cpu_key_add(&k, &flags, sizeof flags);
+    cpu_key_add(&k, &a->eps, sizeof(float));
+    cpu_prim *p = cpu_cache_find(be, &k);
+    if (!p) {
+        dnnl_memory_desc_t xmd, gmd;
+        if (cpu_md(be, x, &xmd) || cpu_md(be, gy, &gmd)) return -1;
+        dnnl_batch_normalization_desc_t d;
+        dnnl_primitive_desc_t pd;
+        dnnl_prop_kind_t prop = gamma ? dnnl_backward : dnnl_backward_data;
+        if (dnnl_batch_normalization_backward_desc_init(&d, prop, &gmd, &xmd, a->eps, flags) != dnnl_success ||
+            dnnl_primitive_desc_create(&pd, &d, be->attr, be->engine, fwd->pd) != dnnl_success) {
+            NB_FAIL(be->base.ctx, "batchnorm2d", "oneDNN has no batch-norm backward for input %s", NB_SHAPE(x));
+            return -1;
+        }
+        /* oneDNN 2.6 wants the shift among the inputs whenever use_shift is set, although backward
+         * does not read it */
+        int args[9] = {DNNL_ARG_SRC,   DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,    DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC,
+                       DNNL_ARG_SCALE, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
+        p = cpu_prim_make(be, &k, pd, args, gamma ? 9 : 5, NULL);
+        if (!p) return -1;
+    }
+    nb_tensor *mean = a->training ? n->saved[0] : n->in[3];
+    nb_tensor *var = a->training ? n->saved[1] : n->in[4];
+    /* oneDNN always computes every output; unwanted ones go to temporaries */
+    nb_tensor *gx = gin[0], *gg = gamma ? gin[1] : NULL, *gb = gamma ? gin[2] : NULL;
+    nb_tensor *tmp[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    if (gx) rc |= nb_out_alloc(gx, x->layout);
+    else gx = tmp[0] = cpu_new(be, NB_F32, 4, x->shape, x->layout);
+    if (gamma) {
+        if (gg) rc |= nb_out_alloc(gg, NB_LAYOUT_PLAIN);
+        else gg = tmp[1] = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        if (gb) rc |= nb_out_alloc(gb, NB_LAYOUT_PLAIN);
+        else gb = tmp[2] = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+    }
+    if (rc == 0 && gx && (!gamma || (gg && gb))) {
+        void *h[9] = {nb_data(x),
+                      nb_data(mean),
+                      nb_data(var),
+                      nb_data(gy),
+                      nb_data(gx),
+                      gamma ? nb_data(gamma) : NULL,
+                      gamma ? nb_data(gg) : NULL,
+                      gamma ? nb_data(gb) : NULL,
+                      gamma ? nb_data(n->in[2]) : NULL};
+        rc = cpu_prim_run(be, p, h, "batchnorm2d");
+    } else {
+        rc = -1;
+    }
+    for (int i = 0; i < 3; i++) nb_release(tmp[i]);
+    return rc;
+}

@@ -1,0 +1,219 @@
+/* Convolution on oneDNN: forward, backward-data and backward-weights primitives, created once per shape and
+ * cached. Activations stay in the blocked layout oneDNN prefers from one convolution to the next, and a
+ * parameter weight is converted once to the layout the forward primitive prefers and kept there. */
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+
+typedef struct {
+    dnnl_dims_t strides, dil, pad;
+} conv_geom;
+
+static conv_geom geom(const nb_conv_attr *a) {
+    conv_geom g;
+    for (int i = 0; i < 2; i++) {
+        g.strides[i] = a->stride[i];
+        g.dil[i] = a->dilation[i] - 1; /* oneDNN counts dilation from 0 */
+        g.pad[i] = a->pad[i];
+    }
+    return g;
+}
+
+/* Weight descriptors: oneDNN wants 5-D (g, O/g, I/g, kh, kw) for grouped convolution. */
+static void weights_md(const nb_tensor *w, int groups, int any, dnnl_memory_desc_t *md) {
+    memset(md, 0, sizeof *md);
+    if (groups == 1) {
+        dnnl_dims_t d = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
+        dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, any ? dnnl_format_tag_any : dnnl_oihw);
+    } else {
+        dnnl_dims_t d = {groups, w->shape[0] / groups, w->shape[1], w->shape[2], w->shape[3]};
+        dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32, any ? dnnl_format_tag_any : dnnl_goihw);
+    }
+}
+
+static void key_conv(cpu_key *k, int phase, const nb_node *n) {
+    cpu_key_init(k, NB_OP_CONV2D, phase);
+    const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    cpu_key_add(k, x->shape, sizeof(int64_t) * 4);
+    cpu_key_add(k, w->shape, sizeof(int64_t) * 4);
+    int has_bias = b != NULL;
+    cpu_key_add(k, &has_bias, sizeof has_bias);
+    cpu_key_add(k, &n->attr.conv, sizeof n->attr.conv);
+}
+
+/* The interned layout for a weight: grouped descriptors are 5-D, but the tensor is 4-D [O, I/g, kh, kw];
+ * both describe the same bytes, so the tensor carries the 5-D descriptor's layout number. */
+static int weight_layout(cpu_backend *be, const dnnl_memory_desc_t *md, const nb_tensor *w, int groups) {
+    dnnl_memory_desc_t plain;
+    weights_md(w, groups, 0, &plain);
+    if (dnnl_memory_desc_equal(&plain, md)) return NB_LAYOUT_PLAIN;
+    return cpu_intern(be, md, NULL);
+}
+
+static cpu_prim *fwd_prim(cpu_backend *be, const nb_node *n) {
+    cpu_key k;
+    key_conv(&k, PHASE_FWD, n);
+    cpu_prim *p = cpu_cache_find(be, &k);
+    if (p) return p;
+    const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out[0];
+    const nb_conv_attr *a = &n->attr.conv;
+    conv_geom g = geom(a);
+    dnnl_memory_desc_t xmd, wmd, bmd, ymd;
+    cpu_md_any(x, &xmd);
+    weights_md(w, a->groups, 1, &wmd);
+    cpu_md_any(y, &ymd);
+    if (b) cpu_md_plain(b, &bmd);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &xmd, &wmd,
+                                                   b ? &bmd : NULL, &ymd, g.strides, g.dil, g.pad, g.pad) !=
+            dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &cd, be->attr, be->engine, NULL) != dnnl_success) {
+        NB_FAIL(be->base.ctx, "conv2d", "oneDNN has no convolution for input %s, weight %s", NB_SHAPE(x), NB_SHAPE(w));
+        return NULL;
+    }
+    const nb_tensor *shapes[4] = {x, NULL, y, b};
+    int args[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    p = cpu_prim_make(be, &k, pd, args, b ? 4 : 3, shapes);
+    if (p) p->layout[1] = weight_layout(be, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), w, a->groups);
+    return p;
+}
+
+int cpu_conv_forward(cpu_backend *be, nb_node *n) {
+    nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out[0];
+    cpu_prim *p = fwd_prim(be, n);
+    if (!p) return -1;
+    bool own_x = false, own_w = false;
+    nb_tensor *xs = cpu_as_layout(be, x, p->layout[0], &own_x);
+    if (!xs) return -1;
+    if (own_x) nb_node_set_saved(n, 0, xs); /* backward reuses the converted input */
+
+    nb_tensor *ws = w;
+    if (w->layout != p->layout[1]) {
+        bool is_param = w->is_leaf && w->storage && w->storage->refs == 1 && w->layout == NB_LAYOUT_PLAIN;
+        if (is_param) {
+            /* convert the parameter itself once; it stays in this layout from now on */
+            if (nb_tensor_relayout(w, p->layout[1]) != 0) return -1;
+        } else {
+            ws = cpu_as_layout(be, w, p->layout[1], &own_w);
+            if (!ws) return -1;
+            nb_node_set_saved(n, 1, ws);
+        }
+    }
+    if (nb_out_alloc(y, p->layout[2]) != 0) return -1;
+    void *h[4] = {nb_data(xs), nb_data(ws), nb_data(y), b ? nb_data(b) : NULL};
+    return cpu_prim_run(be, p, h, "conv2d");
+}
+
+static cpu_prim *bwd_data_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd) {
+    cpu_key k;
+    key_conv(&k, PHASE_BWD_DATA, n);
+    cpu_prim *p = cpu_cache_find(be, &k);
+    if (p) return p;
+    const nb_tensor *x = n->in[0], *w = n->in[1];
+    const nb_conv_attr *a = &n->attr.conv;
+    conv_geom g = geom(a);
+    dnnl_memory_desc_t xmd, wmd, ymd;
+    xmd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_src_md, 0);
+    ymd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_dst_md, 0);
+    weights_md(w, a->groups, 1, &wmd);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &xmd, &wmd, &ymd, g.strides,
+                                                         g.dil, g.pad, g.pad) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &cd, be->attr, be->engine, fwd->pd) != dnnl_success) {
+        NB_FAIL(be->base.ctx, "conv2d", "oneDNN has no backward-data convolution for input %s, weight %s",
+                NB_SHAPE(x), NB_SHAPE(w));
+        return NULL;
+    }
+    const nb_tensor *shapes[3] = {x, NULL, n->out[0]};
+    p = cpu_prim_make(be, &k, pd, (int[]){DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST}, 3, shapes);
+    if (p) p->layout[1] = weight_layout(be, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), w, a->groups);
+    return p;
+}
+
+static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd) {
+    cpu_key k;
+    key_conv(&k, PHASE_BWD_WEIGHTS, n);
+    cpu_prim *p = cpu_cache_find(be, &k);
+    if (p) return p;
+    const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const nb_conv_attr *a = &n->attr.conv;
+    conv_geom g = geom(a);
+    dnnl_memory_desc_t xmd, wmd, bmd, ymd;
+    xmd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_src_md, 0);
+    ymd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_dst_md, 0);
+    weights_md(w, a->groups, 1, &wmd);
+    if (b) cpu_md_plain(b, &bmd);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &xmd, &wmd,
+                                                            b ? &bmd : NULL, &ymd, g.strides, g.dil, g.pad,
+                                                            g.pad) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &cd, be->attr, be->engine, fwd->pd) != dnnl_success) {
+        NB_FAIL(be->base.ctx, "conv2d", "oneDNN has no backward-weights convolution for input %s, weight %s",
+                NB_SHAPE(x), NB_SHAPE(w));
+        return NULL;
+    }
+    const nb_tensor *shapes[4] = {x, NULL, n->out[0], b};
+    int args[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_BIAS};
+    p = cpu_prim_make(be, &k, pd, args, b ? 4 : 3, shapes);
+    if (p)
+        p->layout[1] =
+            weight_layout(be, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), w, a->groups);
+    return p;
+}
+
+int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+    nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *gy = gout[0];
+    cpu_prim *fwd = fwd_prim(be, n);
+    if (!fwd) return -1;
+    nb_tensor *xs = n->n_saved > 0 && n->saved[0] ? n->saved[0] : x;
+    nb_tensor *ws = n->n_saved > 1 && n->saved[1] ? n->saved[1] : w;
+    int rc = 0;
+    bool own;
+
+    if (gin[0]) {
+        cpu_prim *p = bwd_data_prim(be, n, fwd);
+        if (!p) return -1;
+        nb_tensor *wb = cpu_as_layout(be, ws, p->layout[1], &own);
+        if (!wb) return -1;
+        /* write straight into the gradient when the input's layout is the primitive's */
+        bool direct = x->layout == p->layout[0] && (x->layout != NB_LAYOUT_PLAIN || nb_is_contiguous(x));
+        nb_tensor *gx = direct ? gin[0] : cpu_new(be, NB_F32, 4, x->shape, p->layout[0]);
+        if (direct) rc = nb_out_alloc(gin[0], x->layout);
+        if (!gx) rc = -1;
+        if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){nb_data(gx), nb_data(wb), nb_data(gy)}, "conv2d");
+        if (rc == 0 && !direct) {
+            rc = nb_out_alloc(gin[0], x->layout);
+            if (rc == 0) rc = cpu_relayout(&be->base, gin[0], gx);
+        }
+        if (!direct) nb_release(gx);
+        if (own) nb_release(wb);
+        if (rc) return rc;
+    }
+    if (gin[1] || (b && gin[2])) {
+        cpu_prim *p = bwd_weights_prim(be, n, fwd);
+        if (!p) return -1;
+        bool direct = gin[1] && w->layout == p->layout[1];
+        nb_tensor *gw = direct ? gin[1] : cpu_new(be, NB_F32, 4, w->shape, p->layout[1]);
+        if (direct) rc = nb_out_alloc(gin[1], w->layout);
+        nb_tensor *gb = NULL;
+        if (b) {
+            gb = gin[2] ? gin[2] : cpu_new(be, NB_F32, 1, b->shape, NB_LAYOUT_PLAIN);
+            if (gin[2] && rc == 0) rc = nb_out_alloc(gin[2], NB_LAYOUT_PLAIN);
+        }
+        if (!gw || (b && !gb)) rc = -1;
+        if (rc == 0) {
+            void *h[4] = {nb_data(xs), nb_data(gw), nb_data(gy), gb ? nb_data(gb) : NULL};
+            rc = cpu_prim_run(be, p, h, "conv2d");
+        }
+        if (rc == 0 && gin[1] && !direct) {
+            rc = nb_out_alloc(gin[1], w->layout);
+            if (rc == 0) rc = cpu_relayout(&be->base, gin[1], gw);
+        }
+        if (!direct) nb_release(gw);
+        if (b && !gin[2]) nb_release(gb);
+    }
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* Element-wise arithmetic with OpenMP over the physical buffer: add, scale, dropout. Operands share one
+ * dense layout, and each of these maps zero padding to zero (dropout runs on plain tensors only). */
+#include "backend/cpu/cpu.h"
+#include "core/rng.h"
+
+static inline int dropout_keep(const nb_dropout_attr *a, int64_t i) {
+    return nb_u32_to_unit(nb_philox_u32(a->seed, a->stream, a->offset + (uint64_t)i)) >= a->p;
+}
+
+int cpu_pointwise_forward(cpu_backend *be, nb_node *n) {
+    (void)be;
+    nb_tensor *x = n->in[0], *y = n->out[0];
+    if (nb_out_alloc(y, x->layout) != 0) return -1;
+    int64_t len = cpu_phys_floats(y);
+    float *yp = nb_data(y);
+    const float *xp = nb_data(x);
+    switch (n->op) {
+    case NB_OP_ADD: {
+        const float *bp = nb_data(n->in[1]);
+        float a = n->attr.add.alpha, b = n->attr.add.beta;
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+        for (int64_t i = 0; i < len; i++) yp[i] = a * xp[i] + b * bp[i];
+        return 0;
+    }
+    case NB_OP_SCALE: {
+        float a = n->attr.add.alpha;
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+        for (int64_t i = 0; i < len; i++) yp[i] = a * xp[i];
+        return 0;
+    }
+    case NB_OP_DROPOUT: {
+        const nb_dropout_attr *a = &n->attr.dropout;
+        float s = 1.0f / (1.0f - a->p);
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+        for (int64_t i = 0; i < len; i++) yp[i] = dropout_keep(a, i) ? xp[i] * s : 0.0f;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+    (void)be;
+    nb_tensor *gy = gout[0];
+    const float *g = nb_data(gy);
+    int64_t len = cpu_phys_floats(gy);
+    for (int k = 0; k < n->n_in; k++) {
+        if (!gin[k]) continue;
+        if (nb_out_alloc(gin[k], n->in[k]->layout) != 0) return -1;
+        float *gx = nb_data(gin[k]);
+        float s;
+        switch (n->op) {
+        case NB_OP_ADD: s = k == 0 ? n->attr.add.alpha : n->attr.add.beta; break;
+        case NB_OP_SCALE: s = n->attr.add.alpha; break;
+        case NB_OP_DROPOUT: {
+            const nb_dropout_attr *a = &n->attr.dropout;
+            float sc = 1.0f / (1.0f - a->p);
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+            for (int64_t i = 0; i < len; i++) gx[i] = dropout_keep(a, i) ? g[i] * sc : 0.0f;
+            continue;
+        }
+        default: return -1;
+        }
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+        for (int64_t i = 0; i < len; i++) gx[i] = s * g[i];
+    }
+    return 0;
+}

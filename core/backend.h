@@ -1,0 +1,83 @@
+/* The backend interface: everything that touches device memory goes through this table, so op, model and
+ * optimizer code never assume host pointers. The CPU backend (oneDNN, OpenBLAS, OpenMP) is the reference;
+ * a CUDA backend implements the same table. All functions return 0 on success, -1 after reporting an error
+ * through the context. */
+#ifndef NB_BACKEND_H
+#define NB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tape.h"
+#include "core/tensor.h"
+
+typedef enum { NB_DEVICE_CPU = 0, NB_DEVICE_CUDA = 1 } nb_device;
+
+typedef struct {
+    uint64_t sys_allocs;    /* blocks requested from the system (malloc / cudaMalloc) */
+    uint64_t pool_hits;     /* requests served from the pool's free lists */
+    size_t bytes_reserved;  /* held by the pool, in use or free */
+    size_t bytes_in_use;
+    size_t peak_in_use;
+} nb_mem_stats;
+
+typedef enum { NB_RNG_UNIFORM = 0, NB_RNG_NORMAL = 1 } nb_rng_dist;
+
+typedef struct {
+    nb_rng_dist dist;
+    float a, b;           /* uniform [a, b) or normal (mean a, std b) */
+    uint64_t seed, stream; /* element i draws from counter (stream, offset + i) */
+    uint64_t offset;
+} nb_rng_fill;
+
+typedef struct {
+    float lr, momentum, dampening, weight_decay;
+    int nesterov;
+    int first_step; /* momentum buffer starts as the gradient itself, as in torch.optim.SGD */
+} nb_sgd_step;
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int decoupled; /* AdamW: p *= 1 - lr*wd instead of adding wd*p to the gradient */
+    int64_t step;  /* 1-based step count for bias correction */
+} nb_adam_step;
+
+typedef struct nb_backend nb_backend;
+struct nb_backend {
+    const char *name;
+    nb_device device;
+    nb_ctx *ctx;
+    void (*destroy)(nb_backend *be);
+
+    /* memory: pooled, so a steady-state training step never reaches the system allocator */
+    void *(*alloc)(nb_backend *be, size_t bytes);
+    void (*release)(nb_backend *be, void *ptr, size_t bytes);
+    int (*upload)(nb_backend *be, void *dst, const void *host, size_t bytes);
+    int (*download)(nb_backend *be, void *host, const void *src, size_t bytes);
+    void (*mem_stats)(nb_backend *be, nb_mem_stats *out);
+
+    /* layouts */
+    size_t (*layout_bytes)(nb_backend *be, const nb_tensor *t);
+    int (*relayout)(nb_backend *be, nb_tensor *dst, const nb_tensor *src); /* same shape, any layouts */
+    /* The layout this backend's convolutions produce for an activation of t's shape (benchmarks and tests
+     * use it to start from what a network would hold). */
+    int (*activation_layout)(nb_backend *be, const nb_tensor *t);
+
+    /* ops: forward allocates the node's outputs (choosing their layout); backward allocates gin[i] for each
+     * non-NULL gin[i] header, in the layout of in[i]. gout[i] has the layout of out[i]. */
+    int (*forward)(nb_backend *be, nb_node *node);
+    int (*backward)(nb_backend *be, nb_node *node, nb_tensor *const *gout, nb_tensor **gin);
+
+    /* element-wise kernels over the physical buffer (operands share one layout) */
+    int (*fill)(nb_backend *be, nb_tensor *t, double value);
+    int (*axpby)(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b); /* y = a*x + b*y */
+    int (*sum_squares)(nb_backend *be, const nb_tensor *t, double *out);
+    int (*rng_fill)(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
+    int (*sgd_step)(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);
+    int (*adam_step)(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
+                     nb_tensor *v);
+};
+
+nb_backend *nb_cpu_backend_new(nb_ctx *ctx);
+
+#endif

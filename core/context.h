@@ -1,0 +1,61 @@
+/* The context: the backend, the autograd tape, ownership scopes for op outputs, grad mode and the error
+ * handler. One per thread of use; it is the only mutable state nibble keeps. */
+#ifndef NB_CONTEXT_H
+#define NB_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/backend.h"
+#include "core/tape.h"
+#include "core/tensor.h"
+
+typedef void (*nb_error_fn)(void *user, const char *message);
+
+struct nb_ctx {
+    nb_backend *backend;
+
+    nb_error_fn on_error; /* NULL: print to stderr and exit(1) */
+    void *on_error_user;
+    char last_error[2048];
+    int n_errors;
+
+    bool grad_enabled;
+    bool record_all; /* record every op on the tape, even without gradients (summaries, export) */
+    nb_tape tape;
+
+    /* Op outputs are owned by the innermost scope until nb_scope_end. */
+    nb_tensor **scope;
+    size_t scope_len, scope_cap;
+
+    /* Layer name for the nodes being recorded ("layer1.0.conv1"); set by layer code. */
+    char scope_name[128];
+
+    /* Free lists so that a steady-state step allocates no host memory either. */
+    nb_tensor *free_tensors;
+    nb_storage *free_storages;
+    uint64_t header_allocs;
+
+    /* Stochastic ops (dropout) draw from (seed, stream); offset advances by the elements drawn. */
+    uint64_t seed, stream, offset;
+};
+
+nb_ctx *nb_ctx_new(nb_device device);
+void nb_ctx_free(nb_ctx *ctx);
+void nb_ctx_set_error_handler(nb_ctx *ctx, nb_error_fn fn, void *user);
+const char *nb_ctx_last_error(const nb_ctx *ctx);
+void nb_ctx_seed(nb_ctx *ctx, uint64_t seed, uint64_t stream);
+
+bool nb_set_grad_enabled(nb_ctx *ctx, bool on); /* returns the previous setting */
+void nb_set_record_all(nb_ctx *ctx, bool on);
+void nb_set_scope_name(nb_ctx *ctx, const char *name);
+
+size_t nb_scope_begin(nb_ctx *ctx);
+void nb_scope_end(nb_ctx *ctx, size_t mark);
+nb_tensor *nb_scope_take(nb_tensor *t); /* move an op output out of its scope: the caller now owns it */
+
+int nb_backward(nb_tensor *root, const nb_tensor *grad); /* grad NULL: root must have one element, seeded 1 */
+
+void nb_mem_stats_get(nb_ctx *ctx, nb_mem_stats *out);
+
+#endif

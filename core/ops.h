@@ -1,0 +1,58 @@
+/* The differentiable ops. Each checks its inputs (a bad shape, dtype or axis is reported naming the op and
+ * the shapes, and the op returns NULL), runs on the inputs' backend and, when gradients are needed, records
+ * itself on the tape. Outputs belong to the current scope. Any NULL input makes an op return NULL silently,
+ * so a chain of ops needs one check at the end. Layouts: convolution, batch norm, pooling, activations and
+ * add work in whatever layout the backend prefers; the others convert their inputs to plain layout. */
+#ifndef NB_OPS_H
+#define NB_OPS_H
+
+#include "core/tape.h"
+#include "core/tensor.h"
+
+/* x [N,C,H,W], w [O,C/groups,kh,kw], b [O] or NULL */
+nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a);
+/* x [N,in], w [out,in], b [out] or NULL */
+nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
+/* x [N,C,H,W]; weight, bias, running_mean, running_var [C]. In training the running statistics are updated
+ * in place with PyTorch's rule (unbiased variance, momentum weight on the new value). */
+nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_tensor *running_mean,
+                          nb_tensor *running_var, nb_bn_attr a);
+
+nb_tensor *nb_relu(nb_tensor *x);
+nb_tensor *nb_relu6(nb_tensor *x);
+nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);
+nb_tensor *nb_sigmoid(nb_tensor *x);
+nb_tensor *nb_hardswish(nb_tensor *x);
+
+nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a);
+nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a);
+nb_tensor *nb_global_avgpool(nb_tensor *x); /* [N,C,H,W] -> [N,C,1,1] */
+nb_tensor *nb_dropout(nb_tensor *x, float p, int training);
+
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta); /* alpha*a + beta*b */
+nb_tensor *nb_scale(nb_tensor *x, float s);
+/* x [N,C,H,W] times s [N,C,1,1] or [1,C,1,1], broadcast over the rest */
+nb_tensor *nb_mul_channel(nb_tensor *x, nb_tensor *s);
+
+nb_tensor *nb_concat(nb_tensor *const *xs, int n, int axis);
+nb_tensor *nb_slice(nb_tensor *x, int axis, int64_t start, int64_t len); /* a view when x is plain */
+int nb_split(nb_tensor *x, int axis, const int64_t *sizes, int n, nb_tensor **outs);
+nb_tensor *nb_channel_shuffle(nb_tensor *x, int groups);
+nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape); /* one -1 allowed */
+nb_tensor *nb_flatten(nb_tensor *x);                                 /* [N, ...] -> [N, prod(...)] */
+nb_tensor *nb_to_plain(nb_tensor *x); /* plain contiguous layout; x itself when it already is */
+nb_tensor *nb_to_layout(nb_tensor *x, int layout);
+
+nb_tensor *nb_softmax(nb_tensor *x, int axis);
+nb_tensor *nb_log_softmax(nb_tensor *x, int axis);
+
+/* Losses return a scalar (shape []), averaged over the batch. */
+/* logits [N,C], labels i64 [N]; label smoothing as torch.nn.CrossEntropyLoss */
+nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels, float label_smoothing);
+/* T^2 * KL(softmax(teacher/T) || softmax(student/T)), batch mean; the teacher gets no gradient */
+nb_tensor *nb_kl_div(nb_tensor *student, nb_tensor *teacher, float temperature);
+nb_tensor *nb_smooth_l1(nb_tensor *x, nb_tensor *target, float beta); /* mean over elements */
+nb_tensor *nb_mse(nb_tensor *x, nb_tensor *target);                   /* mean over elements */
+
+#endif

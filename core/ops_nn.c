@@ -1,0 +1,183 @@
+/* Front-ends of the network ops: convolution, linear, batch norm, activations, pooling, dropout.
+ * Each validates shapes and attributes, fills in defaults and hands the node to the backend. */
+#include <string.h>
+
+#include "core/op_impl.h"
+
+static int def1(int v) { return v ? v : 1; }
+
+nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a) {
+    if (!x || !w) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "conv2d", "input", x, 4) || nb_check_f32(ctx, "conv2d", "weight", w, 4)) return NULL;
+    for (int i = 0; i < 2; i++) {
+        a.stride[i] = def1(a.stride[i]);
+        a.dilation[i] = def1(a.dilation[i]);
+        NB_REQUIRE(ctx, a.stride[i] > 0 && a.dilation[i] > 0 && a.pad[i] >= 0, NULL, "conv2d",
+                   "stride %d, dilation %d and padding %d must be positive (padding >= 0)", a.stride[i],
+                   a.dilation[i], a.pad[i]);
+    }
+    a.groups = def1(a.groups);
+    int64_t C = x->shape[1], O = w->shape[0], g = a.groups;
+    NB_REQUIRE(ctx, g > 0 && C % g == 0 && O % g == 0, NULL, "conv2d",
+               "groups=%lld must divide the input channels of %s and the output channels of weight %s",
+               (long long)g, NB_SHAPE(x), NB_SHAPE(w));
+    NB_REQUIRE(ctx, w->shape[1] * g == C, NULL, "conv2d",
+               "input %s has %lld channels, but weight %s with groups=%lld expects %lld", NB_SHAPE(x),
+               (long long)C, NB_SHAPE(w), (long long)g, (long long)(w->shape[1] * g));
+    if (b) {
+        if (nb_check_f32(ctx, "conv2d", "bias", b, 1)) return NULL;
+        NB_REQUIRE(ctx, b->shape[0] == O, NULL, "conv2d", "bias %s must have %lld elements (weight %s)",
+                   NB_SHAPE(b), (long long)O, NB_SHAPE(w));
+    }
+    int64_t out[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t in = x->shape[2 + i], k = w->shape[2 + i];
+        out[i] = (in + 2 * a.pad[i] - a.dilation[i] * (k - 1) - 1) / a.stride[i] + 1;
+        NB_REQUIRE(ctx, in + 2 * a.pad[i] >= a.dilation[i] * (k - 1) + 1, NULL, "conv2d",
+                   "kernel %s (dilation %d) is larger than the padded input %s (padding %d)", NB_SHAPE(w),
+                   a.dilation[i], NB_SHAPE(x), a.pad[i]);
+    }
+    nb_tensor *in[3] = {x, w, b};
+    nb_node *n = nb_op_begin(ctx, NB_OP_CONV2D, in, 3, 1);
+    n->attr.conv = a;
+    int64_t ys[4] = {x->shape[0], O, out[0], out[1]};
+    nb_op_out(n, 0, NB_F32, 4, ys);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b) {
+    if (!x || !w) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "linear", "input", x, 2) || nb_check_f32(ctx, "linear", "weight", w, 2)) return NULL;
+    NB_REQUIRE(ctx, x->shape[1] == w->shape[1], NULL, "linear",
+               "input %s has %lld features, but weight %s expects %lld\n  hint: weight is [out_features, "
+               "in_features] as in torch.nn.Linear",
+               NB_SHAPE(x), (long long)x->shape[1], NB_SHAPE(w), (long long)w->shape[1]);
+    if (b) {
+        if (nb_check_f32(ctx, "linear", "bias", b, 1)) return NULL;
+        NB_REQUIRE(ctx, b->shape[0] == w->shape[0], NULL, "linear", "bias %s must have %lld elements (weight %s)",
+                   NB_SHAPE(b), (long long)w->shape[0], NB_SHAPE(w));
+    }
+    x = nb_to_plain(x);
+    if (!nb_is_contiguous(w)) w = nb_to_plain(w);
+    if (b && !nb_is_contiguous(b)) b = nb_to_plain(b);
+    if (!x || !w) return NULL;
+    nb_tensor *in[3] = {x, w, b};
+    nb_node *n = nb_op_begin(ctx, NB_OP_LINEAR, in, 3, 1);
+    int64_t ys[2] = {x->shape[0], w->shape[0]};
+    nb_op_out(n, 0, NB_F32, 2, ys);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_tensor *running_mean,
+                          nb_tensor *running_var, nb_bn_attr a) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "batchnorm2d", "input", x, 4)) return NULL;
+    int64_t C = x->shape[1];
+    nb_tensor *vecs[4] = {weight, bias, running_mean, running_var};
+    static const char *const names[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++) {
+        nb_tensor *v = vecs[i];
+        if (!v) continue;
+        if (nb_check_f32(ctx, "batchnorm2d", names[i], v, 1)) return NULL;
+        NB_REQUIRE(ctx, v->shape[0] == C && nb_is_contiguous(v), NULL, "batchnorm2d",
+                   "%s %s must be a contiguous vector of %lld elements for input %s", names[i], NB_SHAPE(v),
+                   (long long)C, NB_SHAPE(x));
+    }
+    NB_REQUIRE(ctx, (weight == NULL) == (bias == NULL), NULL, "batchnorm2d",
+               "weight and bias must both be given or both be absent");
+    NB_REQUIRE(ctx, (running_mean == NULL) == (running_var == NULL), NULL, "batchnorm2d",
+               "running_mean and running_var must both be given or both be absent");
+    NB_REQUIRE(ctx, a.training || running_mean, NULL, "batchnorm2d",
+               "evaluation mode needs running statistics for input %s", NB_SHAPE(x));
+    if (a.eps == 0.0f) a.eps = 1e-5f;
+    NB_REQUIRE(ctx, a.eps > 0.0f && a.momentum >= 0.0f && a.momentum <= 1.0f, NULL, "batchnorm2d",
+               "eps %g must be > 0 and momentum %g within [0, 1]", (double)a.eps, (double)a.momentum);
+    if (a.training) {
+        int64_t per_channel = x->shape[0] * x->shape[2] * x->shape[3];
+        NB_REQUIRE(ctx, per_channel > 1, NULL, "batchnorm2d",
+                   "training needs more than one value per channel, got input %s\n  hint: use a batch of "
+                   "more than one sample",
+                   NB_SHAPE(x));
+    }
+    if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_tensor *in[5] = {x, weight, bias, running_mean, running_var};
+    nb_node *n = nb_op_begin(ctx, NB_OP_BATCHNORM2D, in, 5, 1);
+    n->attr.bn = a;
+    nb_op_out(n, 0, NB_F32, 4, x->shape);
+    return nb_op_finish1(ctx, n);
+}
+
+static nb_tensor *eltwise(nb_op op, nb_tensor *x, float alpha) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, nb_op_name(op), "input", x, -1)) return NULL;
+    if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_node *n = nb_op_begin(ctx, op, &x, 1, 1);
+    n->attr.eltwise.alpha = alpha;
+    nb_op_out(n, 0, NB_F32, x->ndim, x->shape);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_relu(nb_tensor *x) { return eltwise(NB_OP_RELU, x, 0.0f); }
+nb_tensor *nb_relu6(nb_tensor *x) { return eltwise(NB_OP_RELU6, x, 0.0f); }
+nb_tensor *nb_leaky_relu(nb_tensor *x, float slope) { return eltwise(NB_OP_LEAKY_RELU, x, slope); }
+nb_tensor *nb_sigmoid(nb_tensor *x) { return eltwise(NB_OP_SIGMOID, x, 0.0f); }
+nb_tensor *nb_hardswish(nb_tensor *x) { return eltwise(NB_OP_HARDSWISH, x, 0.0f); }
+
+static nb_tensor *pool(nb_op op, nb_tensor *x, nb_pool_attr a) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    const char *name = nb_op_name(op);
+    if (nb_check_f32(ctx, name, "input", x, 4)) return NULL;
+    if (op == NB_OP_GLOBAL_AVGPOOL) {
+        a = (nb_pool_attr){.kernel = {(int)x->shape[2], (int)x->shape[3]}};
+    }
+    int64_t out[2];
+    for (int i = 0; i < 2; i++) {
+        if (!a.stride[i]) a.stride[i] = a.kernel[i];
+        a.dilation[i] = def1(a.dilation[i]);
+        NB_REQUIRE(ctx, a.kernel[i] > 0 && a.stride[i] > 0 && a.pad[i] >= 0, NULL, name,
+                   "kernel %d, stride %d must be positive and padding %d >= 0", a.kernel[i], a.stride[i], a.pad[i]);
+        NB_REQUIRE(ctx, 2 * a.pad[i] <= a.kernel[i], NULL, name,
+                   "padding %d must be at most half the kernel %d (as in PyTorch)", a.pad[i], a.kernel[i]);
+        int64_t in = x->shape[2 + i], span = (int64_t)a.dilation[i] * (a.kernel[i] - 1) + 1;
+        NB_REQUIRE(ctx, in + 2 * a.pad[i] >= span, NULL, name, "window %lld is larger than the padded input %s",
+                   (long long)span, NB_SHAPE(x));
+        int64_t num = in + 2 * a.pad[i] - span;
+        out[i] = (a.ceil_mode ? (num + a.stride[i] - 1) / a.stride[i] : num / a.stride[i]) + 1;
+        /* PyTorch: the last window must start inside the input or the left padding */
+        if (a.ceil_mode && (out[i] - 1) * a.stride[i] >= in + a.pad[i]) out[i]--;
+    }
+    NB_REQUIRE(ctx, !(a.ceil_mode && op != NB_OP_MAXPOOL2D), NULL, name, "ceil_mode is supported for max pooling only");
+    if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_node *n = nb_op_begin(ctx, op, &x, 1, 1);
+    n->attr.pool = a;
+    int64_t ys[4] = {x->shape[0], x->shape[1], out[0], out[1]};
+    nb_op_out(n, 0, NB_F32, 4, ys);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_MAXPOOL2D, x, a); }
+nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_AVGPOOL2D, x, a); }
+nb_tensor *nb_global_avgpool(nb_tensor *x) { return pool(NB_OP_GLOBAL_AVGPOOL, x, (nb_pool_attr){0}); }
+
+nb_tensor *nb_dropout(nb_tensor *x, float p, int training) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    NB_REQUIRE(ctx, p >= 0.0f && p < 1.0f, NULL, "dropout", "probability %g must be in [0, 1)", (double)p);
+    if (nb_check_f32(ctx, "dropout", "input", x, -1)) return NULL;
+    if (!training || p == 0.0f) return x;
+    x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_node *n = nb_op_begin(ctx, NB_OP_DROPOUT, &x, 1, 1);
+    n->attr.dropout = (nb_dropout_attr){.p = p, .seed = ctx->seed, .stream = ctx->stream, .offset = ctx->offset};
+    ctx->offset += (uint64_t)nb_numel(x);
+    nb_op_out(n, 0, NB_F32, x->ndim, x->shape);
+    return nb_op_finish1(ctx, n);
+}

@@ -1,0 +1,107 @@
+/* Front-ends of the tensor-arithmetic ops: add, scale, channel-broadcast multiply, concat, channel shuffle. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/op_impl.h"
+
+nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta) {
+    if (!a || !b) return NULL;
+    nb_ctx *ctx = a->ctx;
+    if (nb_check_f32(ctx, "add", "first operand", a, -1) || nb_check_f32(ctx, "add", "second operand", b, -1))
+        return NULL;
+    NB_REQUIRE(ctx, nb_same_shape(a, b), NULL, "add", "operands %s and %s differ in shape", NB_SHAPE(a),
+               NB_SHAPE(b));
+    /* element-wise over the physical buffer: both operands in one dense layout */
+    if (a->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(a)) a = nb_to_plain(a);
+    if (a) b = nb_to_layout(b, a->layout);
+    if (!a || !b) return NULL;
+    nb_tensor *in[2] = {a, b};
+    nb_node *n = nb_op_begin(ctx, NB_OP_ADD, in, 2, 1);
+    n->attr.add = (nb_add_attr){.alpha = alpha, .beta = beta};
+    nb_op_out(n, 0, NB_F32, a->ndim, a->shape);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return nb_add_scaled(a, 1.0f, b, 1.0f); }
+
+nb_tensor *nb_scale(nb_tensor *x, float s) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "scale", "input", x, -1)) return NULL;
+    if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_node *n = nb_op_begin(ctx, NB_OP_SCALE, &x, 1, 1);
+    n->attr.add = (nb_add_attr){.alpha = s};
+    nb_op_out(n, 0, NB_F32, x->ndim, x->shape);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_mul_channel(nb_tensor *x, nb_tensor *s) {
+    if (!x || !s) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "mul_channel", "input", x, 4) || nb_check_f32(ctx, "mul_channel", "scale", s, 4))
+        return NULL;
+    NB_REQUIRE(ctx,
+               (s->shape[0] == x->shape[0] || s->shape[0] == 1) && s->shape[1] == x->shape[1] && s->shape[2] == 1 &&
+                   s->shape[3] == 1,
+               NULL, "mul_channel", "scale %s must be [N,C,1,1] or [1,C,1,1] for input %s", NB_SHAPE(s),
+               NB_SHAPE(x));
+    x = nb_to_plain(x);
+    s = nb_to_plain(s);
+    if (!x || !s) return NULL;
+    nb_tensor *in[2] = {x, s};
+    nb_node *n = nb_op_begin(ctx, NB_OP_MUL_CHANNEL, in, 2, 1);
+    nb_op_out(n, 0, NB_F32, 4, x->shape);
+    return nb_op_finish1(ctx, n);
+}
+
+nb_tensor *nb_concat(nb_tensor *const *xs, int count, int axis) {
+    if (count <= 0 || !xs[0]) return NULL;
+    for (int i = 0; i < count; i++)
+        if (!xs[i]) return NULL;
+    nb_ctx *ctx = xs[0]->ctx;
+    int a = nb_norm_axis(ctx, "concat", xs[0], axis);
+    if (a < 0) return NULL;
+    int64_t s[NB_MAX_DIMS];
+    memcpy(s, xs[0]->shape, sizeof s);
+    s[a] = 0;
+    for (int i = 0; i < count; i++) {
+        nb_tensor *t = xs[i];
+        if (nb_check_f32(ctx, "concat", "input", t, xs[0]->ndim)) return NULL;
+        for (int d = 0; d < t->ndim; d++) {
+            NB_REQUIRE(ctx, d == a || t->shape[d] == xs[0]->shape[d], NULL, "concat",
+                       "input %d %s differs from input 0 %s outside axis %d", i, NB_SHAPE(t), NB_SHAPE(xs[0]), a);
+        }
+        s[a] += t->shape[a];
+    }
+    nb_tensor *small[16];
+    nb_tensor **in = count <= 16 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)count);
+    int ok = 1;
+    for (int i = 0; i < count; i++) {
+        in[i] = nb_to_plain(xs[i]);
+        if (!in[i]) ok = 0;
+    }
+    nb_tensor *y = NULL;
+    if (ok) {
+        nb_node *n = nb_op_begin(ctx, NB_OP_CONCAT, in, count, 1);
+        n->attr.axis.axis = a;
+        nb_op_out(n, 0, NB_F32, xs[0]->ndim, s);
+        y = nb_op_finish1(ctx, n);
+    }
+    if (in != small) free(in);
+    return y;
+}
+
+nb_tensor *nb_channel_shuffle(nb_tensor *x, int groups) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "channel_shuffle", "input", x, 4)) return NULL;
+    NB_REQUIRE(ctx, groups > 0 && x->shape[1] % groups == 0, NULL, "channel_shuffle",
+               "groups=%d must divide the %lld channels of %s", groups, (long long)x->shape[1], NB_SHAPE(x));
+    x = nb_to_plain(x);
+    if (!x) return NULL;
+    nb_node *n = nb_op_begin(ctx, NB_OP_CHANNEL_SHUFFLE, &x, 1, 1);
+    n->attr.shuffle.groups = groups;
+    nb_op_out(n, 0, NB_F32, 4, x->shape);
+    return nb_op_finish1(ctx, n);
+}

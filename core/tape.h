@@ -1,0 +1,161 @@
+/* The tape: one record per executed op with its kind, attributes, inputs, outputs and saved tensors.
+ * The same record drives the backend's forward, autograd's backward, FLOP counting and export, so it is a
+ * plain structure that any code may walk (nb_tape_nodes). */
+#ifndef NB_TAPE_H
+#define NB_TAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+
+typedef enum {
+    NB_OP_CONV2D = 0,
+    NB_OP_LINEAR,
+    NB_OP_BATCHNORM2D,
+    NB_OP_RELU,
+    NB_OP_RELU6,
+    NB_OP_LEAKY_RELU,
+    NB_OP_SIGMOID,
+    NB_OP_HARDSWISH,
+    NB_OP_MAXPOOL2D,
+    NB_OP_AVGPOOL2D,
+    NB_OP_GLOBAL_AVGPOOL,
+    NB_OP_DROPOUT,
+    NB_OP_ADD,
+    NB_OP_SCALE,
+    NB_OP_MUL_CHANNEL,
+    NB_OP_CONCAT,
+    NB_OP_SLICE,
+    NB_OP_CHANNEL_SHUFFLE,
+    NB_OP_RESHAPE,
+    NB_OP_SOFTMAX,
+    NB_OP_LOG_SOFTMAX,
+    NB_OP_CROSS_ENTROPY,
+    NB_OP_KL_DIV,
+    NB_OP_SMOOTH_L1,
+    NB_OP_MSE,
+    NB_OP_RELAYOUT,
+    NB_OP_COUNT
+} nb_op;
+
+const char *nb_op_name(nb_op op);
+
+/* Zero means "default" for every integer field below (stride 1, dilation 1, groups 1), so that
+ * (nb_conv_attr){.pad = {1, 1}} reads naturally. */
+typedef struct {
+    int stride[2], pad[2], dilation[2], groups;
+} nb_conv_attr;
+
+typedef struct {
+    int kernel[2], stride[2], pad[2], dilation[2];
+    int ceil_mode;         /* max pooling only */
+    int exclude_pad;       /* average pooling: divide by the in-bounds count (PyTorch count_include_pad=False) */
+} nb_pool_attr;
+
+typedef struct {
+    float momentum, eps;
+    int training; /* batch statistics + running-stat update; else running statistics */
+} nb_bn_attr;
+
+typedef struct {
+    float alpha; /* leaky relu slope */
+} nb_eltwise_attr;
+
+typedef struct {
+    float p;
+    uint64_t seed, stream, offset; /* counter-based mask: the same for any thread count */
+} nb_dropout_attr;
+
+typedef struct {
+    int axis;
+    int64_t start, len;
+} nb_slice_attr;
+
+typedef struct {
+    int axis;
+} nb_axis_attr;
+
+typedef struct {
+    int groups;
+} nb_shuffle_attr;
+
+typedef struct {
+    float alpha, beta; /* y = alpha*a + beta*b, or y = alpha*x for SCALE */
+} nb_add_attr;
+
+typedef struct {
+    float label_smoothing;
+} nb_ce_attr;
+
+typedef struct {
+    float temperature;
+} nb_kl_attr;
+
+typedef struct {
+    float beta;
+} nb_smooth_l1_attr;
+
+typedef struct {
+    int layout; /* target layout of a RELAYOUT node */
+} nb_relayout_attr;
+
+typedef union {
+    nb_conv_attr conv;
+    nb_pool_attr pool;
+    nb_bn_attr bn;
+    nb_eltwise_attr eltwise;
+    nb_dropout_attr dropout;
+    nb_slice_attr slice;
+    nb_axis_attr axis;
+    nb_shuffle_attr shuffle;
+    nb_add_attr add;
+    nb_ce_attr ce;
+    nb_kl_attr kl;
+    nb_smooth_l1_attr smooth_l1;
+    nb_relayout_attr relayout;
+} nb_attr;
+
+typedef struct nb_node {
+    nb_op op;
+    nb_attr attr;
+    int n_in, n_out, n_saved;
+    nb_tensor **in;       /* NULL entries allowed for absent optional inputs (conv bias) */
+    nb_tensor **out;
+    nb_tensor **saved;    /* backend-made tensors that backward needs: BN batch stats, pooling workspace */
+    uint32_t *in_version; /* versions of the inputs when recorded */
+    const char *scope;    /* name of the layer that ran the op ("layer1.0.conv1"), or "" */
+    int64_t seq;          /* position in the tape */
+} nb_node;
+
+/* Chunked bump allocator: node records and their arrays live here until the tape is cleared. */
+typedef struct nb_arena_chunk {
+    struct nb_arena_chunk *next;
+    size_t used, cap;
+    unsigned char data[];
+} nb_arena_chunk;
+
+typedef struct {
+    nb_arena_chunk *head; /* chunk being filled */
+    nb_arena_chunk *full; /* filled chunks, reused after reset */
+} nb_arena;
+
+typedef struct {
+    nb_node **nodes;
+    size_t n, cap;
+    nb_arena arena;
+} nb_tape;
+
+void *nb_arena_alloc(nb_arena *a, size_t bytes);
+void nb_arena_reset(nb_arena *a);
+void nb_arena_free(nb_arena *a);
+
+/* Walk what has been recorded since the last backward or clear. */
+size_t nb_tape_size(const nb_ctx *ctx);
+const nb_node *nb_tape_node(const nb_ctx *ctx, size_t i);
+void nb_tape_clear(nb_ctx *ctx);
+
+/* Multiply-accumulate count of a node (convolution and linear; the convention of the papers' "FLOPs"). */
+int64_t nb_node_macs(const nb_node *n);
+
+#endif

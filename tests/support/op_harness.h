@@ -1,0 +1,30 @@
+/* Runs any op by name on named inputs with attributes read from a fixture group, so the PyTorch-parity test
+ * and the finite-difference test drive every op through one table. */
+#ifndef NB_OP_HARNESS_H
+#define NB_OP_HARNESS_H
+
+#include <hdf5.h>
+
+#include "core/tensor.h"
+
+#define OH_MAX_IN 8
+
+typedef struct {
+    const char *op;
+    int n_in;
+    const char *names[OH_MAX_IN]; /* input dataset names, in call order ("x0".."xN" for concat) */
+    /* attributes */
+    int stride[2], pad[2], dilation[2], groups, kernel[2], ceil_mode, exclude_pad, axis, training, n;
+    int64_t start, len, shape[6];
+    int shape_nd;
+    float momentum, eps, alpha, beta, label_smoothing, temperature;
+} oh_spec;
+
+/* Fill spec's input names and defaults for `op`; 0 on success, -1 for an unknown op. */
+int oh_spec_for(const char *op, oh_spec *s);
+/* Read the attributes of a fixture case group into spec. */
+void oh_read_attrs(hid_t group, oh_spec *s);
+/* Run the op on in[0..n_in). */
+nb_tensor *oh_run(const oh_spec *s, nb_tensor **in);
+
+#endif
