@@ -38,6 +38,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 DEPS_STAMP := build/.deps-build
 
 .PHONY: all test bench clean deps fixtures
+.SECONDARY:
 all: $(LIB) $(CLI_BINS)
 
 $(DEPS_STAMP):
@@ -59,10 +60,12 @@ bin/%: $(BUILD)/cli/%.o $(LIB)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Tests wrap the allocator so that a test can count the library's own mallocs.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# the engine test counts the library's own allocations
+$(BUILD)/tests/test_engine: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -1,7 +1,6 @@
 /* Softmax, log-softmax and the losses on plain contiguous tensors. Row reductions accumulate in double, one
  * row per iteration, so results do not depend on the thread count. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
@@ -14,14 +13,13 @@ static void around(const nb_tensor *t, int axis, int64_t *outer, int64_t *len, i
     *len = t->shape[axis];
 }
 
-/* log-softmax of row r (stride `st`) of z/T into out (may be NULL); returns nothing, fills lp */
-static void row_log_softmax(const float *z, int64_t len, int64_t st, float invT, double *lp) {
+/* log-sum-exp of a row of z/T (stride st): log-softmax is then z/T - lse, with no buffer to allocate */
+static double row_lse(const float *z, int64_t len, int64_t st, double invT) {
     double m = -INFINITY;
     for (int64_t c = 0; c < len; c++) m = fmax(m, (double)z[c * st] * invT);
     double s = 0.0;
     for (int64_t c = 0; c < len; c++) s += exp((double)z[c * st] * invT - m);
-    double lse = m + log(s);
-    for (int64_t c = 0; c < len; c++) lp[c] = (double)z[c * st] * invT - lse;
+    return m + log(s);
 }
 
 static int softmax_forward(nb_node *n, int log_out) {
@@ -30,19 +28,17 @@ static int softmax_forward(nb_node *n, int log_out) {
     around(x, n->attr.axis.axis, &outer, &len, &inner);
     const float *xp = nb_data(x);
     float *yp = nb_data(y);
-#pragma omp parallel
-    {
-        double *lp = nb_xmalloc(sizeof(double) * (size_t)(len ? len : 1));
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t i = 0; i < inner; i++) {
-                const float *z = xp + o * len * inner + i;
-                float *out = yp + o * len * inner + i;
-                row_log_softmax(z, len, inner, 1.0f, lp);
-                for (int64_t c = 0; c < len; c++) out[c * inner] = (float)(log_out ? lp[c] : exp(lp[c]));
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * len > CPU_PAR_MIN)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *z = xp + o * len * inner + i;
+            float *out = yp + o * len * inner + i;
+            double lse = row_lse(z, len, inner, 1.0);
+            for (int64_t c = 0; c < len; c++) {
+                double lp = (double)z[c * inner] - lse;
+                out[c * inner] = (float)(log_out ? lp : exp(lp));
             }
-        free(lp);
-    }
+        }
     return 0;
 }
 
@@ -86,30 +82,28 @@ int cpu_loss_forward(cpu_backend *be, nb_node *n) {
                        "label %lld of sample %lld is outside [0, %lld) for logits %s", (long long)lab[i],
                        (long long)i, (long long)C, NB_SHAPE(a));
         double eps = n->attr.ce.label_smoothing;
-        double *lp = nb_xmalloc(sizeof(double) * (size_t)C);
         for (int64_t i = 0; i < N; i++) {
-            row_log_softmax(ap + i * C, C, 1, 1.0f, lp);
-            double sum = 0.0;
-            for (int64_t c = 0; c < C; c++) sum += lp[c];
-            total += -(1.0 - eps) * lp[lab[i]] - eps / (double)C * sum;
+            const float *z = ap + i * C;
+            double lse = row_lse(z, C, 1, 1.0), sum = 0.0;
+            for (int64_t c = 0; c < C; c++) sum += (double)z[c] - lse;
+            total += -(1.0 - eps) * ((double)z[lab[i]] - lse) - eps / (double)C * sum;
         }
-        free(lp);
         total /= (double)N;
         break;
     }
     case NB_OP_KL_DIV: {
         int64_t N = a->shape[0], C = a->shape[1];
         const float *tp = nb_data(b);
-        float T = n->attr.kl.temperature;
-        double *ls = nb_xmalloc(sizeof(double) * (size_t)C), *lt = nb_xmalloc(sizeof(double) * (size_t)C);
+        double T = n->attr.kl.temperature, invT = 1.0 / T;
         for (int64_t i = 0; i < N; i++) {
-            row_log_softmax(ap + i * C, C, 1, 1.0f / T, ls);
-            row_log_softmax(tp + i * C, C, 1, 1.0f / T, lt);
-            for (int64_t c = 0; c < C; c++) total += exp(lt[c]) * (lt[c] - ls[c]);
+            const float *s = ap + i * C, *t = tp + i * C;
+            double lse_s = row_lse(s, C, 1, invT), lse_t = row_lse(t, C, 1, invT);
+            for (int64_t c = 0; c < C; c++) {
+                double lt = (double)t[c] * invT - lse_t, ls = (double)s[c] * invT - lse_s;
+                total += exp(lt) * (lt - ls);
+            }
         }
-        free(ls);
-        free(lt);
-        total *= (double)T * T / (double)N;
+        total *= T * T / (double)N;
         break;
     }
     case NB_OP_SMOOTH_L1:
@@ -152,29 +146,28 @@ int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_te
         if (nb_out_alloc(gin[0], NB_LAYOUT_PLAIN) != 0) return -1;
         int64_t N = a->shape[0], C = a->shape[1];
         float *gp = nb_data(gin[0]);
-        double *l1 = nb_xmalloc(sizeof(double) * (size_t)C), *l2 = nb_xmalloc(sizeof(double) * (size_t)C);
         if (n->op == NB_OP_CROSS_ENTROPY) {
             const int64_t *lab = nb_data(b);
             double eps = n->attr.ce.label_smoothing, s = up / (double)N;
             for (int64_t i = 0; i < N; i++) {
-                row_log_softmax(ap + i * C, C, 1, 1.0f, l1);
+                const float *z = ap + i * C;
+                double lse = row_lse(z, C, 1, 1.0);
                 for (int64_t c = 0; c < C; c++) {
                     double q = eps / (double)C + (c == lab[i] ? 1.0 - eps : 0.0);
-                    gp[i * C + c] = (float)(s * (exp(l1[c]) - q));
+                    gp[i * C + c] = (float)(s * (exp((double)z[c] - lse) - q));
                 }
             }
         } else {
-            float T = n->attr.kl.temperature;
+            double T = n->attr.kl.temperature, invT = 1.0 / T;
             const float *tp = nb_data(b);
-            double s = up * (double)T / (double)N;
+            double s = up * T / (double)N;
             for (int64_t i = 0; i < N; i++) {
-                row_log_softmax(ap + i * C, C, 1, 1.0f / T, l1);
-                row_log_softmax(tp + i * C, C, 1, 1.0f / T, l2);
-                for (int64_t c = 0; c < C; c++) gp[i * C + c] = (float)(s * (exp(l1[c]) - exp(l2[c])));
+                const float *z = ap + i * C, *t = tp + i * C;
+                double lse_s = row_lse(z, C, 1, invT), lse_t = row_lse(t, C, 1, invT);
+                for (int64_t c = 0; c < C; c++)
+                    gp[i * C + c] = (float)(s * (exp((double)z[c] * invT - lse_s) - exp((double)t[c] * invT - lse_t)));
             }
         }
-        free(l1);
-        free(l2);
         return 0;
     }
     case NB_OP_SMOOTH_L1:
