@@ -37,7 +37,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test bench clean deps fixtures
+.PHONY: all test check demo bench clean deps fixtures
 .SECONDARY:
 all: $(LIB) $(CLI_BINS)
 
@@ -74,6 +74,14 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
 test: $(TEST_BINS)
 	@scripts/run-tests.sh $(TEST_BINS)
+
+# what CI runs: the suite, then again under AddressSanitizer and UBSan
+check:
+	$(MAKE) test
+	$(MAKE) test SANITIZE=1
+
+demo: bin/demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} bin/demo
 
 bench: $(BENCH_BINS)
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench

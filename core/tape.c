@@ -256,6 +256,13 @@ static int accumulate(nb_tensor *t, nb_tensor *g) {
         return 0;
     }
     int rc = 0;
+    if (t->grad->refs > 1) {
+        /* the gradient is shared (a caller's upstream gradient taken without a copy): copy on write */
+        nb_tensor *own = nb_tensor_clone(t->grad);
+        if (!own) return -1;
+        nb_release(t->grad);
+        t->grad = own;
+    }
     if (g->layout != t->grad->layout) rc = nb_tensor_relayout(g, t->grad->layout);
     if (rc == 0) rc = ctx->backend->axpby(ctx->backend, t->grad, 1.0f, g, 1.0f);
     nb_release(g);
@@ -280,12 +287,20 @@ int nb_backward(nb_tensor *root, const nb_tensor *grad) {
                    NB_SHAPE(root));
     }
 
-    nb_tensor *seed = nb_tensor_header(ctx, root->dtype, root->ndim, root->shape);
-    if (!seed || nb_tensor_alloc(seed, root->layout) != 0) return -1;
-    int rc = grad ? be->relayout(be, seed, grad) : nb_fill(seed, 1.0);
-    if (rc != 0) {
-        nb_release(seed);
-        return -1;
+    nb_tensor *seed;
+    int rc = 0;
+    if (grad && grad->layout == root->layout && grad->dtype == root->dtype &&
+        (grad->layout != NB_LAYOUT_PLAIN || nb_is_contiguous(grad))) {
+        seed = (nb_tensor *)grad; /* borrowed, never written: accumulate copies on write */
+        nb_retain(seed);
+    } else {
+        seed = nb_tensor_header(ctx, root->dtype, root->ndim, root->shape);
+        if (!seed || nb_tensor_alloc(seed, root->layout) != 0) return -1;
+        rc = grad ? be->relayout(be, seed, grad) : nb_fill(seed, 1.0);
+        if (rc != 0) {
+            nb_release(seed);
+            return -1;
+        }
     }
     if (root->grad) {
         rc = accumulate(root, seed);

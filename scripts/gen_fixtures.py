@@ -7,8 +7,8 @@
               float32 implementation should approach.
   optim.h5    SGD (momentum, Nesterov, weight decay), Adam and AdamW trajectories; LR schedules; clipping.
   smallcnn.h5 a conv-BN-ReLU-pool x2 + linear network trained on a fixed batch with torch.optim: initial
-              weights, the batch, the per-step losses of PyTorch's float32 run, and the final parameters of
-              the same run in float64.
+              weights, the batch, the per-step losses of PyTorch's float32 run, and the parameters after the
+              first step and at the end of the same run in float64.
 
 Usage: /usr/bin/python3 scripts/gen_fixtures.py tests/fixtures
 """
@@ -79,6 +79,7 @@ def conv_cases(w):
         ("pointwise", 3, 16, 7, 7, 24, 1, 1, (1, 1), (0, 0), (1, 1), 1, False),
         ("stem7x7", 2, 3, 20, 20, 8, 7, 7, (2, 2), (3, 3), (1, 1), 1, False),
         ("odd_channels_rect", 2, 5, 9, 12, 6, 3, 5, (1, 2), (1, 2), (1, 1), 1, True),
+        ("gray_stem", 4, 1, 28, 28, 8, 3, 3, (1, 1), (1, 1), (1, 1), 1, False),
     ]
     for i, (name, N, C, H, W, O, kh, kw, s, p, d, g, bias) in enumerate(cases):
         x = rnd(N, C, H, W, seed=100 + i)
@@ -301,12 +302,16 @@ def write_smallcnn(path):
                 model.train()
                 opt = make(model.parameters())
                 losses = []
-                for _ in range(steps):
+                for step in range(steps):
                     opt.zero_grad()
                     loss = F.cross_entropy(model(x.to(dtype)), y)
                     loss.backward()
                     opt.step()
                     losses.append(loss.item())
+                    if step == 0 and dtype == torch.float64:
+                        after1 = gr.create_group("after1")
+                        for k, v in model.state_dict().items():
+                            after1[k] = v.to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
                 if dtype == torch.float32:
                     gr["losses"] = np.array(losses, dtype=np.float32)
                 else:

@@ -1,9 +1,10 @@
 /* End-to-end parity: a conv-BN-ReLU-pool x2 + linear network trained on a fixed batch reproduces
  * torch.optim's losses (SGD with momentum and weight decay for 20 steps; SGD-Nesterov and AdamW for 10)
- * within 1e-4 relative, and ends near the parameters and running statistics of the exact (float64) PyTorch
- * trajectory. Final parameters get 1e-3: training amplifies float32 rounding (a ReLU input near zero flips
- * between runs), and PyTorch's own float32 run ends 9e-4 away from the float64 one in conv1 after 10
- * Nesterov steps; after one step the two agree to 1e-5. */
+ * within 1e-4 relative; after the first step every parameter and running statistic equals the exact (float64)
+ * PyTorch step within 1e-4. The final parameters are only checked loosely (2e-2): training on this batch
+ * is chaotic at float32 resolution (a ReLU or max-pool choice flips), so that perturbing the initial weights
+ * of the float64 run by 1e-6 moves its final parameters by up to 7e-3, and PyTorch's own float32 run ends
+ * 9e-4 away from its float64 run. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,6 +68,7 @@ static void run(const char *run_name, nb_optim_config cfg) {
     nb_optim *o = nb_optim_new(ctx, &cfg, opt_params, n_opt);
     assert_non_null(o);
     float got[32];
+    hid_t after1 = H5Gopen2(g, "after1", H5P_DEFAULT);
     for (int s = 0; s < steps; s++) {
         size_t mark = nb_scope_begin(ctx);
         nb_optim_zero_grad(o);
@@ -76,7 +78,15 @@ static void run(const char *run_name, nb_optim_config cfg) {
         assert_int_equal(nb_backward(loss, NULL), 0);
         assert_int_equal(nb_optim_step(o), 0);
         nb_scope_end(ctx, mark);
+        for (int i = 0; s == 0 && i < NPARAM; i++) {
+            float *ref = tu_read_f32(after1, names[i], &nd, sh);
+            char what[96];
+            snprintf(what, sizeof what, "%s %s after one step", run_name, names[i]);
+            tu_assert_tensor_close(what, p[i], ref, nb_numel(p[i]), 1e-4);
+            free(ref);
+        }
     }
+    H5Gclose(after1);
     for (int s = 0; s < steps; s++) {
         double rel = fabs(got[s] - want[s]) / fabs(want[s]);
         if (rel > 1e-4) fail_msg("%s: loss at step %d is %.8f, PyTorch %.8f (relative %.2g)", run_name, s, got[s], want[s], rel);
@@ -86,7 +96,7 @@ static void run(const char *run_name, nb_optim_config cfg) {
         float *ref = tu_read_f32(fin, names[i], &nd, sh);
         char what[96];
         snprintf(what, sizeof what, "%s final %s", run_name, names[i]);
-        tu_assert_tensor_close(what, p[i], ref, nb_numel(p[i]), 1e-3);
+        tu_assert_tensor_close(what, p[i], ref, nb_numel(p[i]), 2e-2);
         free(ref);
     }
     H5Gclose(fin);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend/cpu/cpu.h"
 
@@ -17,8 +18,18 @@ int cpu_dnnl_fail(cpu_backend *be, const char *op, const char *call, dnnl_status
 
 /* ---- memory ---- */
 
+#define HUGE_PAGE (2u << 20)
+
 static void *sys_alloc(void *user, size_t bytes) {
     (void)user;
+    if (bytes >= HUGE_PAGE) {
+        /* activations and their gradients: ask for transparent huge pages, which spares the convolution
+         * kernels most of their TLB misses (where the kernel allows THP only on request) */
+        size_t rounded = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+        void *p = aligned_alloc(HUGE_PAGE, rounded);
+        if (p) madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
+    }
     return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
 }
 

@@ -113,9 +113,11 @@ static cpu_prim *bwd_data_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd)
     const nb_tensor *x = n->in[0], *w = n->in[1];
     const nb_conv_attr *a = &n->attr.conv;
     conv_geom g = geom(a);
+    /* every layout left to oneDNN: pinning one to the forward's choice can leave only the reference
+     * implementation (a 3-channel stem's plain input with blocked gradients runs 1000x slower) */
     dnnl_memory_desc_t xmd, wmd, ymd;
-    xmd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_src_md, 0);
-    ymd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_dst_md, 0);
+    cpu_md_any(x, &xmd);
+    cpu_md_any(n->out[0], &ymd);
     weights_md(w, a->groups, 1, &wmd);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
@@ -141,8 +143,19 @@ static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *f
     const nb_conv_attr *a = &n->attr.conv;
     conv_geom g = geom(a);
     dnnl_memory_desc_t xmd, wmd, bmd, ymd;
-    xmd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_src_md, 0);
-    ymd = *dnnl_primitive_desc_query_md(fwd->pd, dnnl_query_dst_md, 0);
+    /* Strided dense convolutions compute their weight gradient faster as im2col + sgemm on plain tensors
+     * than with the blocked direct kernel (measured with oneDNN 2.6 on AVX2: 30 -> 23 ms for ResNet-18's
+     * 64->128 3x3/2 at batch 16, more than the two reorders cost). A fixed rule, not a timing race, so that
+     * runs stay bit-reproducible. A 3-channel 7x7 stem is the exception: there the direct kernel wins 2x. */
+    bool gemm = a->groups == 1 && (a->stride[0] > 1 || a->stride[1] > 1) && w->shape[2] == 3 && w->shape[3] == 3 &&
+                x->shape[1] >= 16;
+    if (gemm) {
+        cpu_md_plain(x, &xmd);
+        cpu_md_plain(n->out[0], &ymd);
+    } else {
+        cpu_md_any(x, &xmd);
+        cpu_md_any(n->out[0], &ymd);
+    }
     weights_md(w, a->groups, 1, &wmd);
     if (b) cpu_md_plain(b, &bmd);
     dnnl_convolution_desc_t cd;
@@ -164,56 +177,61 @@ static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *f
     return p;
 }
 
+/* t in layout `layout`, converting into a temporary that *tmp takes ownership of when needed */
+static void *in_layout(cpu_backend *be, nb_tensor *t, int layout, nb_tensor **tmp) {
+    bool owned;
+    nb_tensor *c = cpu_as_layout(be, t, layout, &owned);
+    if (!c) return NULL;
+    if (owned) *tmp = c;
+    return nb_data(c);
+}
+
 int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *gy = gout[0];
     cpu_prim *fwd = fwd_prim(be, n);
     if (!fwd) return -1;
     nb_tensor *xs = n->n_saved > 0 && n->saved[0] ? n->saved[0] : x;
     nb_tensor *ws = n->n_saved > 1 && n->saved[1] ? n->saved[1] : w;
+    nb_tensor *tmp[4] = {NULL, NULL, NULL, NULL};
     int rc = 0;
-    bool own;
 
     if (gin[0]) {
         cpu_prim *p = bwd_data_prim(be, n, fwd);
         if (!p) return -1;
-        nb_tensor *wb = cpu_as_layout(be, ws, p->layout[1], &own);
-        if (!wb) return -1;
+        void *hw = in_layout(be, ws, p->layout[1], &tmp[0]);
+        void *hg = in_layout(be, gy, p->layout[2], &tmp[1]);
         /* write straight into the gradient when the input's layout is the primitive's */
         bool direct = x->layout == p->layout[0] && (x->layout != NB_LAYOUT_PLAIN || nb_is_contiguous(x));
-        nb_tensor *gx = direct ? gin[0] : cpu_new(be, NB_F32, 4, x->shape, p->layout[0]);
-        if (direct) rc = nb_out_alloc(gin[0], x->layout);
-        if (!gx) rc = -1;
-        if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){nb_data(gx), nb_data(wb), nb_data(gy)}, "conv2d");
+        nb_tensor *gx = direct ? gin[0] : (tmp[2] = cpu_new(be, NB_F32, 4, x->shape, p->layout[0]));
+        if (!hw || !hg || !gx || (direct && nb_out_alloc(gin[0], x->layout) != 0)) rc = -1;
+        if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){nb_data(gx), hw, hg}, "conv2d");
         if (rc == 0 && !direct) {
             rc = nb_out_alloc(gin[0], x->layout);
             if (rc == 0) rc = cpu_relayout(&be->base, gin[0], gx);
         }
-        if (!direct) nb_release(gx);
-        if (own) nb_release(wb);
+        for (int i = 0; i < 4; i++) nb_release(tmp[i]), tmp[i] = NULL;
         if (rc) return rc;
     }
     if (gin[1] || (b && gin[2])) {
         cpu_prim *p = bwd_weights_prim(be, n, fwd);
         if (!p) return -1;
+        void *hx = in_layout(be, xs, p->layout[0], &tmp[0]);
+        void *hg = in_layout(be, gy, p->layout[2], &tmp[1]);
         bool direct = gin[1] && w->layout == p->layout[1];
-        nb_tensor *gw = direct ? gin[1] : cpu_new(be, NB_F32, 4, w->shape, p->layout[1]);
-        if (direct) rc = nb_out_alloc(gin[1], w->layout);
+        nb_tensor *gw = direct ? gin[1] : (tmp[2] = cpu_new(be, NB_F32, 4, w->shape, p->layout[1]));
+        if (direct && nb_out_alloc(gin[1], w->layout) != 0) rc = -1;
         nb_tensor *gb = NULL;
         if (b) {
-            gb = gin[2] ? gin[2] : cpu_new(be, NB_F32, 1, b->shape, NB_LAYOUT_PLAIN);
-            if (gin[2] && rc == 0) rc = nb_out_alloc(gin[2], NB_LAYOUT_PLAIN);
+            gb = gin[2] ? gin[2] : (tmp[3] = cpu_new(be, NB_F32, 1, b->shape, NB_LAYOUT_PLAIN));
+            if (gin[2] && nb_out_alloc(gin[2], NB_LAYOUT_PLAIN) != 0) rc = -1;
         }
-        if (!gw || (b && !gb)) rc = -1;
-        if (rc == 0) {
-            void *h[4] = {nb_data(xs), nb_data(gw), nb_data(gy), gb ? nb_data(gb) : NULL};
-            rc = cpu_prim_run(be, p, h, "conv2d");
-        }
+        if (!hx || !hg || !gw || (b && !gb)) rc = -1;
+        if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){hx, nb_data(gw), hg, gb ? nb_data(gb) : NULL}, "conv2d");
         if (rc == 0 && gin[1] && !direct) {
             rc = nb_out_alloc(gin[1], w->layout);
             if (rc == 0) rc = cpu_relayout(&be->base, gin[1], gw);
         }
-        if (!direct) nb_release(gw);
-        if (b && !gin[2]) nb_release(gb);
+        for (int i = 0; i < 4; i++) nb_release(tmp[i]);
     }
     return rc;
 }

@@ -1,0 +1,9 @@
+#!/bin/sh
+# make bench: nibble against PyTorch (Debian's python3-torch, built on the same oneDNN) on this machine, in
+# one run, with the same thread count. Tables on stdout, JSON lines in bench/out/.
+set -eu
+BUILD=${BUILD:-build/rel}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+echo "$(date -u +%Y-%m-%dT%H:%MZ), cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+"$PYTHON" bench/compare_conv.py "$BUILD" "${BENCH_REPS:-10}" "${BENCH_ROUNDS:-5}"
