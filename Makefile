@@ -17,10 +17,10 @@ LDSAN :=
 endif
 
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
-LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -lz -lm
-LDFLAGS := -fopenmp $(LDSAN)
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -lpng -lz -lm
+LDFLAGS := -fopenmp -pthread $(LDSAN)
 
-LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c)
+LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c train/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libnibble.a
 
@@ -33,13 +33,18 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 CLI_SRCS := $(wildcard cli/*.c)
+PROGS := $(CLI_SRCS:cli/%.c=$(BUILD)/bin/%)
 CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
 .PHONY: all test check demo bench clean deps fixtures
 .SECONDARY:
-all: $(LIB) $(CLI_BINS)
+ifeq ($(SANITIZE),1)
+all: $(LIB) $(PROGS)
+else
+all: $(LIB) $(PROGS) $(CLI_BINS)
+endif
 
 $(DEPS_STAMP):
 	@mkdir -p build
@@ -56,9 +61,14 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/%: $(BUILD)/cli/%.o $(LIB)
-	@mkdir -p bin
+$(BUILD)/bin/%: $(BUILD)/cli/%.o $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# bin/ holds the release programs the README uses
+bin/%: build/rel/bin/%
+	@mkdir -p bin
+	cp $< $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -72,8 +82,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
-test: $(TEST_BINS)
-	@scripts/run-tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(PROGS)
+	@NB_BIN_DIR=$(BUILD)/bin scripts/run-tests.sh $(TEST_BINS)
 
 # what CI runs: the suite, then again under AddressSanitizer and UBSan
 check:

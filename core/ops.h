@@ -14,7 +14,7 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a);
 /* x [N,in], w [out,in], b [out] or NULL */
 nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
 /* x [N,C,H,W]; weight, bias, running_mean, running_var [C]. In training the running statistics are updated
- * in place with PyTorch's rule (unbiased variance, momentum weight on the new value). */
+ * in place with PyTorch's rule (unbiased variance, momentum weight on the new value). a.relu fuses a ReLU. */
 nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_tensor *running_mean,
                           nb_tensor *running_var, nb_bn_attr a);
 
@@ -30,6 +30,7 @@ nb_tensor *nb_global_avgpool(nb_tensor *x); /* [N,C,H,W] -> [N,C,1,1] */
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training);
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_add_relu(nb_tensor *a, nb_tensor *b); /* relu(a + b) in one pass: a residual join */
 nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta); /* alpha*a + beta*b */
 nb_tensor *nb_scale(nb_tensor *x, float s);
 /* x [N,C,H,W] times s [N,C,1,1] or [1,C,1,1], broadcast over the rest */

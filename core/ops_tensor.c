@@ -4,7 +4,7 @@
 
 #include "core/op_impl.h"
 
-nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta) {
+static nb_tensor *add(nb_tensor *a, float alpha, nb_tensor *b, float beta, int relu) {
     if (!a || !b) return NULL;
     nb_ctx *ctx = a->ctx;
     if (nb_check_f32(ctx, "add", "first operand", a, -1) || nb_check_f32(ctx, "add", "second operand", b, -1))
@@ -17,12 +17,14 @@ nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta) {
     if (!a || !b) return NULL;
     nb_tensor *in[2] = {a, b};
     nb_node *n = nb_op_begin(ctx, NB_OP_ADD, in, 2, 1);
-    n->attr.add = (nb_add_attr){.alpha = alpha, .beta = beta};
+    n->attr.add = (nb_add_attr){.alpha = alpha, .beta = beta, .relu = relu};
     nb_op_out(n, 0, NB_F32, a->ndim, a->shape);
     return nb_op_finish1(ctx, n);
 }
 
-nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return nb_add_scaled(a, 1.0f, b, 1.0f); }
+nb_tensor *nb_add_scaled(nb_tensor *a, float alpha, nb_tensor *b, float beta) { return add(a, alpha, b, beta, 0); }
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return add(a, 1.0f, b, 1.0f, 0); }
+nb_tensor *nb_add_relu(nb_tensor *a, nb_tensor *b) { return add(a, 1.0f, b, 1.0f, 1); }
 
 nb_tensor *nb_scale(nb_tensor *x, float s) {
     if (!x) return NULL;

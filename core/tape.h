@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     float momentum, eps;
     int training; /* batch statistics + running-stat update; else running statistics */
+    int relu;     /* ReLU fused into the same pass (export writes BatchNormalization + Relu) */
 } nb_bn_attr;
 
 typedef struct {
@@ -82,6 +83,7 @@ typedef struct {
 
 typedef struct {
     float alpha, beta; /* y = alpha*a + beta*b, or y = alpha*x for SCALE */
+    int relu;          /* ADD only: y = relu(alpha*a + beta*b) in one pass (a residual join) */
 } nb_add_attr;
 
 typedef struct {

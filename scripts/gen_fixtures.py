@@ -104,7 +104,9 @@ def main(out):
 
         # batch norm: training updates running stats (unbiased variance), eval uses them
         for i, (name, training, affine) in enumerate([("train", 1, True), ("eval", 0, True), ("train_noaffine", 1, False),
-                                                      ("train_wide", 1, True)]):
+                                                      ("train_wide", 1, True), ("train_relu", 1, True),
+                                                      ("eval_relu", 0, True), ("noaffine_relu", 1, False)]):
+            relu = int(name.endswith("relu"))
             C = 16 if name == "train_wide" else 6
             x = rnd(4, C, 5, 5, seed=500 + i) * 2 + 0.5
             rm, rv = rnd(C, seed=510 + i) * 0.1, rnd(C, seed=520 + i).abs() + 0.5
@@ -112,11 +114,13 @@ def main(out):
             b = rnd(C, seed=540 + i) if affine else None
             rm_out, rv_out = rm.clone(), rv.clone()
 
-            def fn(x, weight=None, bias=None, running_mean=None, running_var=None, training=training, rm_out=rm_out, rv_out=rv_out):
-                return F.batch_norm(x, rm_out, rv_out, weight, bias, training=bool(training), momentum=0.1, eps=1e-5)
+            def fn(x, weight=None, bias=None, running_mean=None, running_var=None, training=training, rm_out=rm_out,
+                   rv_out=rv_out, relu=relu):
+                y = F.batch_norm(x, rm_out, rv_out, weight, bias, training=bool(training), momentum=0.1, eps=1e-5)
+                return F.relu(y) if relu else y
 
             g = w.case("batchnorm2d", name, {"x": x, "weight": wt, "bias": b, "running_mean": rm, "running_var": rv}, fn,
-                       {"training": training, "momentum": 0.1, "eps": 1e-5}, seed=20 + i)
+                       {"training": training, "momentum": 0.1, "eps": 1e-5, "relu": relu}, seed=20 + i)
             g["running_mean_out"] = f32(rm_out)
             g["running_var_out"] = f32(rv_out)
 
@@ -154,6 +158,8 @@ def main(out):
                lambda a, b: a + b, {"alpha": 1.0, "beta": 1.0}, seed=61)
         w.case("add", "scaled", {"a": rnd(3, 5, seed=802), "b": rnd(3, 5, seed=803)},
                lambda a, b: 0.7 * a - 1.5 * b, {"alpha": 0.7, "beta": -1.5}, seed=62)
+        w.case("add", "relu", {"a": rnd(2, 8, 4, 4, seed=805), "b": rnd(2, 8, 4, 4, seed=806)},
+               lambda a, b: F.relu(a + b), {"alpha": 1.0, "beta": 1.0, "relu": 1}, seed=73)
         w.case("scale", "basic", {"x": rnd(2, 8, 3, 3, seed=804)}, lambda x: -2.5 * x, {"alpha": -2.5}, seed=63)
         w.case("mul_channel", "per_sample", {"x": rnd(2, 6, 4, 4, seed=810), "s": rnd(2, 6, 1, 1, seed=811)},
                lambda x, s: x * s, seed=64)

@@ -119,14 +119,19 @@ static void test_linear(void **st) {
 static void test_batchnorm2d(void **st) {
     (void)st;
     nb_ctx *ctx = tu_ctx();
-    for (int training = 0; training < 2; training++) {
+    for (int variant = 0; variant < 4; variant++) {
+        int training = variant & 1;
         closure c = make(ctx, "batchnorm2d");
         c.spec.training = training;
+        c.spec.relu = variant >> 1;
         nb_tensor *in[5] = {randn(ctx, 4, (int64_t[]){3, 5, 4, 4}, 1, 1.5f), randn(ctx, 1, (int64_t[]){5}, 2, 1),
                             randn(ctx, 1, (int64_t[]){5}, 3, 1), nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){5}),
                             nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){5})};
         nb_fill(in[4], 1.0);
-        check(training ? "batchnorm2d train" : "batchnorm2d eval", &c, in, 5, 7);
+        check(training ? (c.spec.relu ? "batchnorm2d+relu train" : "batchnorm2d train")
+                       : (c.spec.relu ? "batchnorm2d+relu eval" : "batchnorm2d eval"),
+              &c, in, 5, c.spec.relu ? 1 : 7); /* a scale or shift step moves a whole channel across
+                                                  the ReLU's kink; their gradients are checked against PyTorch */
         release_all(in, 5);
     }
     nb_ctx_free(ctx);
@@ -188,6 +193,12 @@ static void test_arithmetic(void **st) {
     c.spec.beta = -2.0f;
     nb_tensor *in[2] = {randn(ctx, 3, (int64_t[]){2, 3, 4}, 1, 1), randn(ctx, 3, (int64_t[]){2, 3, 4}, 2, 1)};
     check("add", &c, in, 2, 3);
+    release_all(in, 2);
+    c = make(ctx, "add");
+    c.spec.relu = 1;
+    in[0] = spaced(ctx, 2, (int64_t[]){4, 6}, -3.0f, 3.0f, 31);
+    in[1] = nb_tensor_new(ctx, NB_F32, 2, (int64_t[]){4, 6}); /* a + 0 keeps the kink spacing of a */
+    check("add+relu", &c, in, 2, 3);
     release_all(in, 2);
     c = make(ctx, "scale");
     c.spec.alpha = 1.7f;

@@ -8,6 +8,7 @@ static unsigned bn_flags(const nb_node *n) {
     unsigned f = 0;
     if (n->in[1]) f |= dnnl_use_scale | dnnl_use_shift;
     if (!n->attr.bn.training) f |= dnnl_use_global_stats;
+    if (n->attr.bn.relu) f |= dnnl_fuse_norm_relu;
     return f;
 }
 
@@ -30,8 +31,15 @@ static cpu_prim *bn_fwd_prim(cpu_backend *be, const nb_node *n, dnnl_prop_kind_t
         NB_FAIL(be->base.ctx, "batchnorm2d", "oneDNN has no batch normalisation for input %s", NB_SHAPE(x));
         return NULL;
     }
-    int args[7] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
-    return cpu_prim_make(be, &k, pd, args, n->in[1] ? 6 : 4, NULL);
+    /* argument order fixed for the handle arrays below; the workspace (the fused ReLU's mask) comes last */
+    int args[7] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                   DNNL_ARG_WORKSPACE};
+    bool ws = (flags & dnnl_fuse_norm_relu) && prop == dnnl_forward_training;
+    if (!n->in[1]) {
+        args[4] = DNNL_ARG_WORKSPACE;
+        return cpu_prim_make(be, &k, pd, args, ws ? 5 : 4, NULL);
+    }
+    return cpu_prim_make(be, &k, pd, args, ws ? 7 : 6, NULL);
 }
 
 int cpu_bn_forward(cpu_backend *be, nb_node *n) {
@@ -45,13 +53,22 @@ int cpu_bn_forward(cpu_backend *be, nb_node *n) {
     if (nb_out_alloc(y, x->layout) != 0) return -1;
     nb_tensor *mean = rm, *var = rv;
     if (train) {
-        /* batch statistics: saved for backward */
-        mean = nb_node_save(n, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
-        var = nb_node_save(n, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        /* batch statistics: saved for backward (slots 0 and 1) */
+        mean = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        nb_node_set_saved(n, 0, mean);
+        var = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
+        nb_node_set_saved(n, 1, var);
         if (!mean || !var) return -1;
     }
-    void *h[6] = {nb_data(x), nb_data(y), nb_data(mean), nb_data(var), gamma ? nb_data(gamma) : NULL,
-                  beta ? nb_data(beta) : NULL};
+    void *h[7] = {nb_data(x), nb_data(y), nb_data(mean), nb_data(var), gamma ? nb_data(gamma) : NULL,
+                  beta ? nb_data(beta) : NULL, NULL};
+    int ws_slot = gamma ? 6 : 4;
+    if (p->nargs > ws_slot) {
+        nb_tensor *ws = cpu_new(be, NB_U8, 4, x->shape, p->layout[ws_slot]); /* slot 2: the fused ReLU's mask */
+        nb_node_set_saved(n, 2, ws);
+        if (!ws) return -1;
+        h[ws_slot] = nb_data(ws);
+    }
     if (cpu_prim_run(be, p, h, "batchnorm2d") != 0) return -1;
     if (train && rm) {
         float m = a->momentum, *pm = nb_data(rm), *pv = nb_data(rv);
@@ -95,9 +112,16 @@ int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tens
         }
         /* oneDNN 2.6 wants the shift among the inputs whenever use_shift is set, although backward
          * does not read it */
-        int args[9] = {DNNL_ARG_SRC,   DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,    DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC,
-                       DNNL_ARG_SCALE, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
-        p = cpu_prim_make(be, &k, pd, args, gamma ? 9 : 5, NULL);
+        int args[10] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+        int nargs = 5;
+        if (a->relu) args[nargs++] = DNNL_ARG_WORKSPACE;
+        if (gamma) {
+            args[nargs++] = DNNL_ARG_SCALE;
+            args[nargs++] = DNNL_ARG_DIFF_SCALE;
+            args[nargs++] = DNNL_ARG_DIFF_SHIFT;
+            args[nargs++] = DNNL_ARG_SHIFT;
+        }
+        p = cpu_prim_make(be, &k, pd, args, nargs, NULL);
         if (!p) return -1;
     }
     nb_tensor *mean = a->training ? n->saved[0] : n->in[3];
@@ -115,15 +139,15 @@ int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tens
         else gb = tmp[2] = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
     }
     if (rc == 0 && gx && (!gamma || (gg && gb))) {
-        void *h[9] = {nb_data(x),
-                      nb_data(mean),
-                      nb_data(var),
-                      nb_data(gy),
-                      nb_data(gx),
-                      gamma ? nb_data(gamma) : NULL,
-                      gamma ? nb_data(gg) : NULL,
-                      gamma ? nb_data(gb) : NULL,
-                      gamma ? nb_data(n->in[2]) : NULL};
+        void *h[10] = {nb_data(x), nb_data(mean), nb_data(var), nb_data(gy), nb_data(gx)};
+        int nh = 5;
+        if (a->relu) h[nh++] = nb_data(n->saved[2]);
+        if (gamma) {
+            h[nh++] = nb_data(gamma);
+            h[nh++] = nb_data(gg);
+            h[nh++] = nb_data(gb);
+            h[nh++] = nb_data(n->in[2]);
+        }
         rc = cpu_prim_run(be, p, h, "batchnorm2d");
     } else {
         rc = -1;

@@ -146,9 +146,9 @@ static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *f
     /* Strided dense convolutions compute their weight gradient faster as im2col + sgemm on plain tensors
      * than with the blocked direct kernel (measured with oneDNN 2.6 on AVX2: 30 -> 23 ms for ResNet-18's
      * 64->128 3x3/2 at batch 16, more than the two reorders cost). A fixed rule, not a timing race, so that
-     * runs stay bit-reproducible. A 3-channel 7x7 stem is the exception: there the direct kernel wins 2x. */
+     * runs stay bit-reproducible. Below 64 input channels the direct kernel wins (2x for 16 -> 32). */
     bool gemm = a->groups == 1 && (a->stride[0] > 1 || a->stride[1] > 1) && w->shape[2] == 3 && w->shape[3] == 3 &&
-                x->shape[1] >= 16;
+                x->shape[1] >= 64;
     if (gemm) {
         cpu_md_plain(x, &xmd);
         cpu_md_plain(n->out[0], &ymd);

@@ -18,6 +18,14 @@ int cpu_pointwise_forward(cpu_backend *be, nb_node *n) {
     case NB_OP_ADD: {
         const float *bp = nb_data(n->in[1]);
         float a = n->attr.add.alpha, b = n->attr.add.beta;
+        if (n->attr.add.relu) {
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+            for (int64_t i = 0; i < len; i++) {
+                float v = a * xp[i] + b * bp[i];
+                yp[i] = v > 0.0f ? v : 0.0f;
+            }
+            return 0;
+        }
 #pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) yp[i] = a * xp[i] + b * bp[i];
         return 0;
@@ -60,6 +68,13 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
             continue;
         }
         default: return -1;
+        }
+        if (n->op == NB_OP_ADD && n->attr.add.relu) {
+            /* the gradient passes where the output is positive (torch's relu: zero at zero) */
+            const float *y = nb_data(n->out[0]);
+#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+            for (int64_t i = 0; i < len; i++) gx[i] = y[i] > 0.0f ? s * g[i] : 0.0f;
+            continue;
         }
 #pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) gx[i] = s * g[i];

@@ -69,6 +69,7 @@ void oh_read_attrs(hid_t g, oh_spec *s) {
     tu_attr_ints(g, "exclude_pad", &s->exclude_pad, 1);
     tu_attr_ints(g, "axis", &s->axis, 1);
     tu_attr_ints(g, "training", &s->training, 1);
+    tu_attr_ints(g, "relu", &s->relu, 1);
     if (tu_attr_ints(g, "n", &s->n, 1) && !strcmp(s->op, "concat")) {
         s->n_in = s->n;
         for (int k = 0; k < s->n; k++) s->names[k] = concat_names[k];
@@ -103,7 +104,7 @@ nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
     if (!strcmp(op, "linear")) return nb_linear(in[0], in[1], in[2]);
     if (!strcmp(op, "batchnorm2d"))
         return nb_batchnorm2d(in[0], in[1], in[2], in[3], in[4],
-                              (nb_bn_attr){.momentum = s->momentum, .eps = s->eps, .training = s->training});
+                              (nb_bn_attr){.momentum = s->momentum, .eps = s->eps, .training = s->training, .relu = s->relu});
     if (!strcmp(op, "relu")) return nb_relu(in[0]);
     if (!strcmp(op, "relu6")) return nb_relu6(in[0]);
     if (!strcmp(op, "leaky_relu")) return nb_leaky_relu(in[0], s->alpha);
@@ -112,7 +113,7 @@ nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
     if (!strcmp(op, "maxpool2d")) return nb_maxpool2d(in[0], pa);
     if (!strcmp(op, "avgpool2d")) return nb_avgpool2d(in[0], pa);
     if (!strcmp(op, "global_avgpool")) return nb_global_avgpool(in[0]);
-    if (!strcmp(op, "add")) return nb_add_scaled(in[0], s->alpha, in[1], s->beta);
+    if (!strcmp(op, "add")) return s->relu ? nb_add_relu(in[0], in[1]) : nb_add_scaled(in[0], s->alpha, in[1], s->beta);
     if (!strcmp(op, "scale")) return nb_scale(in[0], s->alpha);
     if (!strcmp(op, "mul_channel")) return nb_mul_channel(in[0], in[1]);
     if (!strcmp(op, "concat")) return nb_concat(in, s->n_in, s->axis);

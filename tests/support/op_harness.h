@@ -14,7 +14,7 @@ typedef struct {
     int n_in;
     const char *names[OH_MAX_IN]; /* input dataset names, in call order ("x0".."xN" for concat) */
     /* attributes */
-    int stride[2], pad[2], dilation[2], groups, kernel[2], ceil_mode, exclude_pad, axis, training, n;
+    int stride[2], pad[2], dilation[2], groups, kernel[2], ceil_mode, exclude_pad, axis, training, n, relu;
     int64_t start, len, shape[6];
     int shape_nd;
     float momentum, eps, alpha, beta, label_smoothing, temperature;

@@ -1,0 +1,62 @@
+/* Training throughput of a model on random 28x28 batches (Fashion-MNIST's shape): forward, cross-entropy,
+ * backward and an SGD step, as bin/train runs them, without the data loader. Prints one JSON line.
+ * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE]]]]] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/backend.h"
+#include "core/context.h"
+#include "core/ops.h"
+#include "models/model.h"
+#include "optim/optim.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    const char *arch = argc > 1 ? argv[1] : "resnet20";
+    int B = argc > 2 ? atoi(argv[2]) : 128, steps = argc > 3 ? atoi(argv[3]) : 20;
+    float width = argc > 4 ? (float)atof(argv[4]) : 1.0f;
+    int cin = argc > 5 ? atoi(argv[5]) : 1, size = argc > 6 ? atoi(argv[6]) : 28;
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_model_spec spec = {.arch = arch, .num_classes = 10, .in_channels = cin, .input_size = size, .width = width, .seed = 1};
+    nb_model *m = nb_model_create(ctx, &spec);
+    if (!m) return 1;
+    nb_tensor *params[512];
+    int np = 0;
+    for (int i = 0; i < m->params.n && np < 512; i++)
+        if (m->params.items[i].kind == NB_PARAM) params[np++] = m->params.items[i].t;
+    nb_optim_config oc = {.kind = NB_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f, .weight_decay = 5e-4f};
+    nb_optim *o = nb_optim_new(ctx, &oc, params, np);
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){B, cin, size, size});
+    nb_rng_fill f = {.dist = NB_RNG_NORMAL, .a = 0, .b = 1, .seed = 3};
+    ctx->backend->rng_fill(ctx->backend, x, &f);
+    int64_t *lab = malloc(sizeof(int64_t) * (size_t)B);
+    for (int i = 0; i < B; i++) lab[i] = i % 10;
+    nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){B}, lab);
+    double t0 = 0;
+    for (int s = -3; s < steps; s++) {
+        if (s == 0) t0 = now();
+        size_t mark = nb_scope_begin(ctx);
+        nb_tensor *loss = nb_cross_entropy(m->forward(m, x, true), y, 0.0f);
+        nb_item(loss);
+        nb_optim_zero_grad(o);
+        nb_backward(loss, NULL);
+        nb_optim_step(o);
+        nb_scope_end(ctx, mark);
+    }
+    double dt = now() - t0;
+    printf("{\"name\": \"%s\", \"batch\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f}\n", arch, B, steps * B / dt,
+           dt / steps * 1e3);
+    free(lab);
+    nb_release(x);
+    nb_release(y);
+    nb_optim_free(o);
+    nb_model_free(m);
+    nb_ctx_free(ctx);
+    return 0;
+}

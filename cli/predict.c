@@ -1,0 +1,84 @@
+/* bin/predict CKPT in.h5 out.h5 [CFG]: logits of the model for every image of in.h5's `images` dataset,
+ * preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes] into out.h5. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "core/context.h"
+#include "core/ops.h"
+#include "train/trainer.h"
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: bin/predict CKPT in.h5 out.h5 [CFG]\n");
+        return 2;
+    }
+    const char *ckpt = argv[1], *in = argv[2], *out = argv[3];
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_cfg cfg;
+    nb_cfg_init(&cfg);
+    int rc;
+    if (argc > 4) {
+        rc = nb_cfg_load(&cfg, argv[4]);
+    } else {
+        char *text = nb_ckpt_read_config(ctx, ckpt);
+        rc = nb_cfg_load_string(&cfg, text, ckpt);
+        free(text);
+    }
+    if (rc) {
+        fprintf(stderr, "nibble: error: %s\n", cfg.err);
+        return 1;
+    }
+    nb_model *m = nb_model_from_cfg(ctx, &cfg);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_dataset ds;
+    nb_dataset_load_hdf5_ex(ctx, &ds, in, 0, false);
+    if (ds.c != m->spec.in_channels || ds.h != m->spec.input_size || ds.w != m->spec.input_size) {
+        NB_FAIL(ctx, in, "images are %dx%dx%d; the model takes %dx%dx%d", ds.c, ds.h, ds.w, m->spec.in_channels,
+                m->spec.input_size, m->spec.input_size);
+    }
+    nb_loader_cfg lc;
+    nb_loader_cfg_from(ctx, &cfg, &ds, false, &lc);
+    int C = m->spec.num_classes;
+    float *logits = nb_xmalloc(sizeof(float) * (size_t)ds.n * (size_t)C);
+    nb_loader *l = nb_loader_new(&ds, &lc);
+    nb_set_grad_enabled(ctx, false);
+    nb_loader_start(l, 0, 0);
+    const nb_batch *b;
+    int64_t done = 0;
+    while ((b = nb_loader_next(l))) {
+        size_t mark = nb_scope_begin(ctx);
+        int64_t xs[4] = {b->n, ds.c, ds.h, ds.w};
+        nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x);
+        nb_tensor *z = m->forward(m, x, false);
+        nb_tensor_to_host(z, logits + (size_t)done * (size_t)C, sizeof(float) * (size_t)b->n * (size_t)C);
+        done += b->n;
+        nb_release(x);
+        nb_scope_end(ctx, mark);
+    }
+    nb_loader_free(l);
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {(hsize_t)ds.n, (hsize_t)C};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = f >= 0 ? H5Dcreate2(f, "logits", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, logits) >= 0 ? 0 : -1;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    if (f >= 0 && H5Fclose(f) < 0) rc = -1;
+    if (rc == 0 && rename(tmp, out) != 0) rc = -1;
+    if (rc) {
+        unlink(tmp);
+        NB_FAIL(ctx, out, "cannot write the logits");
+    }
+    free(logits);
+    nb_dataset_free(&ds);
+    nb_model_free(m);
+    nb_cfg_free(&cfg);
+    nb_ctx_free(ctx);
+    return 0;
+}

@@ -1,0 +1,119 @@
+/* Packed HDF5 datasets: `images` [N,C,H,W] or [N,H,W] as uint8 or float32, `labels` [N] as any integer type. */
+#include <hdf5.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "datasets/dataset.h"
+
+int nb_dataset_load_hdf5(nb_ctx *ctx, nb_dataset *ds, const char *path, int64_t limit) {
+    return nb_dataset_load_hdf5_ex(ctx, ds, path, limit, true);
+}
+
+int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64_t limit, bool need_labels) {
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->source, sizeof ds->source, "%s", path);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by us, with the file named */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        NB_FAIL(ctx, path, "cannot open as HDF5 (missing, unreadable, not HDF5, or truncated)");
+        return -1;
+    }
+    hid_t di = -1, dl = -1, si = -1, sl = -1, ti = -1;
+    int rc = -1;
+    bool has_labels = H5Lexists(f, "labels", H5P_DEFAULT) > 0;
+    if (H5Lexists(f, "images", H5P_DEFAULT) <= 0 || (need_labels && !has_labels)) {
+        NB_FAIL(ctx, path, "needs datasets 'images' and 'labels'");
+        goto done;
+    }
+    di = H5Dopen2(f, "images", H5P_DEFAULT);
+    si = H5Dget_space(di);
+    ti = H5Dget_type(di);
+    hsize_t dims[8], ldims[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(si), lnd = 1;
+    if (nd != 3 && nd != 4) {
+        NB_FAIL(ctx, path, "'images' has %d dimensions; expected [N,C,H,W] or [N,H,W]", nd);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(si, dims, NULL);
+    if (has_labels) {
+        dl = H5Dopen2(f, "labels", H5P_DEFAULT);
+        sl = H5Dget_space(dl);
+        lnd = H5Sget_simple_extent_ndims(sl);
+        H5Sget_simple_extent_dims(sl, ldims, NULL);
+    } else {
+        ldims[0] = dims[0];
+    }
+    if (lnd != 1 || ldims[0] != dims[0]) {
+        NB_FAIL(ctx, path, "'labels' must be [%llu] to match 'images'", (unsigned long long)dims[0]);
+        goto done;
+    }
+    H5T_class_t cls = H5Tget_class(ti);
+    size_t esize = H5Tget_size(ti);
+    if (cls == H5T_INTEGER && esize == 1) ds->dtype = NB_U8;
+    else if (cls == H5T_FLOAT) ds->dtype = NB_F32;
+    else {
+        NB_FAIL(ctx, path, "'images' must be uint8 or float32");
+        goto done;
+    }
+    bool int_labels = true;
+    if (has_labels) {
+        hid_t tl = H5Dget_type(dl);
+        int_labels = H5Tget_class(tl) == H5T_INTEGER;
+        H5Tclose(tl);
+    }
+    if (!int_labels) {
+        NB_FAIL(ctx, path, "'labels' must be integers");
+        goto done;
+    }
+    int64_t n = (int64_t)dims[0], keep = limit > 0 && limit < n ? limit : n;
+    ds->n = keep;
+    ds->c = nd == 4 ? (int)dims[1] : 1;
+    ds->h = (int)dims[nd - 2];
+    ds->w = (int)dims[nd - 1];
+    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    size_t el = ds->dtype == NB_U8 ? 1 : 4;
+    ds->images = nb_xmalloc(el * per * (size_t)(keep ? keep : 1));
+    ds->labels = nb_xmalloc(sizeof(int64_t) * (size_t)(keep ? keep : 1));
+    /* read the first `keep` samples through a hyperslab, so a limit reads only what it uses */
+    hsize_t start[4] = {0, 0, 0, 0}, count[4];
+    for (int i = 0; i < nd; i++) count[i] = dims[i];
+    count[0] = (hsize_t)keep;
+    H5Sselect_hyperslab(si, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t mi = H5Screate_simple(nd, count, NULL);
+    herr_t e1 = H5Dread(di, ds->dtype == NB_U8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mi, si, H5P_DEFAULT, ds->images);
+    H5Sclose(mi);
+    herr_t e2 = 0;
+    if (has_labels) {
+        hsize_t lcount[1] = {(hsize_t)keep};
+        H5Sselect_hyperslab(sl, H5S_SELECT_SET, start, NULL, lcount, NULL);
+        hid_t ml = H5Screate_simple(1, lcount, NULL);
+        e2 = H5Dread(dl, H5T_NATIVE_INT64, ml, sl, H5P_DEFAULT, ds->labels);
+        H5Sclose(ml);
+    } else {
+        memset(ds->labels, 0, sizeof(int64_t) * (size_t)(keep ? keep : 1));
+    }
+    if (e1 < 0 || e2 < 0) {
+        NB_FAIL(ctx, path, "reading %s failed (truncated or corrupt file)", e1 < 0 ? "'images'" : "'labels'");
+        goto done;
+    }
+    for (int64_t i = 0; i < keep; i++) {
+        if (ds->labels[i] < 0) {
+            NB_FAIL(ctx, path, "label %lld of sample %lld is negative", (long long)ds->labels[i], (long long)i);
+            goto done;
+        }
+        if (ds->labels[i] > ds->max_label) ds->max_label = ds->labels[i];
+    }
+    rc = 0;
+done:
+    if (ti >= 0) H5Tclose(ti);
+    if (si >= 0) H5Sclose(si);
+    if (sl >= 0) H5Sclose(sl);
+    if (di >= 0) H5Dclose(di);
+    if (dl >= 0) H5Dclose(dl);
+    H5Fclose(f);
+    if (rc) nb_dataset_free(ds);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* The architecture registry. */
+#include "models/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+
+nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
+    NB_REQUIRE(ctx, spec->num_classes > 0 && spec->in_channels > 0 && spec->input_size > 0 && spec->width > 0, NULL,
+               "model", "num_classes %d, in_channels %d, input_size %d and width %g must be positive",
+               spec->num_classes, spec->in_channels, spec->input_size, (double)spec->width);
+    if (!strcmp(spec->arch, "smallcnn")) return nb_smallcnn_create(ctx, spec);
+    static const int depths[] = {20, 32, 44, 56, 110};
+    static const char *const names[] = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(spec->arch, names[i])) return nb_resnet_cifar_create(ctx, spec, depths[i]);
+    NB_FAIL(ctx, "model", "unknown architecture '%s' (known: %s)", spec->arch, nb_model_arch_list());
+    return NULL;
+}
+
+const char *nb_model_arch_list(void) { return "smallcnn, resnet20, resnet32, resnet44, resnet56, resnet110"; }
+
+void nb_model_free(nb_model *m) {
+    if (!m) return;
+    if (m->destroy) m->destroy(m);
+    nb_params_free(&m->params);
+    free(m->impl);
+    free(m);
+}

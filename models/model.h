@@ -1,0 +1,37 @@
+/* Models: an architecture by name, its named parameters and buffers (torchvision state_dict names and
+ * layouts), and its forward pass. */
+#ifndef NB_MODEL_H
+#define NB_MODEL_H
+
+#include <stdbool.h>
+
+#include "layers/params.h"
+
+typedef struct {
+    const char *arch;   /* "smallcnn", "resnet20", "resnet32", "resnet56", "resnet110" */
+    int num_classes;
+    int in_channels;
+    int input_size;     /* H = W the model is built for (only smallcnn's classifier depends on it) */
+    float width;        /* channel multiplier: 1.0 is the published network */
+    uint64_t seed;      /* initialisation */
+} nb_model_spec;
+
+typedef struct nb_model nb_model;
+struct nb_model {
+    nb_model_spec spec;
+    nb_ctx *ctx;
+    nb_params params;
+    nb_tensor *(*forward)(nb_model *m, nb_tensor *x, bool training); /* logits [N, num_classes] */
+    void (*destroy)(nb_model *m);
+    void *impl;
+};
+
+/* NULL with an error naming the known architectures when arch is unknown. */
+nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec);
+void nb_model_free(nb_model *m);
+const char *nb_model_arch_list(void); /* "smallcnn, resnet20, ..." for messages */
+
+nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec);
+nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
+
+#endif

@@ -1,0 +1,97 @@
+/* CIFAR-style ResNets (He et al. 2016, section 4.2): a 3x3 stem, three stages of n basic blocks with 16, 32
+ * and 64 channels (depth = 6n + 2), global average pooling and a linear classifier. Shortcuts that change
+ * shape use a 1x1 convolution + BN ("option B"), named downsample.0/.1 as in torchvision's ResNets, so
+ * the state_dict names read conv1, bn1, layer1.0.conv1, ..., layer2.0.downsample.0, ..., fc. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/check.h"
+#include "layers/layers.h"
+#include "models/model.h"
+
+typedef struct {
+    nb_conv_layer conv1, conv2, down_conv;
+    nb_bn_layer bn1, bn2, down_bn;
+    bool has_down;
+    char name[32];
+} basic_block;
+
+typedef struct {
+    nb_conv_layer conv1;
+    nb_bn_layer bn1;
+    basic_block *blocks;
+    int n_blocks;
+    nb_linear_layer fc;
+} resnet;
+
+static nb_tensor *block_fwd(nb_ctx *ctx, basic_block *b, nb_tensor *x, bool training) {
+    nb_tensor *h = nb_bn_layer_fwd(ctx, &b->bn1, nb_conv_layer_fwd(ctx, &b->conv1, x), training, true);
+    h = nb_bn_layer_fwd(ctx, &b->bn2, nb_conv_layer_fwd(ctx, &b->conv2, h), training, false);
+    nb_tensor *sc = x;
+    if (b->has_down)
+        sc = nb_bn_layer_fwd(ctx, &b->down_bn, nb_conv_layer_fwd(ctx, &b->down_conv, x), training, false);
+    nb_set_scope_name(ctx, b->name);
+    return nb_add_relu(h, sc);
+}
+
+static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+    resnet *r = m->impl;
+    nb_ctx *ctx = m->ctx;
+    nb_tensor *h = nb_bn_layer_fwd(ctx, &r->bn1, nb_conv_layer_fwd(ctx, &r->conv1, x), training, true);
+    for (int i = 0; i < r->n_blocks; i++) h = block_fwd(ctx, &r->blocks[i], h, training);
+    nb_set_scope_name(ctx, "avgpool");
+    h = nb_flatten(nb_global_avgpool(h));
+    return nb_linear_layer_fwd(ctx, &r->fc, h);
+}
+
+static void destroy(nb_model *m) {
+    resnet *r = m->impl;
+    free(r->blocks);
+}
+
+nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth) {
+    NB_REQUIRE(ctx, (depth - 2) % 6 == 0, NULL, "resnet", "depth %d is not 6n+2", depth);
+    int n = (depth - 2) / 6;
+    nb_model *m = nb_xcalloc(1, sizeof *m);
+    resnet *r = nb_xcalloc(1, sizeof *r);
+    m->spec = *spec;
+    m->ctx = ctx;
+    m->impl = r;
+    m->forward = forward;
+    m->destroy = destroy;
+    nb_params_init(&m->params, ctx, spec->seed);
+    r->n_blocks = 3 * n;
+    r->blocks = nb_xcalloc((size_t)r->n_blocks, sizeof *r->blocks);
+    int widths[3];
+    for (int s = 0; s < 3; s++) widths[s] = (int)((16 << s) * spec->width + 0.5f);
+    int rc = nb_conv_layer_init(&r->conv1, &m->params, "conv1", spec->in_channels, widths[0], 3, 1, 1, 1, false) ||
+             nb_bn_layer_init(&r->bn1, &m->params, "bn1", widths[0]);
+    int in = widths[0];
+    for (int s = 0; s < 3 && !rc; s++) {
+        for (int b = 0; b < n && !rc; b++) {
+            basic_block *blk = &r->blocks[s * n + b];
+            int stride = b == 0 && s > 0 ? 2 : 1, out = widths[s];
+            char p[64];
+            snprintf(blk->name, sizeof blk->name, "layer%d.%d", s + 1, b);
+#define SUB(x) (snprintf(p, sizeof p, "%s.%s", blk->name, x), p)
+            rc = nb_conv_layer_init(&blk->conv1, &m->params, SUB("conv1"), in, out, 3, stride, 1, 1, false) ||
+                 nb_bn_layer_init(&blk->bn1, &m->params, SUB("bn1"), out) ||
+                 nb_conv_layer_init(&blk->conv2, &m->params, SUB("conv2"), out, out, 3, 1, 1, 1, false) ||
+                 nb_bn_layer_init(&blk->bn2, &m->params, SUB("bn2"), out);
+            if (!rc && (stride != 1 || in != out)) {
+                blk->has_down = true;
+                rc = nb_conv_layer_init(&blk->down_conv, &m->params, SUB("downsample.0"), in, out, 1, stride, 0, 1,
+                                        false) ||
+                     nb_bn_layer_init(&blk->down_bn, &m->params, SUB("downsample.1"), out);
+            }
+#undef SUB
+            in = out;
+        }
+    }
+    if (!rc) rc = nb_linear_layer_init(&r->fc, &m->params, "fc", in, spec->num_classes, true);
+    if (rc) {
+        nb_model_free(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,89 @@
+/* Subprocess helpers for the CLI tests. */
+#include "tests/support/run.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void prog_path(char *out, size_t n, const char *name) {
+    const char *dir = getenv("NB_BIN_DIR");
+    snprintf(out, n, "%s/%s", dir && dir[0] ? dir : "build/rel/bin", name);
+}
+
+static void slurp(int fd, char *buf, size_t cap) {
+    size_t got = 0;
+    ssize_t r;
+    char sink[4096];
+    while ((r = read(fd, got + 1 < cap ? buf + got : sink, got + 1 < cap ? cap - 1 - got : sizeof sink)) > 0)
+        if (got + 1 < cap) got += (size_t)r;
+    buf[got] = 0;
+}
+
+static int decode(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+
+void run_prog(run_result *r, const char *const *argv) {
+    char path[512];
+    prog_path(path, sizeof path, argv[0]);
+    char ef[] = "/tmp/nibble-run-errXXXXXX";
+    int efd = mkstemp(ef);
+    int po[2];
+    if (pipe(po) != 0) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(efd, 2);
+        close(po[0]);
+        execv(path, (char *const *)argv);
+        fprintf(stderr, "cannot exec %s\n", path);
+        _exit(127);
+    }
+    close(po[1]);
+    slurp(po[0], r->out, sizeof r->out);
+    close(po[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    r->status = decode(st);
+    lseek(efd, 0, SEEK_SET);
+    slurp(efd, r->err, sizeof r->err);
+    close(efd);
+    unlink(ef);
+}
+
+pid_t spawn_prog(const char *const *argv, const char *errfile) {
+    char path[512];
+    prog_path(path, sizeof path, argv[0]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int wait_prog(pid_t pid) {
+    int st;
+    waitpid(pid, &st, 0);
+    return decode(st);
+}
+
+char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    buf[got] = 0;
+    if (n) *n = got;
+    return buf;
+}

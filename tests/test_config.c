@@ -1,0 +1,123 @@
+/* The .cfg parser: includes, comments, later-wins, overrides, and errors that name file:line and the
+ * nearest valid key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "train/config.h"
+
+static char dir[256];
+
+static void write_file(const char *name, const char *text) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(dir, sizeof dir, "/tmp/nibble-test-config-%d", (int)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/sub", dir);
+    return system(cmd);
+}
+
+static int teardown(void **st) {
+    (void)st;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static int load(nb_cfg *c, const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    nb_cfg_init(c);
+    return nb_cfg_load(c, p);
+}
+
+static void test_values_includes_overrides(void **st) {
+    (void)st;
+    write_file("sub/base.cfg", "# shared\n[optim]\nlr = 0.5\nmomentum = 0.8\n[train]\nbatch = 32\n");
+    write_file("exp.cfg", "include = sub/base.cfg   # relative to this file\n\n[optim]\nlr = 0.05  # later wins\n"
+                          "milestones = 10, 20,30\n[model]\narch = smallcnn\n[train]\nshuffle = false\n");
+    nb_cfg c;
+    assert_int_equal(load(&c, "exp.cfg"), 0);
+    assert_true(nb_cfg_float(&c, "optim.lr") == 0.05);
+    assert_true(nb_cfg_float(&c, "optim.momentum") == 0.8);
+    assert_int_equal(nb_cfg_int(&c, "train.batch"), 32);
+    assert_string_equal(nb_cfg_str(&c, "model.arch"), "smallcnn");
+    assert_false(nb_cfg_bool(&c, "train.shuffle"));
+    double ms[4];
+    assert_int_equal(nb_cfg_floats(&c, "optim.milestones", ms, 4), 3);
+    assert_true(ms[0] == 10 && ms[1] == 20 && ms[2] == 30);
+    assert_int_equal(nb_cfg_int(&c, "train.epochs"), 10); /* default */
+    assert_false(nb_cfg_is_set(&c, "train.epochs"));
+    assert_int_equal(nb_cfg_override(&c, "train.epochs=3"), 0);
+    assert_int_equal(nb_cfg_int(&c, "train.epochs"), 3);
+    /* the resolved text reads back to the same values */
+    char *text = nb_cfg_to_string(&c);
+    assert_non_null(strstr(text, "sub/base.cfg:4"));
+    nb_cfg d;
+    nb_cfg_init(&d);
+    assert_int_equal(nb_cfg_load_string(&d, text, "resolved"), 0);
+    assert_true(nb_cfg_float(&d, "optim.lr") == 0.05);
+    assert_int_equal(nb_cfg_int(&d, "train.epochs"), 3);
+    assert_string_equal(nb_cfg_str(&d, "optim.milestones"), "10, 20,30");
+    free(text);
+    nb_cfg_free(&c);
+    nb_cfg_free(&d);
+}
+
+static void expect_fail(const char *text, const char *msg) {
+    write_file("bad.cfg", text);
+    nb_cfg c;
+    assert_int_equal(load(&c, "bad.cfg"), -1);
+    if (!strstr(c.err, msg)) fail_msg("expected \"%s\" in: %s", msg, c.err);
+    nb_cfg_free(&c);
+}
+
+static void test_errors(void **st) {
+    (void)st;
+    expect_fail("[optim]\nlrr = 0.1\n", "bad.cfg:2: unknown key 'lrr' in [optim]; did you mean 'optim.lr'?");
+    expect_fail("[optim]\nmomentun = 0.9\n", "did you mean 'optim.momentum'?");
+    expect_fail("\n[trian]\nepochs = 2\n", "bad.cfg:2: unknown section [trian]; did you mean [train]?");
+    expect_fail("[train]\nepochs = ten\n", "bad.cfg:2: train.epochs = 'ten': expected an integer");
+    expect_fail("[optim]\nlr = 0.1x\n", "optim.lr = '0.1x': expected a number");
+    expect_fail("[optim]\ntype = rmsprop\n", "optim.type = 'rmsprop': expected one of sgd|adam|adamw");
+    expect_fail("[train]\nshuffle = maybe\n", "expected true or false");
+    expect_fail("[optim]\nmilestones = 10;20\n", "expected comma-separated numbers");
+    expect_fail("epochs = 3\n", "bad.cfg:1: key 'epochs' outside any [section]");
+    expect_fail("[train]\nepochs\n", "bad.cfg:2: expected 'key = value'");
+    expect_fail("include = nowhere.cfg\n", "nowhere.cfg: cannot open config file");
+    write_file("loop.cfg", "include = loop.cfg\n");
+    nb_cfg c;
+    assert_int_equal(load(&c, "loop.cfg"), -1);
+    assert_non_null(strstr(c.err, "include cycle"));
+    assert_int_equal(nb_cfg_override(&c, "optim.lrate=1"), -1);
+    assert_non_null(strstr(c.err, "command line: unknown key 'lrate' in [optim]; did you mean 'optim.lr'?"));
+    assert_int_equal(nb_cfg_override(&c, "epochs=1"), -1);
+    assert_non_null(strstr(c.err, "not of the form section.key=value"));
+    nb_cfg_free(&c);
+    nb_cfg_init(&c);
+    assert_int_equal(nb_cfg_load(&c, "/nonexistent/x.cfg"), -1);
+    assert_non_null(strstr(c.err, "/nonexistent/x.cfg: cannot open config file"));
+    nb_cfg_free(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_values_includes_overrides),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests_name("configuration files", tests, setup, teardown);
+}

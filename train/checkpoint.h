@@ -1,0 +1,37 @@
+/* Checkpoints as HDF5 files that h5py reads without nibble: /model/<state_dict name> for every parameter
+ * and buffer in torchvision's layouts, /optim/<kind>/<parameter> for optimizer state, /state/<counter> for the
+ * training position, and the resolved config as the root attribute `config`. Written to a temporary file,
+ * flushed and renamed, so a crash never leaves a broken checkpoint behind. */
+#ifndef NB_CHECKPOINT_H
+#define NB_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/context.h"
+#include "layers/params.h"
+#include "optim/optim.h"
+
+typedef struct {
+    int64_t epoch;       /* completed epochs */
+    int64_t batch;       /* next batch within the current epoch */
+    int64_t global_step; /* optimizer steps taken */
+    int64_t images_seen;
+    double best_top1;    /* best validation top-1 so far (-1: none) */
+    int64_t best_epoch;
+    double seconds;      /* training time so far, summed over resumed sessions */
+} nb_train_state;
+
+/* o and st may be NULL (weights-only files such as exports of PyTorch models). */
+int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_optim *o, const nb_train_state *st,
+                 const char *config_text);
+
+/* Load /model into ps. strict: every name must match both ways (missing and unexpected names are listed);
+ * shapes must always match. Reports and returns -1 on any mismatch, leaving ps unchanged. */
+int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, bool strict);
+int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o);
+int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st);
+/* The `config` attribute (malloc'd), or NULL with an error. */
+char *nb_ckpt_read_config(nb_ctx *ctx, const char *path);
+
+#endif

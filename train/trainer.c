@@ -1,0 +1,546 @@
+/* The training loop, evaluation, run-directory bookkeeping and the model summary. */
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "core/ops.h"
+#include "train/chart.h"
+#include "train/history.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static bool file_exists(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0;
+}
+
+static int mkdir_p(const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg) {
+    nb_model_spec spec = {.arch = nb_cfg_str(cfg, "model.arch"),
+                          .num_classes = (int)nb_cfg_int(cfg, "model.num_classes"),
+                          .in_channels = (int)nb_cfg_int(cfg, "model.in_channels"),
+                          .input_size = (int)nb_cfg_int(cfg, "model.input_size"),
+                          .width = (float)nb_cfg_float(cfg, "model.width"),
+                          .seed = (uint64_t)nb_cfg_int(cfg, "train.seed")};
+    return nb_model_create(ctx, &spec);
+}
+
+int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds) {
+    const char *images = nb_cfg_str(cfg, val ? "data.val" : "data.train");
+    int64_t limit = nb_cfg_int(cfg, val ? "data.val_limit" : "data.limit");
+    if (!strcmp(nb_cfg_str(cfg, "data.format"), "hdf5")) return nb_dataset_load_hdf5(ctx, ds, images, limit);
+    char labels[1024];
+    const char *given = nb_cfg_str(cfg, val ? "data.val_labels" : "data.train_labels");
+    if (given[0]) {
+        snprintf(labels, sizeof labels, "%s", given);
+    } else if (nb_idx_labels_path(images, labels, sizeof labels)) {
+        NB_FAIL(ctx, images, "cannot derive the labels file from this name (no 'images-idx3' in it)\n  hint: set "
+                             "data.%s_labels",
+                val ? "val" : "train");
+        return -1;
+    }
+    return nb_dataset_load_idx(ctx, ds, images, labels, limit);
+}
+
+int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, bool train, nb_loader_cfg *lc) {
+    memset(lc, 0, sizeof *lc);
+    lc->batch = (int)nb_cfg_int(cfg, train ? "train.batch" : "train.eval_batch");
+    lc->shuffle = train && nb_cfg_bool(cfg, "train.shuffle");
+    lc->seed = (uint64_t)nb_cfg_int(cfg, "train.seed");
+    lc->pad = (int)nb_cfg_int(cfg, "data.pad");
+    lc->workers = (int)nb_cfg_int(cfg, "data.workers");
+    const char *aug = nb_cfg_str(cfg, "data.augment");
+    if (train) {
+        if (strstr(aug, "flip")) lc->augment |= NB_AUG_FLIP;
+        if (strstr(aug, "crop")) lc->augment |= NB_AUG_CROP;
+    }
+    NB_REQUIRE(ctx, lc->batch > 0 && lc->workers > 0 && lc->pad >= 0, -1, "config",
+               "train.batch (%d), train.eval_batch, data.workers (%d) must be positive and data.pad (%d) >= 0",
+               lc->batch, lc->workers, lc->pad);
+    NB_REQUIRE(ctx, ds->c <= NB_MAX_CHANNELS, -1, "config", "%d image channels; at most %d supported", ds->c,
+               NB_MAX_CHANNELS);
+    double mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
+    int nm = nb_cfg_floats(cfg, "data.mean", mean, NB_MAX_CHANNELS), ns = nb_cfg_floats(cfg, "data.std", std, NB_MAX_CHANNELS);
+    NB_REQUIRE(ctx, (nm == 1 || nm == ds->c) && (ns == 1 || ns == ds->c), -1, "config",
+               "data.mean and data.std need 1 or %d values (one per channel), got %d and %d", ds->c, nm, ns);
+    for (int c = 0; c < ds->c; c++) {
+        lc->mean[c] = (float)mean[nm == 1 ? 0 : c];
+        lc->std[c] = (float)std[ns == 1 ? 0 : c];
+        NB_REQUIRE(ctx, lc->std[c] > 0, -1, "config", "data.std must be positive");
+    }
+    return 0;
+}
+
+static int check_data_fits(nb_ctx *ctx, const nb_model *m, const nb_dataset *ds) {
+    NB_REQUIRE(ctx, ds->n > 0, -1, ds->source, "holds no samples");
+    NB_REQUIRE(ctx, ds->c == m->spec.in_channels, -1, ds->source,
+               "images have %d channels but the model takes %d (model.in_channels)", ds->c, m->spec.in_channels);
+    NB_REQUIRE(ctx, ds->h == m->spec.input_size && ds->w == m->spec.input_size, -1, ds->source,
+               "images are %dx%d but the model is built for %dx%d (model.input_size)", ds->h, ds->w,
+               m->spec.input_size, m->spec.input_size);
+    NB_REQUIRE(ctx, ds->max_label < m->spec.num_classes, -1, ds->source,
+               "has label %lld but the model has %d classes (model.num_classes)", (long long)ds->max_label,
+               m->spec.num_classes);
+    return 0;
+}
+
+static int make_schedule(nb_ctx *ctx, const nb_cfg *cfg, nb_schedule *s) {
+    static const char *const kinds[] = {"constant", "step", "multistep", "cosine", "poly"};
+    const char *k = nb_cfg_str(cfg, "optim.schedule");
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(k, kinds[i])) s->kind = (nb_sched_kind)i;
+    s->base_lr = nb_cfg_float(cfg, "optim.lr");
+    s->step_size = nb_cfg_float(cfg, "optim.step_size");
+    s->gamma = nb_cfg_float(cfg, "optim.gamma");
+    s->n_milestones = nb_cfg_floats(cfg, "optim.milestones", s->milestones, NB_SCHED_MAX_MILESTONES);
+    s->total = (double)nb_cfg_int(cfg, "train.epochs");
+    s->min_lr = nb_cfg_float(cfg, "optim.min_lr");
+    s->power = nb_cfg_float(cfg, "optim.power");
+    s->warmup = nb_cfg_float(cfg, "optim.warmup_epochs");
+    s->warmup_start_factor = nb_cfg_float(cfg, "optim.warmup_start");
+    NB_REQUIRE(ctx, s->kind != NB_SCHED_STEP || s->step_size > 0, -1, "config", "optim.step_size must be > 0");
+    NB_REQUIRE(ctx, s->kind != NB_SCHED_MULTISTEP || s->n_milestones > 0, -1, "config",
+               "optim.schedule = multistep needs optim.milestones");
+    return 0;
+}
+
+static nb_optim *make_optim(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
+    const char *type = nb_cfg_str(cfg, "optim.type");
+    nb_optim_kind kind = !strcmp(type, "sgd") ? NB_OPTIM_SGD : !strcmp(type, "adam") ? NB_OPTIM_ADAM : NB_OPTIM_ADAMW;
+    nb_optim_config oc = nb_optim_defaults(kind);
+    oc.lr = (float)nb_cfg_float(cfg, "optim.lr");
+    oc.momentum = kind == NB_OPTIM_SGD ? (float)nb_cfg_float(cfg, "optim.momentum") : 0.0f;
+    oc.nesterov = nb_cfg_bool(cfg, "optim.nesterov");
+    oc.weight_decay = (float)nb_cfg_float(cfg, "optim.wd");
+    oc.wd_exempt_1d = nb_cfg_bool(cfg, "optim.wd_exempt");
+    oc.beta1 = (float)nb_cfg_float(cfg, "optim.beta1");
+    oc.beta2 = (float)nb_cfg_float(cfg, "optim.beta2");
+    oc.eps = (float)nb_cfg_float(cfg, "optim.eps");
+    nb_tensor **params = nb_xmalloc(sizeof(nb_tensor *) * (size_t)(m->params.n ? m->params.n : 1));
+    int n = 0;
+    for (int i = 0; i < m->params.n; i++)
+        if (m->params.items[i].kind == NB_PARAM) params[n++] = m->params.items[i].t;
+    nb_optim *o = nb_optim_new(ctx, &oc, params, n);
+    free(params);
+    return o;
+}
+
+static void default_out(const nb_cfg *cfg, char *out, size_t n) {
+    const char *given = nb_cfg_str(cfg, "train.out");
+    if (given[0]) {
+        snprintf(out, n, "%s", given);
+        return;
+    }
+    const char *base = strrchr(cfg->path, '/');
+    base = base ? base + 1 : cfg->path;
+    size_t l = strlen(base);
+    if (l > 4 && !strcmp(base + l - 4, ".cfg")) l -= 4;
+    snprintf(out, n, "runs/%.*s", (int)l, base[0] ? base : "run");
+}
+
+int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
+    memset(t, 0, sizeof *t);
+    t->ctx = ctx;
+    t->cfg = cfg;
+    int threads = (int)nb_cfg_int(cfg, "train.threads");
+    if (threads > 0) omp_set_num_threads(threads);
+    NB_REQUIRE(ctx, !strcmp(nb_cfg_str(cfg, "train.device"), "cpu"), -1, "config",
+               "train.device = %s: this build has only the CPU backend", nb_cfg_str(cfg, "train.device"));
+    default_out(cfg, t->out, sizeof t->out);
+    char last[600];
+    snprintf(last, sizeof last, "%s/last.h5", t->out);
+    if (!resume && file_exists(last)) {
+        NB_FAIL(ctx, t->out, "already holds a run (last.h5)\n  hint: add --resume to continue it, or set "
+                             "train.out=... for a new run");
+        return -1;
+    }
+    if (resume && !file_exists(last)) {
+        NB_FAIL(ctx, t->out, "has no last.h5 to resume from");
+        return -1;
+    }
+    int64_t epochs = nb_cfg_int(cfg, "train.epochs");
+    t->steps_limit = nb_cfg_int(cfg, "train.steps");
+    NB_REQUIRE(ctx, epochs > 0 || t->steps_limit > 0, -1, "config", "train.epochs or train.steps must be positive");
+    if (nb_data_from_cfg(ctx, cfg, false, &t->train)) return -1;
+    t->has_val = nb_cfg_str(cfg, "data.val")[0] != 0;
+    if (t->has_val && nb_data_from_cfg(ctx, cfg, true, &t->val)) return -1;
+    t->model = nb_model_from_cfg(ctx, cfg);
+    if (!t->model) return -1;
+    if (check_data_fits(ctx, t->model, &t->train) || (t->has_val && check_data_fits(ctx, t->model, &t->val))) return -1;
+    const char *init = nb_cfg_str(cfg, "model.init");
+    if (init[0] && nb_ckpt_load_model(ctx, init, &t->model->params, true)) return -1;
+    t->optim = make_optim(ctx, cfg, t->model);
+    if (!t->optim || make_schedule(ctx, cfg, &t->sched)) return -1;
+    nb_loader_cfg lc;
+    if (nb_loader_cfg_from(ctx, cfg, &t->train, true, &lc)) return -1;
+    t->loader = nb_loader_new(&t->train, &lc);
+    t->st = (nb_train_state){.best_top1 = -1.0, .best_epoch = -1};
+    if (resume) {
+        if (nb_ckpt_load_model(ctx, last, &t->model->params, true) || nb_ckpt_load_optim(ctx, last, t->optim) ||
+            nb_ckpt_load_state(ctx, last, &t->st))
+            return -1;
+    }
+    t->config_text = nb_cfg_to_string(cfg);
+    /* from here on the run directory is written */
+    if (mkdir_p(t->out)) {
+        NB_FAIL(ctx, t->out, "cannot create the run directory: %s", strerror(errno));
+        return -1;
+    }
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/config.cfg", t->out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fputs(t->config_text, f) < 0 || fclose(f) || rename(tmp, path)) {
+        NB_FAIL(ctx, path, "cannot write: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void nb_trainer_free(nb_trainer *t) {
+    nb_loader_free(t->loader);
+    nb_optim_free(t->optim);
+    nb_model_free(t->model);
+    nb_dataset_free(&t->train);
+    nb_dataset_free(&t->val);
+    free(t->config_text);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- evaluation ---- */
+
+static void count_correct(const float *logits, const int64_t *y, int n, int C, int64_t *top1, int64_t *top5) {
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * C;
+        float target = z[y[i]];
+        int above = 0; /* classes scoring strictly higher than the true one; ties count for the true class */
+        for (int c = 0; c < C; c++) above += z[c] > target;
+        *top1 += above == 0;
+        *top5 += above < 5;
+    }
+}
+
+int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_eval_result *r) {
+    nb_loader *l = nb_loader_new(ds, lc);
+    bool prev = nb_set_grad_enabled(ctx, false);
+    int C = m->spec.num_classes, rc = 0;
+    double loss_sum = 0;
+    int64_t top1 = 0, top5 = 0, n = 0;
+    float *logits = nb_xmalloc(sizeof(float) * (size_t)lc->batch * (size_t)C);
+    nb_loader_start(l, 0, 0);
+    const nb_batch *b;
+    while ((b = nb_loader_next(l))) {
+        size_t mark = nb_scope_begin(ctx);
+        int64_t xs[4] = {b->n, ds->c, ds->h, ds->w}, ys[1] = {b->n};
+        nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
+        nb_tensor *z = m->forward(m, x, false);
+        nb_tensor *loss = nb_cross_entropy(z, y, 0.0f);
+        if (!loss || nb_tensor_to_host(z, logits, sizeof(float) * (size_t)b->n * (size_t)C)) rc = -1;
+        if (!rc) {
+            loss_sum += (double)nb_item(loss) * b->n;
+            count_correct(logits, b->y, b->n, C, &top1, &top5);
+            n += b->n;
+        }
+        nb_release(x);
+        nb_release(y);
+        nb_scope_end(ctx, mark);
+        if (rc) break;
+    }
+    nb_loader_free(l);
+    free(logits);
+    nb_set_grad_enabled(ctx, prev);
+    r->n = n;
+    r->loss = n ? loss_sum / (double)n : NAN;
+    r->top1 = n ? (double)top1 / (double)n : NAN;
+    r->top5 = n ? (double)top5 / (double)n : NAN;
+    return rc;
+}
+
+/* ---- training ---- */
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+static int save(nb_trainer *t, const char *name) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", t->out, name);
+    return nb_ckpt_save(t->ctx, path, &t->model->params, t->optim, &t->st, t->config_text);
+}
+
+static void redraw_chart(nb_trainer *t, const nb_history *h) {
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/curves.png", t->out);
+    nb_series loss[2] = {{h->step_epoch, h->step_loss, h->n_steps, "train", 31, 119, 180},
+                         {h->epoch, h->val_loss, h->n_epochs, "val", 214, 39, 40}};
+    nb_series acc[2] = {{h->epoch, h->train_top1, h->n_epochs, "train", 31, 119, 180},
+                        {h->epoch, h->val_top1, h->n_epochs, "val", 214, 39, 40}};
+    nb_panel panels[2] = {{"loss", "epoch", loss, t->has_val ? 2 : 1, 0},
+                          {"top-1 accuracy", "epoch", acc, t->has_val ? 2 : 1, 1}};
+    if (nb_chart_write(path, panels, 2, err, sizeof err)) fprintf(stderr, "nibble: warning: %s\n", err);
+}
+
+int nb_trainer_run(nb_trainer *t) {
+    nb_ctx *ctx = t->ctx;
+    nb_cfg *cfg = t->cfg;
+    nb_model *m = t->model;
+    int64_t epochs = nb_cfg_int(cfg, "train.epochs"), nb = nb_loader_batches(t->loader);
+    int64_t log_every = nb_cfg_int(cfg, "train.log_every"), save_every = nb_cfg_int(cfg, "train.save_every");
+    uint64_t seed = (uint64_t)nb_cfg_int(cfg, "train.seed");
+    float smoothing = (float)nb_cfg_float(cfg, "train.label_smoothing");
+    double clip = nb_cfg_float(cfg, "optim.clip_norm");
+    bool per_step = !strcmp(nb_cfg_str(cfg, "optim.schedule_unit"), "step");
+    int C = m->spec.num_classes;
+    if (epochs <= 0) epochs = (t->steps_limit + nb - 1) / nb;
+    nb_loader_cfg elc;
+    if (t->has_val && nb_loader_cfg_from(ctx, cfg, &t->val, false, &elc)) return -1;
+
+    char metrics_path[600];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", t->out);
+    nb_history hist;
+    nb_history_load(&hist, metrics_path, t->st.global_step); /* drops lines logged after the checkpoint */
+    FILE *mf = fopen(metrics_path, "a");
+    if (!mf) {
+        NB_FAIL(ctx, metrics_path, "cannot open for writing: %s", strerror(errno));
+        nb_history_free(&hist);
+        return -1;
+    }
+    nb_tensor **params = nb_xmalloc(sizeof(nb_tensor *) * (size_t)t->optim->n);
+    for (int i = 0; i < t->optim->n; i++) params[i] = t->optim->slots[i].param;
+    int64_t batch = nb_cfg_int(cfg, "train.batch");
+    float *logits = nb_xmalloc(sizeof(float) * (size_t)batch * (size_t)C);
+    bool tty = isatty(2) && !t->quiet;
+    int rc = 0;
+    double session_start = now(), seconds0 = t->st.seconds;
+
+    if (!t->quiet)
+        fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads -> %s\n",
+                m->spec.arch, (long long)nb_params_count(&m->params, NULL), (long long)t->train.n, (long long)nb,
+                (int)nb_cfg_int(cfg, "train.batch"), omp_get_max_threads(), t->out);
+
+    for (int64_t e = t->st.epoch; e < epochs && rc == 0; e++) {
+        nb_loader_start(t->loader, e, e == t->st.epoch ? t->st.batch : 0);
+        double ep_loss = 0, win_loss = 0, win_t0 = now(), last_draw = 0;
+        int64_t ep_n = 0, ep_top1 = 0, ep_top5 = 0, win_n = 0, win_steps = 0;
+        const nb_batch *b;
+        bool stopped = false;
+        while ((b = nb_loader_next(t->loader))) {
+            double te = per_step ? (double)e + (double)b->index / (double)nb : (double)e;
+            float lr = (float)nb_schedule_lr(&t->sched, te);
+            nb_optim_set_lr(t->optim, lr);
+            nb_ctx_seed(ctx, seed, (uint64_t)t->st.global_step); /* dropout masks depend on the step alone */
+            size_t mark = nb_scope_begin(ctx);
+            int64_t xs[4] = {b->n, t->train.c, t->train.h, t->train.w}, ys[1] = {b->n};
+            nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
+            nb_tensor *z = m->forward(m, x, true);
+            nb_tensor *loss = nb_cross_entropy(z, y, smoothing);
+            float lv = loss ? nb_item(loss) : NAN;
+            if (!isfinite(lv)) {
+                if (loss)
+                    NB_FAIL(ctx, "train", "the loss is %f at epoch %lld, batch %lld (step %lld); stopping. The last "
+                                          "good checkpoint, %s/last.h5, is kept\n  hint: lower optim.lr or add "
+                                          "optim.clip_norm",
+                            (double)lv, (long long)e, (long long)b->index, (long long)t->st.global_step, t->out);
+                rc = -1;
+            }
+            if (!rc && nb_tensor_to_host(z, logits, sizeof(float) * (size_t)b->n * (size_t)C) == 0)
+                count_correct(logits, b->y, b->n, C, &ep_top1, &ep_top5);
+            if (!rc) {
+                nb_optim_zero_grad(t->optim);
+                rc = nb_backward(loss, NULL);
+            }
+            if (!rc && clip > 0 && nb_clip_grad_norm(params, t->optim->n, clip) < 0) rc = -1;
+            if (!rc) rc = nb_optim_step(t->optim);
+            nb_release(x);
+            nb_release(y);
+            nb_scope_end(ctx, mark);
+            if (rc) break;
+            t->st.batch = b->index + 1;
+            t->st.global_step++;
+            t->st.images_seen += b->n;
+            ep_loss += (double)lv * b->n;
+            ep_n += b->n;
+            win_loss += lv;
+            win_n += b->n;
+            win_steps++;
+            double tnow = now();
+            t->st.seconds = seconds0 + (tnow - session_start);
+            if (log_every > 0 && t->st.global_step % log_every == 0) {
+                double rate = (double)win_n / (tnow - win_t0);
+                fprintf(mf,
+                        "{\"type\": \"step\", \"epoch\": %.4f, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
+                        "\"img_per_s\": %.1f, \"seconds\": %.1f}\n",
+                        (double)e + (double)(b->index + 1) / (double)nb, (long long)t->st.global_step, (double)lr,
+                        win_loss / (double)win_steps, rate, t->st.seconds);
+                fflush(mf);
+                nb_history_add_step(&hist, (double)e + (double)(b->index + 1) / (double)nb, win_loss / (double)win_steps);
+                if (!tty && !t->quiet) {
+                    char eta[32];
+                    double left = (double)((epochs - e) * nb - b->index - 1) * (double)b->n / rate;
+                    fmt_duration(left, eta, sizeof eta);
+                    fprintf(stderr, "epoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.4g  %.0f img/s  ETA %s\n",
+                            (long long)e + 1, (long long)epochs, (long long)b->index + 1, (long long)nb,
+                            win_loss / (double)win_steps, (double)lr, rate, eta);
+                }
+                win_loss = 0;
+                win_n = 0;
+                win_steps = 0;
+                win_t0 = tnow;
+            }
+            if (tty && tnow - last_draw > 0.5) {
+                double rate = (double)t->st.images_seen / fmax(t->st.seconds, 1e-9);
+                char eta[32];
+                fmt_duration((double)((epochs - e) * nb - b->index - 1) * (double)batch /
+                                 ((double)ep_n / fmax(tnow - session_start, 1e-9)),
+                             eta, sizeof eta);
+                fprintf(stderr, "\repoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.4g  %.0f img/s  ETA %s   ",
+                        (long long)e + 1, (long long)epochs, (long long)b->index + 1, (long long)nb, (double)lv,
+                        (double)lr, rate, eta);
+                last_draw = tnow;
+            }
+            bool limit = t->steps_limit > 0 && t->st.global_step >= t->steps_limit;
+            if ((save_every > 0 && t->st.global_step % save_every == 0) || limit || (t->stop && *t->stop)) {
+                if (save(t, "last.h5")) {
+                    rc = -1;
+                    break;
+                }
+            }
+            if (t->stop && *t->stop) {
+                if (tty) fputc('\n', stderr);
+                fprintf(stderr, "nibble: interrupted at epoch %lld, batch %lld; saved %s/last.h5\n  resume with: "
+                                "bin/train %s --resume\n",
+                        (long long)e, (long long)t->st.batch, t->out, cfg->path);
+                rc = 1;
+                stopped = true;
+                break;
+            }
+            if (limit) {
+                stopped = true;
+                break;
+            }
+        }
+        nb_loader_stop(t->loader);
+        if (tty) fputc('\n', stderr);
+        if (rc || (stopped && !(t->steps_limit > 0 && t->st.batch == nb))) break;
+        /* the epoch is complete */
+        t->st.epoch = e + 1;
+        t->st.batch = 0;
+        nb_eval_result ev = {NAN, NAN, NAN, 0};
+        if (t->has_val && nb_evaluate(ctx, m, &t->val, &elc, &ev)) {
+            rc = -1;
+            break;
+        }
+        double train_loss = ep_n ? ep_loss / (double)ep_n : NAN, train_top1 = ep_n ? (double)ep_top1 / (double)ep_n : NAN;
+        double lr_now = nb_schedule_lr(&t->sched, (double)(e + 1));
+        t->st.seconds = seconds0 + (now() - session_start);
+        bool best = t->has_val && ev.top1 > t->st.best_top1;
+        if (best) {
+            t->st.best_top1 = ev.top1;
+            t->st.best_epoch = e + 1;
+        }
+        fprintf(mf,
+                "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
+                "\"train_top1\": %.6f, \"val_loss\": %.6f, \"val_top1\": %.6f, \"val_top5\": %.6f, \"img_per_s\": %.1f, "
+                "\"seconds\": %.1f}\n",
+                (long long)e + 1, (long long)t->st.global_step, lr_now, train_loss, train_top1, ev.loss, ev.top1, ev.top5,
+                (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds);
+        fflush(mf);
+        nb_history_add_epoch(&hist, (double)(e + 1), train_top1, ev.loss, ev.top1);
+        if (!t->quiet)
+            fprintf(stderr, "epoch %lld/%lld  train loss %.4f top-1 %.2f%%  val loss %.4f top-1 %.2f%% top-5 %.2f%%%s  (%.0fs)\n",
+                    (long long)e + 1, (long long)epochs, train_loss, 100 * train_top1, ev.loss, 100 * ev.top1,
+                    100 * ev.top5, best ? "  best" : "", t->st.seconds);
+        if (save(t, "last.h5") || (best && save(t, "best.h5"))) {
+            rc = -1;
+            break;
+        }
+        redraw_chart(t, &hist);
+        if (stopped) break;
+    }
+    fclose(mf);
+    free(params);
+    free(logits);
+    nb_history_free(&hist);
+    return rc;
+}
+
+/* ---- summary ---- */
+
+int nb_print_summary(nb_ctx *ctx, nb_model *m, FILE *f) {
+    int64_t xs[4] = {1, m->spec.in_channels, m->spec.input_size, m->spec.input_size};
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, xs);
+    if (!x) return -1;
+    bool prev = nb_set_grad_enabled(ctx, false);
+    nb_set_record_all(ctx, true);
+    size_t mark = nb_scope_begin(ctx);
+    nb_tensor *y = m->forward(m, x, false);
+    nb_set_record_all(ctx, false);
+    nb_set_grad_enabled(ctx, prev);
+    if (!y) {
+        nb_tape_clear(ctx);
+        nb_scope_end(ctx, mark);
+        nb_release(x);
+        return -1;
+    }
+    fprintf(f, "%-28s %-18s %12s %10s\n", "layer", "output", "parameters", "MFLOPs");
+    size_t n = nb_tape_size(ctx);
+    int64_t total_macs = 0;
+    for (size_t i = 0; i < n;) {
+        const nb_node *nd = nb_tape_node(ctx, i);
+        const char *scope = nd->scope;
+        int64_t macs = 0;
+        const nb_tensor *out = NULL;
+        size_t j = i;
+        for (; j < n && !strcmp(nb_tape_node(ctx, j)->scope, scope); j++) {
+            const nb_node *k = nb_tape_node(ctx, j);
+            macs += nb_node_macs(k);
+            if (k->op != NB_OP_RELAYOUT && k->op != NB_OP_RESHAPE) out = k->out[0];
+        }
+        if (!out) out = nb_tape_node(ctx, j - 1)->out[0];
+        char shape[64];
+        nb_shape_fmt(shape, sizeof shape, out);
+        fprintf(f, "%-28s %-18s %12lld %10.3f\n", scope[0] ? scope : "(input)", shape,
+                (long long)(scope[0] ? nb_params_count_direct(&m->params, scope) : 0), (double)macs / 1e6);
+        total_macs += macs;
+        i = j;
+    }
+    fprintf(f, "%-28s %-18s %12lld %10.3f\n", "total", "", (long long)nb_params_count(&m->params, NULL),
+            (double)total_macs / 1e6);
+    fprintf(f, "(MFLOPs count multiply-accumulates of convolutions and linear layers per image, as the papers do)\n");
+    nb_tape_clear(ctx);
+    nb_scope_end(ctx, mark);
+    nb_release(x);
+    return 0;
+}

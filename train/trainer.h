@@ -1,0 +1,59 @@
+/* The training loop behind bin/train: builds the model, data, optimizer and schedule from a configuration,
+ * trains with a progress line, evaluates each epoch, writes checkpoints, metrics and charts into the run
+ * directory, and resumes bit for bit. Everything that can fail on bad input is checked before anything in
+ * the run directory is written. */
+#ifndef NB_TRAINER_H
+#define NB_TRAINER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/context.h"
+#include "datasets/dataset.h"
+#include "datasets/loader.h"
+#include "models/model.h"
+#include "optim/optim.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+
+typedef struct {
+    double loss, top1, top5;
+    int64_t n;
+} nb_eval_result;
+
+typedef struct {
+    nb_ctx *ctx;
+    nb_cfg *cfg;
+    char out[512];
+    nb_model *model;
+    nb_optim *optim;
+    nb_schedule sched;
+    nb_dataset train, val;
+    nb_loader *loader;
+    nb_train_state st;
+    bool has_val;
+    const volatile sig_atomic_t *stop; /* set by SIGINT: save and exit */
+    char *config_text;
+    int64_t steps_limit;
+    bool quiet;
+} nb_trainer;
+
+/* Build everything from cfg; resume continues the run in the run directory. 0, or -1 after reporting. */
+int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume);
+/* Train to the configured end. 0 when finished, 1 when stopped by a signal (state saved), -1 on error. */
+int nb_trainer_run(nb_trainer *t);
+void nb_trainer_free(nb_trainer *t);
+
+/* Build a model from the [model] section. */
+nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg);
+/* Load the [data] section's training or validation set. */
+int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds);
+/* Loader settings (normalisation, augmentation) for the configured data. */
+int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, bool train, nb_loader_cfg *lc);
+/* Loss, top-1 and top-5 of the model on a dataset (evaluation mode, no gradients). */
+int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_eval_result *r);
+/* Per-layer table: name, output shape, parameters, MFLOPs (multiply-accumulates), and totals. */
+int nb_print_summary(nb_ctx *ctx, nb_model *m, FILE *f);
+
+#endif
