@@ -204,6 +204,8 @@ def main(out):
 
     write_optim(os.path.join(out, "optim.h5"))
     write_smallcnn(os.path.join(out, "smallcnn.h5"))
+    for arch, width in (("resnet20", 1.0), ("smallcnn", 0.5)):
+        write_one_step(os.path.join(out, "step_%s.h5" % arch), arch, width)
 
 
 def write_optim(path):
@@ -325,6 +327,55 @@ def write_smallcnn(path):
                     fin = gr.create_group("final")
                     for k, v in model.state_dict().items():
                         fin[k] = v.to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
+
+def relu_inputs(model, x):
+    """Every value that enters a ReLU in a forward pass of model (float64)."""
+    vals = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: vals.append(o.detach().flatten()) and None)
+             for name, m in model.named_modules()
+             if isinstance(m, torch.nn.BatchNorm2d) and (name.split(".")[-1] == "bn1" or "." not in name)]
+    model(x)
+    for h in hooks:
+        h.remove()
+    vals += [m.preact.detach().flatten() for m in model.modules() if hasattr(m, "preact")]
+    return torch.cat(vals)
+
+
+def write_one_step(path, arch, width):
+    """One SGD step (momentum 0.9, weight decay 5e-4, lr 0.1) of a nibble architecture written in PyTorch,
+    from weights saved in nibble's checkpoint layout. The step is taken in float64 from the float32 weights,
+    so the reference is exact. The batch is drawn so that no ReLU input lies within 5e-6 of zero: float32
+    rounding moves activations by about 1e-6, and a value that crosses zero flips its ReLU and moves the
+    gradients by percents in any float32 implementation (PyTorch's own included), which would make the
+    comparison a coin toss rather than a test."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_models import build
+    from torch_to_nibble import save_state_dict
+    torch.manual_seed(7)
+    model = build(arch, num_classes=10, in_channels=1, input_size=28, width=width)
+    save_state_dict(model.state_dict(), path)
+    m = model.double().train()
+    for seed in range(8, 1000):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(4, 1, 28, 28, generator=g)
+        y = torch.randint(0, 10, (4,), generator=g)
+        saved = {k: v.clone() for k, v in m.state_dict().items()}
+        margin = relu_inputs(m, x.double()).abs().min().item()
+        m.load_state_dict(saved)  # the probe's forward pass moved the running statistics
+        if margin > 5e-6:
+            break
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    opt.zero_grad()
+    loss = F.cross_entropy(m(x.double()), y)
+    loss.backward()
+    opt.step()
+    with h5py.File(path, "a") as f:
+        f["batch/x"], f["batch/labels"] = x.numpy(), y.numpy()
+        f["batch/loss"] = np.array([loss.item()])
+        f["batch"].attrs["relu_margin"] = margin
+        after = f.create_group("after")
+        for k, v in m.state_dict().items():
+            after[k] = v.to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")

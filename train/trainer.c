@@ -129,7 +129,7 @@ static int make_schedule(nb_ctx *ctx, const nb_cfg *cfg, nb_schedule *s) {
     return 0;
 }
 
-static nb_optim *make_optim(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
+nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
     const char *type = nb_cfg_str(cfg, "optim.type");
     nb_optim_kind kind = !strcmp(type, "sgd") ? NB_OPTIM_SGD : !strcmp(type, "adam") ? NB_OPTIM_ADAM : NB_OPTIM_ADAMW;
     nb_optim_config oc = nb_optim_defaults(kind);
@@ -194,7 +194,7 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
     if (check_data_fits(ctx, t->model, &t->train) || (t->has_val && check_data_fits(ctx, t->model, &t->val))) return -1;
     const char *init = nb_cfg_str(cfg, "model.init");
     if (init[0] && nb_ckpt_load_model(ctx, init, &t->model->params, true)) return -1;
-    t->optim = make_optim(ctx, cfg, t->model);
+    t->optim = nb_optim_from_cfg(ctx, cfg, t->model);
     if (!t->optim || make_schedule(ctx, cfg, &t->sched)) return -1;
     nb_loader_cfg lc;
     if (nb_loader_cfg_from(ctx, cfg, &t->train, true, &lc)) return -1;
@@ -283,6 +283,33 @@ int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_
 
 /* ---- training ---- */
 
+int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
+                  double clip_norm, float *loss, float *logits) {
+    size_t mark = nb_scope_begin(ctx);
+    int rc = 0;
+    nb_tensor *z = m->forward(m, x, true);
+    nb_tensor *l = nb_cross_entropy(z, y, label_smoothing);
+    *loss = l ? nb_item(l) : NAN;
+    if (!l) rc = -1;
+    else if (!isfinite(*loss)) rc = 1;
+    if (!rc && logits) rc = nb_tensor_to_host(z, logits, sizeof(float) * (size_t)nb_numel(z));
+    if (!rc) {
+        nb_optim_zero_grad(o);
+        rc = nb_backward(l, NULL);
+    }
+    if (!rc && clip_norm > 0) {
+        nb_tensor *small[256];
+        nb_tensor **ps = o->n <= 256 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)o->n);
+        for (int i = 0; i < o->n; i++) ps[i] = o->slots[i].param;
+        if (nb_clip_grad_norm(ps, o->n, clip_norm) < 0) rc = -1;
+        if (ps != small) free(ps);
+    }
+    if (!rc) rc = nb_optim_step(o);
+    nb_tape_clear(ctx); /* a failed step may leave records behind */
+    nb_scope_end(ctx, mark);
+    return rc;
+}
+
 static void fmt_duration(double s, char *buf, size_t n) {
     if (!(s >= 0) || s > 1e7) {
         snprintf(buf, n, "?");
@@ -337,8 +364,6 @@ int nb_trainer_run(nb_trainer *t) {
         nb_history_free(&hist);
         return -1;
     }
-    nb_tensor **params = nb_xmalloc(sizeof(nb_tensor *) * (size_t)t->optim->n);
-    for (int i = 0; i < t->optim->n; i++) params[i] = t->optim->slots[i].param;
     int64_t batch = nb_cfg_int(cfg, "train.batch");
     float *logits = nb_xmalloc(sizeof(float) * (size_t)batch * (size_t)C);
     bool tty = isatty(2) && !t->quiet;
@@ -361,31 +386,19 @@ int nb_trainer_run(nb_trainer *t) {
             float lr = (float)nb_schedule_lr(&t->sched, te);
             nb_optim_set_lr(t->optim, lr);
             nb_ctx_seed(ctx, seed, (uint64_t)t->st.global_step); /* dropout masks depend on the step alone */
-            size_t mark = nb_scope_begin(ctx);
             int64_t xs[4] = {b->n, t->train.c, t->train.h, t->train.w}, ys[1] = {b->n};
             nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
-            nb_tensor *z = m->forward(m, x, true);
-            nb_tensor *loss = nb_cross_entropy(z, y, smoothing);
-            float lv = loss ? nb_item(loss) : NAN;
-            if (!isfinite(lv)) {
-                if (loss)
-                    NB_FAIL(ctx, "train", "the loss is %f at epoch %lld, batch %lld (step %lld); stopping. The last "
-                                          "good checkpoint, %s/last.h5, is kept\n  hint: lower optim.lr or add "
-                                          "optim.clip_norm",
-                            (double)lv, (long long)e, (long long)b->index, (long long)t->st.global_step, t->out);
-                rc = -1;
-            }
-            if (!rc && nb_tensor_to_host(z, logits, sizeof(float) * (size_t)b->n * (size_t)C) == 0)
-                count_correct(logits, b->y, b->n, C, &ep_top1, &ep_top5);
-            if (!rc) {
-                nb_optim_zero_grad(t->optim);
-                rc = nb_backward(loss, NULL);
-            }
-            if (!rc && clip > 0 && nb_clip_grad_norm(params, t->optim->n, clip) < 0) rc = -1;
-            if (!rc) rc = nb_optim_step(t->optim);
+            float lv;
+            rc = nb_train_step(ctx, m, t->optim, x, y, smoothing, clip, &lv, logits);
             nb_release(x);
             nb_release(y);
-            nb_scope_end(ctx, mark);
+            if (rc == 1) {
+                NB_FAIL(ctx, "train", "the loss is %f at epoch %lld, batch %lld (step %lld); stopping. The last good "
+                                      "checkpoint, %s/last.h5, is kept\n  hint: lower optim.lr or add optim.clip_norm",
+                        (double)lv, (long long)e, (long long)b->index, (long long)t->st.global_step, t->out);
+                rc = -1;
+            }
+            if (!rc) count_correct(logits, b->y, b->n, C, &ep_top1, &ep_top5);
             if (rc) break;
             t->st.batch = b->index + 1;
             t->st.global_step++;
@@ -490,7 +503,6 @@ int nb_trainer_run(nb_trainer *t) {
         if (stopped) break;
     }
     fclose(mf);
-    free(params);
     free(logits);
     nb_history_free(&hist);
     return rc;

@@ -45,6 +45,14 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume);
 int nb_trainer_run(nb_trainer *t);
 void nb_trainer_free(nb_trainer *t);
 
+/* One optimizer step on a batch: forward in training mode, cross-entropy, backward, optional gradient
+ * clipping, update. The loss (and the logits [n, classes] when logits is not NULL) come back on the host.
+ * Returns 0, 1 when the loss is not finite (nothing is updated), or -1 after reporting an error. */
+int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
+                  double clip_norm, float *loss, float *logits);
+/* The optimizer the [optim] section describes, over the model's parameters. */
+nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
+
 /* Build a model from the [model] section. */
 nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg);
 /* Load the [data] section's training or validation set. */
