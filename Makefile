@@ -12,7 +12,7 @@ OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDSAN := -fsanitize=address,undefined
 else
 BUILD := build/rel
-OPT := -O2 -g
+OPT := -O3 -g
 LDSAN :=
 endif
 
@@ -38,7 +38,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test check demo bench clean deps fixtures
+.PHONY: all test check demo train bench clean deps fixtures
 .SECONDARY:
 ifeq ($(SANITIZE),1)
 all: $(LIB) $(PROGS)
@@ -89,6 +89,12 @@ test: $(TEST_BINS) $(PROGS)
 check:
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
+
+# the README's main job: install what is missing, build, train the default Fashion-MNIST experiment
+EXPERIMENT ?= experiments/fmnist_resnet20.cfg
+train: all
+	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
+	bin/train $(EXPERIMENT) $(ARGS)
 
 demo: bin/demo
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} bin/demo

@@ -249,6 +249,8 @@ static void release_if_done(nb_tensor *t, const nb_tensor *root) {
     }
 }
 
+static bool shared(const nb_tensor *t) { return t->refs > 1 || (t->storage && t->storage->refs > 1); }
+
 static int accumulate(nb_tensor *t, nb_tensor *g) {
     nb_ctx *ctx = t->ctx;
     if (!t->grad) {
@@ -256,14 +258,25 @@ static int accumulate(nb_tensor *t, nb_tensor *g) {
         return 0;
     }
     int rc = 0;
-    if (t->grad->refs > 1) {
-        /* the gradient is shared (a caller's upstream gradient taken without a copy): copy on write */
+    if (g->layout != t->grad->layout) rc = nb_tensor_relayout(g, t->grad->layout);
+    if (rc) {
+        nb_release(g);
+        return rc;
+    }
+    if (shared(t->grad) && !shared(g)) {
+        /* the gradient so far is shared (a caller's upstream gradient, or one buffer handed to both inputs of
+         * an add): sum into the new contribution instead of copying it first */
+        rc = ctx->backend->axpby(ctx->backend, g, 1.0f, t->grad, 1.0f);
+        nb_release(t->grad);
+        t->grad = g;
+        return rc;
+    }
+    if (shared(t->grad)) {
         nb_tensor *own = nb_tensor_clone(t->grad);
-        if (!own) return -1;
+        if (!own) rc = -1;
         nb_release(t->grad);
         t->grad = own;
     }
-    if (g->layout != t->grad->layout) rc = nb_tensor_relayout(g, t->grad->layout);
     if (rc == 0) rc = ctx->backend->axpby(ctx->backend, t->grad, 1.0f, g, 1.0f);
     nb_release(g);
     return rc;

@@ -11,15 +11,18 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
                "model", "num_classes %d, in_channels %d, input_size %d and width %g must be positive",
                spec->num_classes, spec->in_channels, spec->input_size, (double)spec->width);
     if (!strcmp(spec->arch, "smallcnn")) return nb_smallcnn_create(ctx, spec);
-    static const int depths[] = {20, 32, 44, 56, 110};
-    static const char *const names[] = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(spec->arch, names[i])) return nb_resnet_cifar_create(ctx, spec, depths[i]);
+    /* CIFAR-style ResNets of any depth 6n+2: resnet8, resnet14, resnet20, ..., resnet110 */
+    if (!strncmp(spec->arch, "resnet", 6)) {
+        char *end;
+        long depth = strtol(spec->arch + 6, &end, 10);
+        if (!*end && depth >= 8 && depth <= 1202 && (depth - 2) % 6 == 0)
+            return nb_resnet_cifar_create(ctx, spec, (int)depth);
+    }
     NB_FAIL(ctx, "model", "unknown architecture '%s' (known: %s)", spec->arch, nb_model_arch_list());
     return NULL;
 }
 
-const char *nb_model_arch_list(void) { return "smallcnn, resnet20, resnet32, resnet44, resnet56, resnet110"; }
+const char *nb_model_arch_list(void) { return "smallcnn, resnetD for D = 6n+2 (resnet8, resnet14, resnet20, resnet32, resnet56, resnet110)"; }
 
 void nb_model_free(nb_model *m) {
     if (!m) return;

@@ -7,3 +7,5 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 echo "$(date -u +%Y-%m-%dT%H:%MZ), cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 "$PYTHON" bench/compare_conv.py "$BUILD" "${BENCH_REPS:-10}" "${BENCH_ROUNDS:-5}"
+echo
+"$PYTHON" bench/compare_train.py "$BUILD" resnet20 smallcnn --rounds "${BENCH_ROUNDS:-3}"

@@ -50,7 +50,6 @@ static void one_step(const char *arch, const char *width) {
             continue;
         }
         float *ref = tu_read_f32(after, t->name, &nd, sh);
-
         tu_assert_tensor_close(what, t, ref, nb_numel(t), 1e-4);
         free(ref);
         checked++;

@@ -53,7 +53,7 @@ int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b
     float *yp = nb_data(y);
     const float *xp = nb_data(x);
     int64_t n = cpu_phys_floats(y);
-#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) yp[i] = a * xp[i] + b * yp[i];
     return 0;
 }
@@ -104,7 +104,7 @@ int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_te
     int64_t n = cpu_phys_floats(p);
     float lr = s->lr, mom = s->momentum, damp = s->dampening, wd = s->weight_decay;
     int nesterov = s->nesterov, first = s->first_step;
-#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float d = gp[i];
         if (wd != 0.0f) d = d + wd * pp[i];
@@ -129,7 +129,7 @@ int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_
     float bc1 = 1.0f - (float)pow(b1, (double)s->step), bc2 = 1.0f - (float)pow(b2, (double)s->step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
     int decoupled = s->decoupled;
-#pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float gi = gp[i], pi = pp[i];
         if (decoupled) pi = pi * (1.0f - lr * wd);

@@ -19,27 +19,27 @@ int cpu_pointwise_forward(cpu_backend *be, nb_node *n) {
         const float *bp = nb_data(n->in[1]);
         float a = n->attr.add.alpha, b = n->attr.add.beta;
         if (n->attr.add.relu) {
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
             for (int64_t i = 0; i < len; i++) {
                 float v = a * xp[i] + b * bp[i];
                 yp[i] = v > 0.0f ? v : 0.0f;
             }
             return 0;
         }
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) yp[i] = a * xp[i] + b * bp[i];
         return 0;
     }
     case NB_OP_SCALE: {
         float a = n->attr.add.alpha;
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) yp[i] = a * xp[i];
         return 0;
     }
     case NB_OP_DROPOUT: {
         const nb_dropout_attr *a = &n->attr.dropout;
         float s = 1.0f / (1.0f - a->p);
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) yp[i] = dropout_keep(a, i) ? xp[i] * s : 0.0f;
         return 0;
     }
@@ -54,6 +54,15 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
     int64_t len = cpu_phys_floats(gy);
     for (int k = 0; k < n->n_in; k++) {
         if (!gin[k]) continue;
+        if (n->op == NB_OP_ADD && k == 1 && gin[0] && n->attr.add.alpha == n->attr.add.beta) {
+            /* both inputs of a plain sum get the same gradient: one buffer serves both (backward copies it
+             * on write if either is accumulated into) */
+            gin[1]->storage = gin[0]->storage;
+            gin[1]->storage->refs++;
+            gin[1]->layout = gin[0]->layout;
+            gin[1]->offset = 0;
+            continue;
+        }
         if (nb_out_alloc(gin[k], n->in[k]->layout) != 0) return -1;
         float *gx = nb_data(gin[k]);
         float s;
@@ -63,7 +72,7 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
         case NB_OP_DROPOUT: {
             const nb_dropout_attr *a = &n->attr.dropout;
             float sc = 1.0f / (1.0f - a->p);
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
             for (int64_t i = 0; i < len; i++) gx[i] = dropout_keep(a, i) ? g[i] * sc : 0.0f;
             continue;
         }
@@ -72,11 +81,11 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
         if (n->op == NB_OP_ADD && n->attr.add.relu) {
             /* the gradient passes where the output is positive (torch's relu: zero at zero) */
             const float *y = nb_data(n->out[0]);
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
-            for (int64_t i = 0; i < len; i++) gx[i] = y[i] > 0.0f ? s * g[i] : 0.0f;
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
+            for (int64_t i = 0; i < len; i++) gx[i] = (y[i] > 0.0f ? 1.0f : 0.0f) * (s * g[i]); /* a multiply, not a branch: vectorises */
             continue;
         }
-#pragma omp parallel for schedule(static) if (len > CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) gx[i] = s * g[i];
     }
     return 0;
