@@ -68,7 +68,7 @@ $(BUILD)/bin/%: $(BUILD)/cli/%.o $(LIB)
 # bin/ holds the release programs the README uses
 bin/%: build/rel/bin/%
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(dir $@)

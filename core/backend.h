@@ -5,6 +5,7 @@
 #ifndef NB_BACKEND_H
 #define NB_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,5 +80,8 @@ struct nb_backend {
 };
 
 nb_backend *nb_cpu_backend_new(nb_ctx *ctx);
+/* Run convolutions through the CPU backend's im2col + sgemm reference path instead of oneDNN (also selected
+ * by the environment variable NB_CPU_CONV=reference when the context is made). */
+void nb_cpu_use_reference_conv(nb_backend *be, bool on);
 
 #endif

@@ -11,10 +11,11 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
                "model", "num_classes %d, in_channels %d, input_size %d and width %g must be positive",
                spec->num_classes, spec->in_channels, spec->input_size, (double)spec->width);
     if (!strcmp(spec->arch, "smallcnn")) return nb_smallcnn_create(ctx, spec);
-    /* CIFAR-style ResNets of any depth 6n+2: resnet8, resnet14, resnet20, ..., resnet110 */
+    /* torchvision's ImageNet ResNets at their depths; CIFAR-style ResNets at any other depth 6n+2 */
     if (!strncmp(spec->arch, "resnet", 6)) {
         char *end;
         long depth = strtol(spec->arch + 6, &end, 10);
+        if (!*end && nb_resnet_imagenet_depth((int)depth)) return nb_resnet_imagenet_create(ctx, spec, (int)depth);
         if (!*end && depth >= 8 && depth <= 1202 && (depth - 2) % 6 == 0)
             return nb_resnet_cifar_create(ctx, spec, (int)depth);
     }
@@ -22,7 +23,10 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
     return NULL;
 }
 
-const char *nb_model_arch_list(void) { return "smallcnn, resnetD for D = 6n+2 (resnet8, resnet14, resnet20, resnet32, resnet56, resnet110)"; }
+const char *nb_model_arch_list(void) {
+    return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
+           "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110)";
+}
 
 void nb_model_free(nb_model *m) {
     if (!m) return;

@@ -8,7 +8,7 @@
 #include "layers/params.h"
 
 typedef struct {
-    const char *arch;   /* "smallcnn", "resnet20", "resnet32", "resnet56", "resnet110" */
+    const char *arch;   /* "smallcnn", CIFAR "resnet20".."resnet110", ImageNet "resnet18".."resnet152" */
     int num_classes;
     int in_channels;
     int input_size;     /* H = W the model is built for (only smallcnn's classifier depends on it) */
@@ -33,5 +33,7 @@ const char *nb_model_arch_list(void); /* "smallcnn, resnet20, ..." for messages 
 
 nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec);
 nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
+bool nb_resnet_imagenet_depth(int depth); /* 18, 34, 50, 101, 152 */
+nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
 
 #endif

@@ -8,37 +8,21 @@
 #include "core/check.h"
 #include "layers/layers.h"
 #include "models/model.h"
-
-typedef struct {
-    nb_conv_layer conv1, conv2, down_conv;
-    nb_bn_layer bn1, bn2, down_bn;
-    bool has_down;
-    char name[32];
-} basic_block;
+#include "models/resnet_blocks.h"
 
 typedef struct {
     nb_conv_layer conv1;
     nb_bn_layer bn1;
-    basic_block *blocks;
+    nb_res_block *blocks;
     int n_blocks;
     nb_linear_layer fc;
 } resnet;
-
-static nb_tensor *block_fwd(nb_ctx *ctx, basic_block *b, nb_tensor *x, bool training) {
-    nb_tensor *h = nb_bn_layer_fwd(ctx, &b->bn1, nb_conv_layer_fwd(ctx, &b->conv1, x), training, true);
-    h = nb_bn_layer_fwd(ctx, &b->bn2, nb_conv_layer_fwd(ctx, &b->conv2, h), training, false);
-    nb_tensor *sc = x;
-    if (b->has_down)
-        sc = nb_bn_layer_fwd(ctx, &b->down_bn, nb_conv_layer_fwd(ctx, &b->down_conv, x), training, false);
-    nb_set_scope_name(ctx, b->name);
-    return nb_add_relu(h, sc);
-}
 
 static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     resnet *r = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = nb_bn_layer_fwd(ctx, &r->bn1, nb_conv_layer_fwd(ctx, &r->conv1, x), training, true);
-    for (int i = 0; i < r->n_blocks; i++) h = block_fwd(ctx, &r->blocks[i], h, training);
+    for (int i = 0; i < r->n_blocks; i++) h = nb_res_block_fwd(ctx, &r->blocks[i], h, training);
     nb_set_scope_name(ctx, "avgpool");
     h = nb_flatten(nb_global_avgpool(h));
     return nb_linear_layer_fwd(ctx, &r->fc, h);
@@ -69,23 +53,10 @@ nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int dep
     int in = widths[0];
     for (int s = 0; s < 3 && !rc; s++) {
         for (int b = 0; b < n && !rc; b++) {
-            basic_block *blk = &r->blocks[s * n + b];
-            int stride = b == 0 && s > 0 ? 2 : 1, out = widths[s];
-            char p[64];
-            snprintf(blk->name, sizeof blk->name, "layer%d.%d", s + 1, b);
-#define SUB(x) (snprintf(p, sizeof p, "%s.%s", blk->name, x), p)
-            rc = nb_conv_layer_init(&blk->conv1, &m->params, SUB("conv1"), in, out, 3, stride, 1, 1, false) ||
-                 nb_bn_layer_init(&blk->bn1, &m->params, SUB("bn1"), out) ||
-                 nb_conv_layer_init(&blk->conv2, &m->params, SUB("conv2"), out, out, 3, 1, 1, 1, false) ||
-                 nb_bn_layer_init(&blk->bn2, &m->params, SUB("bn2"), out);
-            if (!rc && (stride != 1 || in != out)) {
-                blk->has_down = true;
-                rc = nb_conv_layer_init(&blk->down_conv, &m->params, SUB("downsample.0"), in, out, 1, stride, 0, 1,
-                                        false) ||
-                     nb_bn_layer_init(&blk->down_bn, &m->params, SUB("downsample.1"), out);
-            }
-#undef SUB
-            in = out;
+            char name[32];
+            snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
+            rc = nb_res_block_init(&r->blocks[s * n + b], &m->params, name, in, widths[s], b == 0 && s > 0 ? 2 : 1, false);
+            in = widths[s];
         }
     }
     if (!rc) rc = nb_linear_layer_init(&r->fc, &m->params, "fc", in, spec->num_classes, true);

@@ -1,5 +1,6 @@
 /* The engine's contracts: determinism, a malloc-free steady state, early release of saved activations,
  * no-grad mode, the walkable tape, views without copies, gradient accumulation, in-place detection. */
+#include <math.h>
 #include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -338,6 +339,54 @@ static void test_weight_layout_roundtrip(void **st) {
     nb_ctx_free(ctx);
 }
 
+/* Dropout cannot match PyTorch's generator; what it must do instead: zero a fraction p, scale the rest by
+ * 1/(1-p), use the same mask in backward, repeat exactly for the same (seed, stream), differ for another. */
+static void test_dropout_statistics(void **st) {
+    (void)st;
+    nb_ctx *ctx = tu_ctx();
+    int64_t n = 200000;
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 2, (int64_t[]){100, 2000});
+    nb_fill(x, 2.0);
+    nb_set_requires_grad(x, true);
+    float *y1 = malloc(sizeof(float) * (size_t)n), *y2 = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+    size_t mark = nb_scope_begin(ctx);
+    nb_ctx_seed(ctx, 5, 1);
+    nb_tensor *y = nb_dropout(x, 0.3f, 1);
+    nb_tensor_to_host(y, y1, sizeof(float) * (size_t)n);
+    nb_tensor *gy = nb_tensor_new(ctx, NB_F32, 2, (int64_t[]){100, 2000});
+    nb_fill(gy, 1.0);
+    assert_int_equal(nb_backward(y, gy), 0);
+    nb_tensor_to_host(x->grad, g, sizeof(float) * (size_t)n);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y1[i] == 0.0f) {
+            zeros++;
+            assert_true(g[i] == 0.0f);
+        } else {
+            assert_true(fabsf(y1[i] - 2.0f / 0.7f) < 1e-6f);
+            assert_true(fabsf(g[i] - 1.0f / 0.7f) < 1e-6f);
+        }
+    }
+    double frac = (double)zeros / (double)n; /* 0.3 +- 5 standard deviations */
+    assert_true(fabs(frac - 0.3) < 5 * sqrt(0.3 * 0.7 / (double)n));
+    nb_ctx_seed(ctx, 5, 1);
+    nb_tensor_to_host(nb_dropout(x, 0.3f, 1), y2, sizeof(float) * (size_t)n);
+    assert_memory_equal(y1, y2, sizeof(float) * (size_t)n);
+    nb_ctx_seed(ctx, 5, 2);
+    nb_tensor_to_host(nb_dropout(x, 0.3f, 1), y2, sizeof(float) * (size_t)n);
+    assert_memory_not_equal(y1, y2, sizeof(float) * (size_t)n);
+    /* evaluation mode is the identity */
+    assert_ptr_equal(nb_dropout(x, 0.3f, 0), x);
+    nb_tape_clear(ctx);
+    nb_scope_end(ctx, mark);
+    free(y1);
+    free(y2);
+    free(g);
+    nb_release(gy);
+    nb_release(x);
+    nb_ctx_free(ctx);
+}
+
 int main(void) {
     omp_set_num_threads(2);
     const struct CMUnitTest tests[] = {
@@ -350,6 +399,7 @@ int main(void) {
         cmocka_unit_test(test_grad_accumulates),
         cmocka_unit_test(test_inplace_detected),
         cmocka_unit_test(test_weight_layout_roundtrip),
+        cmocka_unit_test(test_dropout_statistics),
     };
     return cmocka_run_group_tests_name("engine contracts", tests, NULL, NULL);
 }

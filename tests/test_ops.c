@@ -18,6 +18,7 @@
 #define TOL 1e-4
 
 static hid_t fixture;
+static bool reference_conv; /* run convolutions through the im2col + sgemm path instead of oneDNN */
 
 static int setup(void **state) {
     (void)state;
@@ -33,6 +34,7 @@ static int teardown(void **state) {
 
 static void run_case(const char *op, const char *name, hid_t g, int blocked) {
     nb_ctx *ctx = tu_ctx();
+    nb_cpu_use_reference_conv(ctx->backend, reference_conv);
     oh_spec s;
     assert_int_equal(oh_spec_for(op, &s), 0);
     oh_read_attrs(g, &s);
@@ -118,6 +120,13 @@ static void run_op(const char *op) {
         run_op(#name);                                                                                         \
     }
 OP_TEST(conv2d)
+
+static void test_conv2d_reference(void **state) {
+    (void)state;
+    reference_conv = true;
+    run_op("conv2d");
+    reference_conv = false;
+}
 OP_TEST(linear)
 OP_TEST(batchnorm2d)
 OP_TEST(relu)
@@ -144,7 +153,8 @@ OP_TEST(mse)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d),          cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_conv2d),          cmocka_unit_test(test_conv2d_reference),
+        cmocka_unit_test(test_linear),
         cmocka_unit_test(test_batchnorm2d),     cmocka_unit_test(test_relu),
         cmocka_unit_test(test_relu6),           cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_sigmoid),         cmocka_unit_test(test_hardswish),

@@ -52,6 +52,8 @@ typedef struct {
 
     void *scratch;
     size_t scratch_bytes;
+
+    bool reference_conv; /* im2col + sgemm instead of oneDNN (NB_CPU_CONV=reference) */
 } cpu_backend;
 
 static inline cpu_backend *cpu_of(nb_backend *be) { return (cpu_backend *)be; }
@@ -96,6 +98,8 @@ int64_t cpu_phys_floats(const nb_tensor *t);
 /* Per-op implementations */
 int cpu_conv_forward(cpu_backend *be, nb_node *n);
 int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_conv_ref_forward(cpu_backend *be, nb_node *n);
+int cpu_conv_ref_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_linear_forward(cpu_backend *be, nb_node *n);
 int cpu_linear_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_bn_forward(cpu_backend *be, nb_node *n);

@@ -430,12 +430,16 @@ static int cpu_activation_layout(nb_backend *b, const nb_tensor *t) {
     return id;
 }
 
+void nb_cpu_use_reference_conv(nb_backend *b, bool on) {
+    if (b->device == NB_DEVICE_CPU) cpu_of(b)->reference_conv = on;
+}
+
 /* ---- dispatch ---- */
 
 static int cpu_forward(nb_backend *b, nb_node *n) {
     cpu_backend *be = cpu_of(b);
     switch (n->op) {
-    case NB_OP_CONV2D: return cpu_conv_forward(be, n);
+    case NB_OP_CONV2D: return be->reference_conv ? cpu_conv_ref_forward(be, n) : cpu_conv_forward(be, n);
     case NB_OP_LINEAR: return cpu_linear_forward(be, n);
     case NB_OP_BATCHNORM2D: return cpu_bn_forward(be, n);
     case NB_OP_RELU:
@@ -467,7 +471,7 @@ static int cpu_forward(nb_backend *b, nb_node *n) {
 static int cpu_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
     cpu_backend *be = cpu_of(b);
     switch (n->op) {
-    case NB_OP_CONV2D: return cpu_conv_backward(be, n, gout, gin);
+    case NB_OP_CONV2D: return be->reference_conv ? cpu_conv_ref_backward(be, n, gout, gin) : cpu_conv_backward(be, n, gout, gin);
     case NB_OP_LINEAR: return cpu_linear_backward(be, n, gout, gin);
     case NB_OP_BATCHNORM2D: return cpu_bn_backward(be, n, gout, gin);
     case NB_OP_RELU:
@@ -542,6 +546,8 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         return NULL;
     }
     nb_pool_init(&be->pool, sys_alloc, sys_free, NULL);
+    const char *impl = getenv("NB_CPU_CONV");
+    be->reference_conv = impl && !strcmp(impl, "reference");
     be->n_layouts = 1;
     be->cap_layouts = 64;
     be->layouts = nb_xcalloc((size_t)be->cap_layouts, sizeof *be->layouts);
