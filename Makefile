@@ -1,10 +1,18 @@
 # nibble: `make` builds the library and programs, `make test` runs the cmocka suite, `make test SANITIZE=1`
 # runs it under AddressSanitizer and UBSan, `make bench` measures against PyTorch on this machine.
-# Missing Debian packages are installed by scripts/install-deps.sh on first use.
+# `make CUDA=1` adds the CUDA backend (nvcc, cuBLAS, cuDNN under CUDA_HOME); its tests run where a GPU is
+# present and are reported as skipped elsewhere. Missing Debian packages are installed by
+# scripts/install-deps.sh on first use.
 
 CC ?= gcc
 SANITIZE ?= 0
+CUDA ?= 0
 PYTHON ?= /usr/bin/python3
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+# Ampere and Hopper machine code, plus PTX that newer GPUs compile at load time
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
 
 ifeq ($(SANITIZE),1)
 BUILD := build/san
@@ -21,7 +29,16 @@ LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
 LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c train/*.c)
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CU_SRCS :=
+ifeq ($(CUDA),1)
+BUILD := $(BUILD)-cuda
+CFLAGS += -DNB_CUDA -I$(CUDA_HOME)/include
+LIB_SRCS += $(wildcard backend/cuda/*.c)
+CU_SRCS := $(wildcard backend/cuda/*.cu)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+NVCCFLAGS := -O3 -std=c++17 -lineinfo -I. -I$(CUDA_HOME)/include $(CUDA_ARCH) -Xcompiler -Wall,-Wextra
+endif
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
 LIB := $(BUILD)/libnibble.a
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
@@ -38,7 +55,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test check demo train bench clean deps fixtures
+.PHONY: all test check demo train bench clean deps fixtures build-tests
 .SECONDARY:
 ifeq ($(SANITIZE),1)
 all: $(LIB) $(PROGS)
@@ -57,6 +74,10 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/%.cu.o: %.cu | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -65,8 +86,8 @@ $(BUILD)/bin/%: $(BUILD)/cli/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# bin/ holds the release programs the README uses
-bin/%: build/rel/bin/%
+# bin/ holds the release programs the README uses (with the CUDA backend after `make CUDA=1`)
+bin/%: $(BUILD)/bin/%
 	@mkdir -p bin
 	cp $< $@.tmp && mv -f $@.tmp $@
 
@@ -83,12 +104,18 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
 test: $(TEST_BINS) $(PROGS)
-	@NB_BIN_DIR=$(BUILD)/bin scripts/run-tests.sh $(TEST_BINS)
+	@NB_BIN_DIR=$(BUILD)/bin NB_CUDA_BUILD=$(CUDA) scripts/run-tests.sh $(TEST_BINS)
 
-# what CI runs: the suite, then again under AddressSanitizer and UBSan
+# every test and benchmark binary, built but not run (for running them on another machine)
+build-tests: $(TEST_BINS) $(BENCH_BINS) $(PROGS)
+
+# what CI runs: the suite, then again under AddressSanitizer and UBSan, then the CUDA build wherever nvcc is
+# installed (its GPU tests are reported as skipped on a machine without a GPU)
 check:
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
+	@if [ -x $(NVCC) ] && [ -f $(CUDA_HOME)/include/cudnn.h ]; then $(MAKE) test CUDA=1; \
+	else echo "nibble: no nvcc and cuDNN under $(CUDA_HOME): the CUDA build was not compiled"; fi
 
 # the README's main job: install what is missing, build, train the default Fashion-MNIST experiment
 EXPERIMENT ?= experiments/fmnist_resnet20.cfg
@@ -99,9 +126,12 @@ train: all
 demo: bin/demo
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} bin/demo
 
-bench: $(BENCH_BINS)
+# on a CUDA build with a GPU present, also GPU training throughput against PyTorch (PYTHON_GPU: an
+# interpreter whose torch has CUDA; Debian's has not)
+PYTHON_GPU ?= python3
+bench: $(BENCH_BINS) $(PROGS)
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/bench.sh
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) PYTHON_GPU=$(PYTHON_GPU) scripts/bench.sh
 
 fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench

@@ -1,8 +1,10 @@
-/* Training throughput of a model on random 28x28 batches (Fashion-MNIST's shape): forward, cross-entropy,
- * backward and an SGD step, as bin/train runs them, without the data loader. Prints one JSON line.
- * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE]]]]] */
+/* Training throughput of a model on random batches (by default 1x28x28, Fashion-MNIST's shape): forward,
+ * cross-entropy, backward and an SGD step, as bin/train runs them (the loss read back every step), without
+ * the data loader. Prints one JSON line.
+ * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE [cpu|cuda [CLASSES]]]]]]] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/backend.h"
@@ -22,8 +24,11 @@ int main(int argc, char **argv) {
     int B = argc > 2 ? atoi(argv[2]) : 128, steps = argc > 3 ? atoi(argv[3]) : 20;
     float width = argc > 4 ? (float)atof(argv[4]) : 1.0f;
     int cin = argc > 5 ? atoi(argv[5]) : 1, size = argc > 6 ? atoi(argv[6]) : 28;
-    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
-    nb_model_spec spec = {.arch = arch, .num_classes = 10, .in_channels = cin, .input_size = size, .width = width, .seed = 1};
+    bool gpu = argc > 7 && !strcmp(argv[7], "cuda");
+    int classes = argc > 8 ? atoi(argv[8]) : 10;
+    nb_ctx *ctx = nb_ctx_new(gpu ? NB_DEVICE_CUDA : NB_DEVICE_CPU);
+    if (!ctx) return 1;
+    nb_model_spec spec = {.arch = arch, .num_classes = classes, .in_channels = cin, .input_size = size, .width = width, .seed = 1};
     nb_model *m = nb_model_create(ctx, &spec);
     if (!m) return 1;
     nb_tensor *params[512];
@@ -36,10 +41,10 @@ int main(int argc, char **argv) {
     nb_rng_fill f = {.dist = NB_RNG_NORMAL, .a = 0, .b = 1, .seed = 3};
     ctx->backend->rng_fill(ctx->backend, x, &f);
     int64_t *lab = malloc(sizeof(int64_t) * (size_t)B);
-    for (int i = 0; i < B; i++) lab[i] = i % 10;
+    for (int i = 0; i < B; i++) lab[i] = i % classes;
     nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){B}, lab);
     double t0 = 0;
-    for (int s = -3; s < steps; s++) {
+    for (int s = -5; s < steps; s++) {
         if (s == 0) t0 = now();
         size_t mark = nb_scope_begin(ctx);
         nb_tensor *loss = nb_cross_entropy(m->forward(m, x, true), y, 0.0f);
@@ -50,8 +55,11 @@ int main(int argc, char **argv) {
         nb_scope_end(ctx, mark);
     }
     double dt = now() - t0;
-    printf("{\"name\": \"%s\", \"batch\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f}\n", arch, B, steps * B / dt,
-           dt / steps * 1e3);
+    nb_mem_stats ms;
+    nb_mem_stats_get(ctx, &ms);
+    printf("{\"name\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
+           "\"peak_mem_mib\": %.0f}\n",
+           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, (double)ms.peak_in_use / (1 << 20));
     free(lab);
     nb_release(x);
     nb_release(y);

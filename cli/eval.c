@@ -1,5 +1,6 @@
 /* bin/eval CKPT [CFG] [section.key=value ...]: top-1, top-5 and loss of a checkpoint on the validation set
- * (data.val), as one JSON object on stdout. Without CFG the configuration stored in the checkpoint is used. */
+ * (data.val), as one JSON object on stdout. Without CFG the configuration stored in the checkpoint is used;
+ * it runs on the device that configuration trained on (train.device), or on the CPU where there is no GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +32,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *ckpt = argv[1];
-    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU); /* reads the configuration; then the one it names */
     nb_cfg cfg;
     nb_cfg_init(&cfg);
     if (load_cfg(ctx, &cfg, ckpt, argc, argv)) return 1;
+    nb_ctx_free(ctx);
+    ctx = nb_ctx_from_cfg(&cfg, true);
     nb_model *m = nb_model_from_cfg(ctx, &cfg);
     nb_ckpt_load_model(ctx, ckpt, &m->params, true);
     nb_dataset val;

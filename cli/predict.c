@@ -1,5 +1,6 @@
-/* bin/predict CKPT in.h5 out.h5 [CFG]: logits of the model for every image of in.h5's `images` dataset,
- * preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes] into out.h5. */
+/* bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]: logits of the model for every image of in.h5's
+ * `images` dataset, preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes]
+ * into out.h5. Runs on the device the configuration names (train.device), or on the CPU where there is no GPU. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,25 +14,29 @@
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: bin/predict CKPT in.h5 out.h5 [CFG]\n");
+        fprintf(stderr, "usage: bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]\n");
         return 2;
     }
     const char *ckpt = argv[1], *in = argv[2], *out = argv[3];
-    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU); /* reads the configuration; then the one it names */
     nb_cfg cfg;
     nb_cfg_init(&cfg);
     int rc;
-    if (argc > 4) {
+    if (argc > 4 && !strchr(argv[4], '=')) {
         rc = nb_cfg_load(&cfg, argv[4]);
     } else {
         char *text = nb_ckpt_read_config(ctx, ckpt);
         rc = nb_cfg_load_string(&cfg, text, ckpt);
         free(text);
     }
+    for (int i = 4; i < argc && rc == 0; i++)
+        if (strchr(argv[i], '=')) rc = nb_cfg_override(&cfg, argv[i]);
     if (rc) {
         fprintf(stderr, "nibble: error: %s\n", cfg.err);
         return 1;
     }
+    nb_ctx_free(ctx);
+    ctx = nb_ctx_from_cfg(&cfg, true);
     nb_model *m = nb_model_from_cfg(ctx, &cfg);
     nb_ckpt_load_model(ctx, ckpt, &m->params, true);
     nb_dataset ds;

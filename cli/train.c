@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         nb_cfg_free(&cfg);
         return 1;
     }
-    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU); /* errors print and exit 1 */
+    nb_ctx *ctx = nb_ctx_from_cfg(&cfg, false); /* errors print and exit 1 */
     if (summary) {
         nb_model *m = nb_model_from_cfg(ctx, &cfg);
         nb_print_summary(ctx, m, stdout);

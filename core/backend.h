@@ -77,9 +77,14 @@ struct nb_backend {
     int (*sgd_step)(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);
     int (*adam_step)(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
                      nb_tensor *v);
+    /* adds v to every element of an i64 tensor where it lives (batch counters), without a host round trip */
+    int (*counter_add)(nb_backend *be, nb_tensor *t, int64_t v);
 };
 
 nb_backend *nb_cpu_backend_new(nb_ctx *ctx);
+/* Whether this build has the CUDA backend and a device to run it on; `why` gets the device's name, or the
+ * reason there is none (skipped tests print it). */
+bool nb_cuda_available(char *why, size_t n);
 /* Run convolutions through the CPU backend's im2col + sgemm reference path instead of oneDNN (also selected
  * by the environment variable NB_CPU_CONV=reference when the context is made). */
 void nb_cpu_use_reference_conv(nb_backend *be, bool on);

@@ -9,7 +9,17 @@
 
 #ifdef NB_CUDA
 nb_backend *nb_cuda_backend_new(nb_ctx *ctx);
+bool nb_cuda_probe(char *why, size_t n);
 #endif
+
+bool nb_cuda_available(char *why, size_t n) {
+#ifdef NB_CUDA
+    return nb_cuda_probe(why, n);
+#else
+    snprintf(why, n, "this build has no CUDA backend (rebuild with `make CUDA=1` where nvcc and cuDNN are installed)");
+    return false;
+#endif
+}
 
 nb_ctx *nb_ctx_new(nb_device device) {
     nb_ctx *ctx = nb_xcalloc(1, sizeof *ctx);

@@ -32,6 +32,10 @@ void nb_node_set_saved(nb_node *n, int i, nb_tensor *t);
 /* Register an op output in the innermost scope. */
 void nb_scope_add(nb_ctx *ctx, nb_tensor *t);
 
+/* Make gradient header `dst` share `src`'s storage (both inputs of a plain sum get the same gradient; backward
+ * copies it on write if either is accumulated into). */
+void nb_share_storage(nb_tensor *dst, const nb_tensor *src);
+
 /* Give the backend's choice of output layout to an output: allocate its storage. */
 static inline int nb_out_alloc(nb_tensor *t, int layout) { return nb_tensor_alloc(t, layout); }
 

@@ -13,6 +13,10 @@ float nb_philox_normal(uint64_t seed, uint64_t stream, uint64_t i) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
+float nb_philox_draw(int normal, float a, float b, uint64_t seed, uint64_t stream, uint64_t k) {
+    return normal ? a + b * nb_philox_normal(seed, stream, k) : a + (b - a) * nb_u32_to_unit(nb_philox_u32(seed, stream, k));
+}
+
 uint32_t nb_rng_u32(nb_rng *r) { return nb_philox_u32(r->seed, r->stream, r->index++); }
 
 float nb_rng_unit(nb_rng *r) { return nb_u32_to_unit(nb_rng_u32(r)); }

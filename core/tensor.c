@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/context.h"
+#include "core/op_impl.h"
 
 static nb_storage *storage_new(nb_ctx *ctx, size_t bytes) {
     nb_backend *be = ctx->backend;
@@ -112,6 +113,14 @@ int nb_tensor_alloc(nb_tensor *t, int layout) {
     t->storage = s;
     t->data_released = false;
     return 0;
+}
+
+void nb_share_storage(nb_tensor *dst, const nb_tensor *src) {
+    dst->storage = src->storage;
+    dst->storage->refs++;
+    dst->layout = src->layout;
+    dst->offset = src->offset;
+    memcpy(dst->stride, src->stride, sizeof dst->stride);
 }
 
 void *nb_data(const nb_tensor *t) {

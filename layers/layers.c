@@ -44,11 +44,10 @@ nb_tensor *nb_bn_layer_fwd(nb_ctx *ctx, nb_bn_layer *l, nb_tensor *x, bool train
     nb_tensor *y = nb_batchnorm2d(x, l->weight, l->bias, l->running_mean, l->running_var,
                                   (nb_bn_attr){.momentum = l->momentum, .eps = l->eps, .training = training, .relu = relu});
     if (y && training) {
-        /* torchvision counts batches seen; kept for state_dict compatibility */
-        int64_t n;
-        nb_tensor_to_host(l->num_batches_tracked, &n, sizeof n);
-        n++;
-        nb_tensor_copy_from_host(l->num_batches_tracked, &n, sizeof n);
+        /* torchvision counts batches seen; kept for state_dict compatibility, counted where the tensor lives
+         * (a read-modify-write through the host would stall a GPU at every layer) */
+        nb_backend *be = ctx->backend;
+        if (be->counter_add(be, l->num_batches_tracked, 1) != 0) return NULL;
     }
     return y;
 }

@@ -11,6 +11,7 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
                "model", "num_classes %d, in_channels %d, input_size %d and width %g must be positive",
                spec->num_classes, spec->in_channels, spec->input_size, (double)spec->width);
     if (!strcmp(spec->arch, "smallcnn")) return nb_smallcnn_create(ctx, spec);
+    if (nb_shufflenetv2_arch(spec->arch)) return nb_shufflenetv2_create(ctx, spec);
     /* torchvision's ImageNet ResNets at their depths; CIFAR-style ResNets at any other depth 6n+2 */
     if (!strncmp(spec->arch, "resnet", 6)) {
         char *end;
@@ -25,7 +26,8 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
 
 const char *nb_model_arch_list(void) {
     return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
-           "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110)";
+           "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110); shufflenet_v2_x0_5, shufflenet_v2_x1_0, "
+           "shufflenet_v2_x1_5, shufflenet_v2_x2_0";
 }
 
 void nb_model_free(nb_model *m) {

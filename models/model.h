@@ -8,11 +8,13 @@
 #include "layers/params.h"
 
 typedef struct {
-    const char *arch;   /* "smallcnn", CIFAR "resnet20".."resnet110", ImageNet "resnet18".."resnet152" */
+    const char *arch;   /* "smallcnn", CIFAR "resnet20".."resnet110", ImageNet "resnet18".."resnet152",
+                           "shufflenet_v2_x1_0" (and x0_5, x1_5, x2_0) */
     int num_classes;
     int in_channels;
     int input_size;     /* H = W the model is built for (only smallcnn's classifier depends on it) */
     float width;        /* channel multiplier: 1.0 is the published network */
+    int zero_init_residual; /* ResNets: start each block's last BN scale at 0, so blocks begin as identities */
     uint64_t seed;      /* initialisation */
 } nb_model_spec;
 
@@ -35,5 +37,7 @@ nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec);
 nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
 bool nb_resnet_imagenet_depth(int depth); /* 18, 34, 50, 101, 152 */
 nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
+bool nb_shufflenetv2_arch(const char *arch); /* shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0 */
+nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec);
 
 #endif

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int nb_res_block_init(nb_res_block *b, nb_params *ps, const char *name, int in, int planes, int stride, bool bottleneck) {
+int nb_res_block_init(nb_res_block *b, nb_params *ps, const char *name, int in, int planes, int stride, bool bottleneck,
+                      bool zero_init) {
     memset(b, 0, sizeof *b);
     snprintf(b->name, sizeof b->name, "%s", name);
     b->bottleneck = bottleneck;
@@ -31,6 +32,7 @@ int nb_res_block_init(nb_res_block *b, nb_params *ps, const char *name, int in, 
              nb_bn_layer_init(&b->down_bn, ps, SUB("downsample.1"), out);
     }
 #undef SUB
+    if (!rc && zero_init) rc = nb_fill(bottleneck ? b->bn3.weight : b->bn2.weight, 0.0);
     return rc ? -1 : 0;
 }
 

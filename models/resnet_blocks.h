@@ -16,8 +16,10 @@ typedef struct {
     char name[48];
 } nb_res_block;
 
-/* The block's output channels: planes (basic) or 4 * planes (bottleneck). */
-int nb_res_block_init(nb_res_block *b, nb_params *ps, const char *name, int in, int planes, int stride, bool bottleneck);
+/* The block's output channels: planes (basic) or 4 * planes (bottleneck). zero_init starts the last BN's
+ * scale at zero (torchvision's zero_init_residual). */
+int nb_res_block_init(nb_res_block *b, nb_params *ps, const char *name, int in, int planes, int stride, bool bottleneck,
+                      bool zero_init);
 nb_tensor *nb_res_block_fwd(nb_ctx *ctx, nb_res_block *b, nb_tensor *x, bool training);
 static inline int nb_res_block_out(int planes, bool bottleneck) { return bottleneck ? 4 * planes : planes; }
 

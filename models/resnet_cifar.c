@@ -55,7 +55,7 @@ nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int dep
         for (int b = 0; b < n && !rc; b++) {
             char name[32];
             snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
-            rc = nb_res_block_init(&r->blocks[s * n + b], &m->params, name, in, widths[s], b == 0 && s > 0 ? 2 : 1, false);
+            rc = nb_res_block_init(&r->blocks[s * n + b], &m->params, name, in, widths[s], b == 0 && s > 0 ? 2 : 1, false, spec->zero_init_residual);
             in = widths[s];
         }
     }

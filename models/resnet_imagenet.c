@@ -59,7 +59,7 @@ nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int 
         for (int b = 0; b < layers[which][s] && !rc; b++, k++) {
             char name[32];
             snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
-            rc = nb_res_block_init(&r->blocks[k], &m->params, name, in, planes, b == 0 && s > 0 ? 2 : 1, bottleneck);
+            rc = nb_res_block_init(&r->blocks[k], &m->params, name, in, planes, b == 0 && s > 0 ? 2 : 1, bottleneck, spec->zero_init_residual);
             in = nb_res_block_out(planes, bottleneck);
         }
     }

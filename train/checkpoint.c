@@ -60,12 +60,14 @@ static int write_f64(hid_t f, const char *path, double v) {
     return e < 0 ? -1 : 0;
 }
 
+/* Variable-length UTF-8, so that h5py reads it as str rather than bytes. */
 static int write_string_attr(hid_t obj, const char *name, const char *s) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(s) + 1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = a >= 0 ? H5Awrite(a, t, s) : -1;
+    herr_t e = a >= 0 ? H5Awrite(a, t, &s) : -1;
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
@@ -328,13 +330,26 @@ char *nb_ckpt_read_config(nb_ctx *ctx, const char *path) {
     if (H5Aexists(f, "config") > 0) {
         hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
         hid_t t = H5Aget_type(a);
-        size_t n = H5Tget_size(t);
-        out = nb_xcalloc(n + 1, 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
-        if (H5Aread(a, mt, out) < 0) {
-            free(out);
-            out = NULL;
+        if (H5Tis_variable_str(t) > 0) {
+            char *v = NULL;
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (H5Aread(a, mt, &v) >= 0 && v) {
+                size_t n = strlen(v);
+                out = nb_xmalloc(n + 1);
+                memcpy(out, v, n + 1);
+                H5free_memory(v);
+            }
+        } else { /* fixed-length, as written by some tools */
+            size_t n = H5Tget_size(t);
+            out = nb_xcalloc(n + 1, 1);
+            H5Tset_size(mt, n);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (H5Aread(a, mt, out) < 0) {
+                free(out);
+                out = NULL;
+            }
         }
         H5Tclose(mt);
         H5Tclose(t);

@@ -39,12 +39,23 @@ static int mkdir_p(const char *path) {
     return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+nb_ctx *nb_ctx_from_cfg(const nb_cfg *cfg, bool fallback) {
+    if (strcmp(nb_cfg_str(cfg, "train.device"), "cuda")) return nb_ctx_new(NB_DEVICE_CPU);
+    char why[512];
+    if (fallback && !nb_cuda_available(why, sizeof why)) {
+        fprintf(stderr, "nibble: note: train.device = cuda, but %s; running on the CPU\n", why);
+        return nb_ctx_new(NB_DEVICE_CPU);
+    }
+    return nb_ctx_new(NB_DEVICE_CUDA);
+}
+
 nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg) {
     nb_model_spec spec = {.arch = nb_cfg_str(cfg, "model.arch"),
                           .num_classes = (int)nb_cfg_int(cfg, "model.num_classes"),
                           .in_channels = (int)nb_cfg_int(cfg, "model.in_channels"),
                           .input_size = (int)nb_cfg_int(cfg, "model.input_size"),
                           .width = (float)nb_cfg_float(cfg, "model.width"),
+                          .zero_init_residual = nb_cfg_bool(cfg, "model.zero_init_residual"),
                           .seed = (uint64_t)nb_cfg_int(cfg, "train.seed")};
     return nb_model_create(ctx, &spec);
 }
@@ -169,8 +180,9 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
     t->cfg = cfg;
     int threads = (int)nb_cfg_int(cfg, "train.threads");
     if (threads > 0) omp_set_num_threads(threads);
-    NB_REQUIRE(ctx, !strcmp(nb_cfg_str(cfg, "train.device"), "cpu"), -1, "config",
-               "train.device = %s: this build has only the CPU backend", nb_cfg_str(cfg, "train.device"));
+    const char *device = nb_cfg_str(cfg, "train.device");
+    NB_REQUIRE(ctx, !strcmp(device, ctx->backend->name), -1, "config",
+               "train.device = %s, but the context runs on the %s backend", device, ctx->backend->name);
     default_out(cfg, t->out, sizeof t->out);
     char last[600];
     snprintf(last, sizeof last, "%s/last.h5", t->out);

@@ -54,6 +54,9 @@ int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor
 nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
 
 /* Build a model from the [model] section. */
+/* A context on the backend train.device names. For evaluation (`fallback`), a CUDA checkpoint on a machine
+ * without a GPU runs on the CPU after a note on stderr; training insists on the device it was asked for. */
+nb_ctx *nb_ctx_from_cfg(const nb_cfg *cfg, bool fallback);
 nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg);
 /* Load the [data] section's training or validation set. */
 int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds);

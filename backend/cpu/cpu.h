@@ -123,6 +123,7 @@ int cpu_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
 int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);
 int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
                   nb_tensor *v);
+int cpu_counter_add(nb_backend *be, nb_tensor *t, int64_t v);
 
 /* What a cached primitive does for its op, part of the cache key. */
 enum { PHASE_FWD = 0, PHASE_BWD_DATA = 1, PHASE_BWD_WEIGHTS = 2, PHASE_REORDER = 3, PHASE_FWD_INFER = 4,

@@ -536,6 +536,7 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .rng_fill = cpu_rng_fill,
         .sgd_step = cpu_sgd_step,
         .adam_step = cpu_adam_step,
+        .counter_add = cpu_counter_add,
     };
     if (dnnl_engine_create(&be->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags) != dnnl_success ||

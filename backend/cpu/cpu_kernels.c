@@ -89,9 +89,7 @@ int cpu_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec) {
     float a = spec->a, b = spec->b;
 #pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        uint64_t k = spec->offset + (uint64_t)i;
-        p[i] = spec->dist == NB_RNG_UNIFORM ? a + (b - a) * nb_u32_to_unit(nb_philox_u32(spec->seed, spec->stream, k))
-                                            : a + b * nb_philox_normal(spec->seed, spec->stream, k);
+        p[i] = nb_philox_draw(spec->dist == NB_RNG_NORMAL, a, b, spec->seed, spec->stream, spec->offset + (uint64_t)i);
     }
     t->version++;
     return 0;
@@ -141,5 +139,14 @@ int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_
         pp[i] = pi - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
     }
     p->version++;
+    return 0;
+}
+
+int cpu_counter_add(nb_backend *be, nb_tensor *t, int64_t v) {
+    NB_REQUIRE(be->ctx, t->dtype == NB_I64, -1, "counter_add", "%s %s must be i64", t->name, NB_SHAPE(t));
+    if (need_dense(be, t, "counter_add")) return -1;
+    int64_t *p = nb_data(t), n = nb_numel(t);
+    for (int64_t i = 0; i < n; i++) p[i] += v;
+    t->version++;
     return 0;
 }

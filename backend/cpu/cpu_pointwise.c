@@ -55,12 +55,7 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
     for (int k = 0; k < n->n_in; k++) {
         if (!gin[k]) continue;
         if (n->op == NB_OP_ADD && k == 1 && gin[0] && n->attr.add.alpha == n->attr.add.beta) {
-            /* both inputs of a plain sum get the same gradient: one buffer serves both (backward copies it
-             * on write if either is accumulated into) */
-            gin[1]->storage = gin[0]->storage;
-            gin[1]->storage->refs++;
-            gin[1]->layout = gin[0]->layout;
-            gin[1]->offset = 0;
+            nb_share_storage(gin[1], gin[0]);
             continue;
         }
         if (nb_out_alloc(gin[k], n->in[k]->layout) != 0) return -1;

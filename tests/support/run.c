@@ -23,6 +23,24 @@ static void slurp(int fd, char *buf, size_t cap) {
     buf[got] = 0;
 }
 
+/* Under NB_TEST_DEVICE=cuda the programs that run models are pointed at the GPU too (a later override wins
+ * over the configuration file). Called in the child, just before exec. */
+static const char *const *with_device(const char *const *argv) {
+    static const char *ext[128];
+    const char *dev = getenv("NB_TEST_DEVICE");
+    if (!dev || strcmp(dev, "cuda") || (strcmp(argv[0], "train") && strcmp(argv[0], "eval") && strcmp(argv[0], "predict")))
+        return argv;
+    int n = 0;
+    while (argv[n] && n < 120) {
+        ext[n] = argv[n];
+        n++;
+    }
+    if (n > 1 && argv[1][0] == '-') return argv; /* --help-config and the like take no overrides */
+    ext[n++] = "train.device=cuda";
+    ext[n] = NULL;
+    return ext;
+}
+
 static int decode(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
 
 void run_prog(run_result *r, const char *const *argv) {
@@ -37,7 +55,7 @@ void run_prog(run_result *r, const char *const *argv) {
         dup2(po[1], 1);
         dup2(efd, 2);
         close(po[0]);
-        execv(path, (char *const *)argv);
+        execv(path, (char *const *)with_device(argv));
         fprintf(stderr, "cannot exec %s\n", path);
         _exit(127);
     }
@@ -62,7 +80,7 @@ pid_t spawn_prog(const char *const *argv, const char *errfile) {
         dup2(fd, 2);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
-        execv(path, (char *const *)argv);
+        execv(path, (char *const *)with_device(argv));
         _exit(127);
     }
     return pid;

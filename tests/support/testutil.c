@@ -68,8 +68,15 @@ static void record_error(void *user, const char *msg) {
     (void)msg; /* the message stays in ctx->last_error */
 }
 
+nb_device tu_device(void) {
+    const char *d = getenv("NB_TEST_DEVICE");
+    return d && !strcmp(d, "cuda") ? NB_DEVICE_CUDA : NB_DEVICE_CPU;
+}
+
+const char *tu_device_name(void) { return tu_device() == NB_DEVICE_CUDA ? "cuda" : "cpu"; }
+
 nb_ctx *tu_ctx(void) {
-    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_ctx *ctx = nb_ctx_new(tu_device());
     assert_non_null(ctx);
     nb_ctx_set_error_handler(ctx, record_error, NULL);
     return ctx;

@@ -21,7 +21,13 @@ double tu_rel_err(const float *got, const float *ref, int64_t n);
 void tu_assert_close(const char *what, const float *got, const float *ref, int64_t n, double tol);
 void tu_assert_tensor_close(const char *what, const nb_tensor *got, const float *ref, int64_t n, double tol);
 
-/* A context whose errors are recorded, not fatal: ops return NULL and the test inspects the message. */
+/* The backend under test: NB_TEST_DEVICE=cuda selects the CUDA backend (scripts/run-tests.sh runs the
+ * suite once per backend present); cpu otherwise. */
+nb_device tu_device(void);
+const char *tu_device_name(void);
+
+/* A context on the backend under test whose errors are recorded, not fatal: ops return NULL and the test
+ * inspects the message. */
 nb_ctx *tu_ctx(void);
 void tu_expect_error(nb_ctx *ctx, const char *substring); /* asserts an error containing substring happened */
 void tu_clear_error(nb_ctx *ctx);
