@@ -417,7 +417,11 @@ bool nb_cuda_probe(char *why, size_t n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-        snprintf(why, n, "no usable CUDA device (%s)", cudaGetErrorString(e));
+        /* a machine without the NVIDIA driver reports an "insufficient" one: say what it most likely means */
+        snprintf(why, n, "%s (CUDA runtime: %s)",
+                 e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice ? "no NVIDIA GPU and driver on this machine"
+                                                                            : "no usable CUDA device",
+                 cudaGetErrorString(e));
         (void)cudaGetLastError();
         return false;
     }
