@@ -136,6 +136,7 @@ bench: $(BENCH_BINS) $(PROGS)
 fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
+	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models.h5
 
 clean:
 	rm -rf build bin

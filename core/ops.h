@@ -27,6 +27,9 @@ nb_tensor *nb_hardswish(nb_tensor *x);
 nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a);
 nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a);
 nb_tensor *nb_global_avgpool(nb_tensor *x); /* [N,C,H,W] -> [N,C,1,1] */
+/* PyTorch's adaptive average pooling to [N,C,oh,ow]: output cell i averages input rows floor(i*H/oh) to
+ * ceil((i+1)*H/oh) - 1 (and the same for columns); windows may overlap or repeat a row when H < oh. */
+nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow);
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training);
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);

@@ -1,5 +1,6 @@
 /* Front-ends of the network ops: convolution, linear, batch norm, activations, pooling, dropout.
  * Each validates shapes and attributes, fills in defaults and hands the node to the backend. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/op_impl.h"
@@ -166,6 +167,38 @@ static nb_tensor *pool(nb_op op, nb_tensor *x, nb_pool_attr a) {
 nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_MAXPOOL2D, x, a); }
 nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_AVGPOOL2D, x, a); }
 nb_tensor *nb_global_avgpool(nb_tensor *x) { return pool(NB_OP_GLOBAL_AVGPOOL, x, (nb_pool_attr){0}); }
+
+/* Composed from other ops, so every backend has it: the identity, an ordinary average pooling when the
+ * windows tile the input, and otherwise the linear map that averages each window ([oh*ow, H*W] weights),
+ * which is what the general case is. */
+nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "adaptive_avgpool", "input", x, 4)) return NULL;
+    NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, NULL, "adaptive_avgpool",
+               "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    if (H == oh && W == ow) return x;
+    if (H % oh == 0 && W % ow == 0)
+        return nb_avgpool2d(x, (nb_pool_attr){.kernel = {(int)(H / oh), (int)(W / ow)}});
+    int64_t cells = (int64_t)oh * ow, px = H * W;
+    float *p = nb_xcalloc((size_t)(cells * px), sizeof(float));
+    for (int64_t i = 0; i < oh; i++) {
+        int64_t h0 = i * H / oh, h1 = ((i + 1) * H + oh - 1) / oh;
+        for (int64_t j = 0; j < ow; j++) {
+            int64_t w0 = j * W / ow, w1 = ((j + 1) * W + ow - 1) / ow;
+            float v = 1.0f / (float)((h1 - h0) * (w1 - w0));
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t w = w0; w < w1; w++) p[(i * ow + j) * px + h * W + w] = v;
+        }
+    }
+    nb_tensor *pool = nb_tensor_from_host(ctx, NB_F32, 2, (int64_t[]){cells, px}, p);
+    free(p);
+    if (!pool) return NULL;
+    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, px}), pool, NULL);
+    nb_release(pool); /* the tape keeps its own reference */
+    return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
+}
 
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training) {
     if (!x) return NULL;

@@ -6,12 +6,27 @@
 
 #include "core/check.h"
 
+nb_model *nb_model_alloc(nb_ctx *ctx, const nb_model_spec *spec, size_t impl_size,
+                         nb_tensor *(*forward)(nb_model *, nb_tensor *, bool), void (*destroy)(nb_model *)) {
+    nb_model *m = nb_xcalloc(1, sizeof *m);
+    m->spec = *spec;
+    m->ctx = ctx;
+    m->impl = nb_xcalloc(1, impl_size);
+    m->forward = forward;
+    m->destroy = destroy;
+    nb_params_init(&m->params, ctx, spec->seed);
+    return m;
+}
+
 nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
     NB_REQUIRE(ctx, spec->num_classes > 0 && spec->in_channels > 0 && spec->input_size > 0 && spec->width > 0, NULL,
                "model", "num_classes %d, in_channels %d, input_size %d and width %g must be positive",
                spec->num_classes, spec->in_channels, spec->input_size, (double)spec->width);
     if (!strcmp(spec->arch, "smallcnn")) return nb_smallcnn_create(ctx, spec);
     if (nb_shufflenetv2_arch(spec->arch)) return nb_shufflenetv2_create(ctx, spec);
+    if (nb_muffnet_arch(spec->arch)) return nb_muffnet_create(ctx, spec);
+    if (!strcmp(spec->arch, "mobilenet_v2")) return nb_mobilenetv2_create(ctx, spec);
+    if (!strcmp(spec->arch, "alexnet")) return nb_alexnet_create(ctx, spec);
     /* torchvision's ImageNet ResNets at their depths; CIFAR-style ResNets at any other depth 6n+2 */
     if (!strncmp(spec->arch, "resnet", 6)) {
         char *end;
@@ -27,7 +42,8 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
 const char *nb_model_arch_list(void) {
     return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
            "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110); shufflenet_v2_x0_5, shufflenet_v2_x1_0, "
-           "shufflenet_v2_x1_5, shufflenet_v2_x2_0";
+           "shufflenet_v2_x1_5, shufflenet_v2_x2_0; mobilenet_v2 (model.width: its width multiplier); alexnet; "
+           "muffnet_x0_5, muffnet_x1_0";
 }
 
 void nb_model_free(nb_model *m) {

@@ -9,7 +9,8 @@
 
 typedef struct {
     const char *arch;   /* "smallcnn", CIFAR "resnet20".."resnet110", ImageNet "resnet18".."resnet152",
-                           "shufflenet_v2_x1_0" (and x0_5, x1_5, x2_0) */
+                           "shufflenet_v2_x1_0" (and x0_5, x1_5, x2_0), "mobilenet_v2", "alexnet",
+                           "muffnet_x0_5", "muffnet_x1_0" */
     int num_classes;
     int in_channels;
     int input_size;     /* H = W the model is built for (only smallcnn's classifier depends on it) */
@@ -28,6 +29,11 @@ struct nb_model {
     void *impl;
 };
 
+/* A model with its spec, context, an empty parameter list seeded by spec->seed and a zeroed impl of
+ * impl_size bytes: what every architecture starts from. */
+nb_model *nb_model_alloc(nb_ctx *ctx, const nb_model_spec *spec, size_t impl_size,
+                         nb_tensor *(*forward)(nb_model *, nb_tensor *, bool), void (*destroy)(nb_model *));
+
 /* NULL with an error naming the known architectures when arch is unknown. */
 nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec);
 void nb_model_free(nb_model *m);
@@ -37,6 +43,10 @@ nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec);
 nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
 bool nb_resnet_imagenet_depth(int depth); /* 18, 34, 50, 101, 152 */
 nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int depth);
+nb_model *nb_alexnet_create(nb_ctx *ctx, const nb_model_spec *spec);
+nb_model *nb_mobilenetv2_create(nb_ctx *ctx, const nb_model_spec *spec);
+bool nb_muffnet_arch(const char *arch); /* muffnet_x0_5, muffnet_x1_0 */
+nb_model *nb_muffnet_create(nb_ctx *ctx, const nb_model_spec *spec);
 bool nb_shufflenetv2_arch(const char *arch); /* shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0 */
 nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec);
 

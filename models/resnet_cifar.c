@@ -36,14 +36,8 @@ static void destroy(nb_model *m) {
 nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth) {
     NB_REQUIRE(ctx, (depth - 2) % 6 == 0, NULL, "resnet", "depth %d is not 6n+2", depth);
     int n = (depth - 2) / 6;
-    nb_model *m = nb_xcalloc(1, sizeof *m);
-    resnet *r = nb_xcalloc(1, sizeof *r);
-    m->spec = *spec;
-    m->ctx = ctx;
-    m->impl = r;
-    m->forward = forward;
-    m->destroy = destroy;
-    nb_params_init(&m->params, ctx, spec->seed);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), forward, destroy);
+    resnet *r = m->impl;
     r->n_blocks = 3 * n;
     r->blocks = nb_xcalloc((size_t)r->n_blocks, sizeof *r->blocks);
     int widths[3];

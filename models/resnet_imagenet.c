@@ -40,14 +40,8 @@ nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int 
     static const int layers[5][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}, {3, 4, 6, 3}, {3, 4, 23, 3}, {3, 8, 36, 3}};
     int which = depth == 18 ? 0 : depth == 34 ? 1 : depth == 50 ? 2 : depth == 101 ? 3 : 4;
     bool bottleneck = depth >= 50;
-    nb_model *m = nb_xcalloc(1, sizeof *m);
-    resnet *r = nb_xcalloc(1, sizeof *r);
-    m->spec = *spec;
-    m->ctx = ctx;
-    m->impl = r;
-    m->forward = forward;
-    m->destroy = destroy;
-    nb_params_init(&m->params, ctx, spec->seed);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), forward, destroy);
+    resnet *r = m->impl;
     for (int s = 0; s < 4; s++) r->n_blocks += layers[which][s];
     r->blocks = nb_xcalloc((size_t)r->n_blocks, sizeof *r->blocks);
     int stem = (int)(64 * spec->width + 0.5f);

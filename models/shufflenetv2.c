@@ -115,14 +115,8 @@ nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec) {
         if (!strcmp(spec->arch + 14, widths[i].suffix)) ch = widths[i].ch;
     NB_ASSERT(ch);
     static const int repeats[3] = {4, 8, 4};
-    nb_model *m = nb_xcalloc(1, sizeof *m);
-    shufflenet *s = nb_xcalloc(1, sizeof *s);
-    m->spec = *spec;
-    m->ctx = ctx;
-    m->impl = s;
-    m->forward = forward;
-    m->destroy = destroy;
-    nb_params_init(&m->params, ctx, spec->seed);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(shufflenet), forward, destroy);
+    shufflenet *s = m->impl;
     s->n_units = repeats[0] + repeats[1] + repeats[2];
     s->units = nb_xcalloc((size_t)s->n_units, sizeof *s->units);
     int rc = nb_conv_layer_init(&s->conv1, &m->params, "conv1.0", spec->in_channels, ch[0], 3, 2, 1, 1, false) ||

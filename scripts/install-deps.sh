@@ -3,7 +3,8 @@
 # what is missing. Usage: scripts/install-deps.sh [--check] [build|data|bench|all]
 #   build  compilers' libraries: OpenBLAS, oneDNN, HDF5, libjpeg-turbo, libpng, cmocka, zlib (default)
 #   data   the Fashion-MNIST dataset package (for the default experiment)
-#   bench  python3-torch, the speed and numerics reference (also regenerates fixtures)
+#   bench  python3-torch and -torchvision, the speed and numerics reference (also regenerates fixtures), and
+#          python3-pil, the image-decoding reference
 #   --check  exit 1 if something is missing, install nothing
 set -eu
 
@@ -13,7 +14,7 @@ what="${1:-build}"
 
 build_pkgs="build-essential pkg-config libopenblas-dev libdnnl-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libcmocka-dev zlib1g-dev"
 data_pkgs="dataset-fashion-mnist"
-bench_pkgs="python3-torch python3-h5py python3-numpy"
+bench_pkgs="python3-torch python3-torchvision python3-h5py python3-numpy python3-pil"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
