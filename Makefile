@@ -25,7 +25,7 @@ LDSAN :=
 endif
 
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
-LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -lpng -lz -lm
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
 LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c train/*.c)

@@ -117,10 +117,3 @@ fail:
     return -1;
 }
 
-void nb_dataset_free(nb_dataset *ds) {
-    free(ds->images);
-    free(ds->labels);
-    ds->images = NULL;
-    ds->labels = NULL;
-    ds->n = 0;
-}

@@ -2,11 +2,13 @@
 #include "datasets/loader.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "datasets/folder.h"
 
 typedef struct {
     nb_batch b;
@@ -35,8 +37,47 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-void nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out) {
+static void log_skip(nb_skip_log *log, const char *file, const char *why, int64_t k) {
+    pthread_mutex_lock(&log->mu);
+    if (!log->bad[k]) {
+        log->bad[k] = 1;
+        if (log->count++ == 0) snprintf(log->first, sizeof log->first, "%s: %s", file, why);
+    }
+    pthread_mutex_unlock(&log->mu);
+}
+
+static bool known_bad(nb_skip_log *log, int64_t k) {
+    pthread_mutex_lock(&log->mu);
+    bool bad = log->bad[k];
+    pthread_mutex_unlock(&log->mu);
+    return bad;
+}
+
+/* A file that cannot be decoded is replaced by the next readable one, drawing the same random choices: the
+ * substitute depends only on which files are unreadable, never on thread timing. */
+static int64_t folder_sample(const nb_loader *l, nb_rng r, int64_t index, float *out) {
     const nb_dataset *ds = l->ds;
+    nb_folder_crop crop = {.random_resized = l->cfg.augment & NB_AUG_RRC,
+                           .scale_min = l->cfg.scale_min > 0 ? l->cfg.scale_min : 0.08,
+                           .flip = l->cfg.augment & NB_AUG_FLIP,
+                           .resize = l->cfg.resize > 0 ? l->cfg.resize : (ds->h * 8 + 3) / 7,
+                           .mean = l->cfg.mean,
+                           .std = l->cfg.std};
+    char err[256];
+    for (int64_t t = 0; t < ds->n; t++) {
+        int64_t k = (index + t) % ds->n;
+        if (known_bad(ds->skipped, k)) continue;
+        nb_rng rk = r;
+        if (nb_folder_sample(ds, k, &crop, &rk, out, err, sizeof err) == 0) return k;
+        log_skip(ds->skipped, ds->files[k], err, k);
+    }
+    memset(out, 0, sizeof(float) * 3 * (size_t)ds->h * (size_t)ds->w); /* nothing in the folder decodes */
+    return index;
+}
+
+int64_t nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out) {
+    const nb_dataset *ds = l->ds;
+    if (ds->files) return folder_sample(l, nb_rng_make(l->cfg.seed, mix(((uint64_t)epoch << 40) ^ (uint64_t)index)), index, out);
     int C = ds->c, H = ds->h, W = ds->w, pad = l->cfg.pad;
     int dy = 0, dx = 0, flip = 0;
     if (l->cfg.augment) {
@@ -65,6 +106,7 @@ void nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *o
             }
         }
     }
+    return index;
 }
 
 static void fill(nb_loader *l, slot *s, int64_t b) {
@@ -72,9 +114,8 @@ static void fill(nb_loader *l, slot *s, int64_t b) {
     int64_t lo = b * B, hi = lo + B < n ? lo + B : n;
     size_t per = (size_t)l->ds->c * l->ds->h * l->ds->w;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t idx = l->perm[i];
-        nb_loader_sample(l, l->epoch, idx, s->b.x + (size_t)(i - lo) * per);
-        s->b.y[i - lo] = l->ds->labels[idx];
+        int64_t used = nb_loader_sample(l, l->epoch, l->perm[i], s->b.x + (size_t)(i - lo) * per);
+        s->b.y[i - lo] = l->ds->labels[used];
     }
     s->b.n = (int)(hi - lo);
     s->b.index = b;

@@ -10,7 +10,9 @@
 
 #include "datasets/dataset.h"
 
-enum { NB_AUG_FLIP = 1, NB_AUG_CROP = 2 };
+/* FLIP: random horizontal flip; CROP: random crop of a zero-padded image (in-memory data); RRC: random
+ * resized crop (image folders; without it they are resized and centre-cropped) */
+enum { NB_AUG_FLIP = 1, NB_AUG_CROP = 2, NB_AUG_RRC = 4 };
 
 #define NB_MAX_CHANNELS 16
 
@@ -20,6 +22,8 @@ typedef struct {
     uint64_t seed;
     int augment; /* NB_AUG_* bits */
     int pad;     /* random crop: zero padding on each side */
+    double scale_min; /* random resized crop: the smallest fraction of the image area (torchvision: 0.08) */
+    int resize;       /* image folders without RRC: the shorter side before the centre crop (0: 8/7 of it) */
     int workers;
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
 } nb_loader_cfg;
@@ -42,7 +46,9 @@ void nb_loader_start(nb_loader *l, int64_t epoch, int64_t first);
 const nb_batch *nb_loader_next(nb_loader *l);
 void nb_loader_stop(nb_loader *l);
 
-/* One sample exactly as a worker prepares it (tests and tools). */
-void nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out);
+/* One sample exactly as a worker prepares it (tests and tools). Returns the sample actually used: index
+ * itself, or for an image folder whose file cannot be decoded, the next readable one (the skipped file is
+ * logged in the dataset's skip log). */
+int64_t nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out);
 
 #endif

@@ -22,21 +22,29 @@ typedef struct {
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 static const key_spec schema[] = {
-    {"model.arch", T_STR, "resnet20", NULL, "architecture: smallcnn, resnet20, resnet32, resnet44, resnet56, resnet110"},
+    {"model.arch", T_STR, "resnet20", NULL,
+     "architecture: smallcnn; CIFAR-style resnet20, resnet56 (any 6n+2); resnet18, resnet34, resnet50, resnet101, "
+     "resnet152; alexnet; mobilenet_v2; shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0; muffnet_x0_5, muffnet_x1_0"},
     {"model.num_classes", T_INT, "10", NULL, "classifier outputs"},
     {"model.in_channels", T_INT, "1", NULL, "input image channels"},
     {"model.input_size", T_INT, "28", NULL, "input height = width"},
     {"model.width", T_FLOAT, "1.0", NULL, "channel multiplier"},
     {"model.init", T_STR, "", NULL, "start from the weights of this HDF5 checkpoint (strict by name)"},
     {"model.zero_init_residual", T_BOOL, "false", NULL, "ResNets: each block's last BN scale starts at 0"},
-    {"data.format", T_ENUM, "idx", "idx|hdf5", "idx: MNIST-style files (.gz or raw); hdf5: datasets images + labels"},
+    {"data.format", T_ENUM, "idx", "idx|hdf5|folder|cifar",
+     "idx: MNIST-style files (.gz or raw); hdf5: datasets images + labels; folder: data.root/{train,val}/<class>/ "
+     "of JPEG and PNG files (torchvision's ImageFolder); cifar: CIFAR-10/100 binaries in data.root"},
+    {"data.root", T_STR, "", NULL, "folder and cifar formats: the dataset's directory"},
     {"data.train", T_STR, FMNIST "train-images-idx3-ubyte.gz", NULL, "training images (idx) or file (hdf5)"},
     {"data.train_labels", T_STR, "", NULL, "idx labels; default: the images path with images-idx3 -> labels-idx1"},
     {"data.val", T_STR, FMNIST "t10k-images-idx3-ubyte.gz", NULL, "validation images (idx) or file (hdf5)"},
     {"data.val_labels", T_STR, "", NULL, "idx labels of the validation set; derived like train_labels"},
     {"data.limit", T_INT, "0", NULL, "use only the first N training samples (0: all)"},
     {"data.val_limit", T_INT, "0", NULL, "use only the first N validation samples (0: all)"},
-    {"data.augment", T_ENUM, "none", "none|flip|crop|crop_flip", "training augmentation"},
+    {"data.augment", T_ENUM, "none", "none|flip|crop|crop_flip|rrc|rrc_flip",
+     "training augmentation: flip, padded random crop (in-memory data), random resized crop (image folders)"},
+    {"data.scale_min", T_FLOAT, "0.08", NULL, "random resized crop: smallest fraction of the image area"},
+    {"data.resize", T_INT, "0", NULL, "image folders, evaluation: shorter side before the centre crop (0: 8/7 of model.input_size)"},
     {"data.pad", T_INT, "2", NULL, "zero padding of the random crop"},
     {"data.mean", T_LIST, "0.2860", NULL, "per-channel mean subtracted after scaling to [0,1]"},
     {"data.std", T_LIST, "0.3530", NULL, "per-channel standard deviation divided by"},

@@ -60,10 +60,35 @@ nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg) {
     return nb_model_create(ctx, &spec);
 }
 
+/* Where a folder dataset's split lives: data.root/train or data.root/val. */
+static void split_dir(const nb_cfg *cfg, bool val, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", nb_cfg_str(cfg, "data.root"), val ? "val" : "train");
+}
+
+bool nb_cfg_has_val(const nb_cfg *cfg) {
+    const char *format = nb_cfg_str(cfg, "data.format");
+    if (!strcmp(format, "cifar")) return true;
+    if (!strcmp(format, "folder")) {
+        char dir[1100];
+        struct stat st;
+        split_dir(cfg, true, dir, sizeof dir);
+        return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    return nb_cfg_str(cfg, "data.val")[0] != 0;
+}
+
 int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds) {
-    const char *images = nb_cfg_str(cfg, val ? "data.val" : "data.train");
+    const char *format = nb_cfg_str(cfg, "data.format");
     int64_t limit = nb_cfg_int(cfg, val ? "data.val_limit" : "data.limit");
-    if (!strcmp(nb_cfg_str(cfg, "data.format"), "hdf5")) return nb_dataset_load_hdf5(ctx, ds, images, limit);
+    if (!strcmp(format, "folder") || !strcmp(format, "cifar")) {
+        NB_REQUIRE(ctx, nb_cfg_str(cfg, "data.root")[0], -1, "config", "data.format = %s needs data.root", format);
+        if (!strcmp(format, "cifar")) return nb_dataset_load_cifar(ctx, ds, nb_cfg_str(cfg, "data.root"), !val, limit);
+        char dir[1100];
+        split_dir(cfg, val, dir, sizeof dir);
+        return nb_dataset_load_folder(ctx, ds, dir, (int)nb_cfg_int(cfg, "model.input_size"), limit);
+    }
+    const char *images = nb_cfg_str(cfg, val ? "data.val" : "data.train");
+    if (!strcmp(format, "hdf5")) return nb_dataset_load_hdf5(ctx, ds, images, limit);
     char labels[1024];
     const char *given = nb_cfg_str(cfg, val ? "data.val_labels" : "data.train_labels");
     if (given[0]) {
@@ -87,8 +112,20 @@ int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, boo
     const char *aug = nb_cfg_str(cfg, "data.augment");
     if (train) {
         if (strstr(aug, "flip")) lc->augment |= NB_AUG_FLIP;
-        if (strstr(aug, "crop")) lc->augment |= NB_AUG_CROP;
+        if (!strncmp(aug, "crop", 4)) lc->augment |= NB_AUG_CROP;
+        if (!strncmp(aug, "rrc", 3)) lc->augment |= NB_AUG_RRC;
     }
+    NB_REQUIRE(ctx, !(lc->augment & NB_AUG_CROP) || !ds->files, -1, "config",
+               "data.augment = %s: the padded random crop is for in-memory data; image folders take rrc or rrc_flip",
+               aug);
+    NB_REQUIRE(ctx, !(lc->augment & NB_AUG_RRC) || ds->files, -1, "config",
+               "data.augment = %s: the random resized crop needs an image folder (data.format = folder); use crop "
+               "or crop_flip",
+               aug);
+    lc->scale_min = nb_cfg_float(cfg, "data.scale_min");
+    lc->resize = (int)nb_cfg_int(cfg, "data.resize");
+    NB_REQUIRE(ctx, lc->scale_min > 0 && lc->scale_min <= 1 && lc->resize >= 0, -1, "config",
+               "data.scale_min (%g) must be in (0, 1] and data.resize (%d) >= 0", lc->scale_min, lc->resize);
     NB_REQUIRE(ctx, lc->batch > 0 && lc->workers > 0 && lc->pad >= 0, -1, "config",
                "train.batch (%d), train.eval_batch, data.workers (%d) must be positive and data.pad (%d) >= 0",
                lc->batch, lc->workers, lc->pad);
@@ -199,7 +236,7 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
     t->steps_limit = nb_cfg_int(cfg, "train.steps");
     NB_REQUIRE(ctx, epochs > 0 || t->steps_limit > 0, -1, "config", "train.epochs or train.steps must be positive");
     if (nb_data_from_cfg(ctx, cfg, false, &t->train)) return -1;
-    t->has_val = nb_cfg_str(cfg, "data.val")[0] != 0;
+    t->has_val = nb_cfg_has_val(cfg);
     if (t->has_val && nb_data_from_cfg(ctx, cfg, true, &t->val)) return -1;
     t->model = nb_model_from_cfg(ctx, cfg);
     if (!t->model) return -1;
@@ -333,6 +370,28 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%lds", t);
 }
 
+/* Optimizer steps still to run: to the end of the last epoch, or to train.steps when that comes first. */
+static int64_t steps_left(const nb_trainer *t, int64_t epochs, int64_t per_epoch) {
+    int64_t total = epochs * per_epoch;
+    if (t->steps_limit > 0 && t->steps_limit < total) total = t->steps_limit;
+    return total > t->st.global_step ? total - t->st.global_step : 0;
+}
+
+/* Image-folder files that could not be decoded are skipped; say so when their number grows. */
+static void report_skipped(const nb_dataset *ds, int64_t *reported) {
+    if (!ds->skipped) return;
+    pthread_mutex_lock(&ds->skipped->mu);
+    int64_t n = ds->skipped->count;
+    char first[600];
+    snprintf(first, sizeof first, "%s", ds->skipped->first);
+    pthread_mutex_unlock(&ds->skipped->mu);
+    if (n > *reported)
+        fprintf(stderr, "nibble: note: %lld unreadable image%s in %s skipped so far (each replaced by the next readable "
+                        "one); the first: %s\n",
+                (long long)n, n == 1 ? "" : "s", ds->source, first);
+    *reported = n;
+}
+
 static int save(nb_trainer *t, const char *name) {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", t->out, name);
@@ -381,6 +440,7 @@ int nb_trainer_run(nb_trainer *t) {
     bool tty = isatty(2) && !t->quiet;
     int rc = 0;
     double session_start = now(), seconds0 = t->st.seconds;
+    int64_t skipped_train = 0, skipped_val = 0;
 
     if (!t->quiet)
         fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads -> %s\n",
@@ -433,7 +493,7 @@ int nb_trainer_run(nb_trainer *t) {
                 nb_history_add_step(&hist, (double)e + (double)(b->index + 1) / (double)nb, win_loss / (double)win_steps);
                 if (!tty && !t->quiet) {
                     char eta[32];
-                    double left = (double)((epochs - e) * nb - b->index - 1) * (double)b->n / rate;
+                    double left = (double)steps_left(t, epochs, nb) * (double)b->n / rate;
                     fmt_duration(left, eta, sizeof eta);
                     fprintf(stderr, "epoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.4g  %.0f img/s  ETA %s\n",
                             (long long)e + 1, (long long)epochs, (long long)b->index + 1, (long long)nb,
@@ -447,7 +507,7 @@ int nb_trainer_run(nb_trainer *t) {
             if (tty && tnow - last_draw > 0.5) {
                 double rate = (double)t->st.images_seen / fmax(t->st.seconds, 1e-9);
                 char eta[32];
-                fmt_duration((double)((epochs - e) * nb - b->index - 1) * (double)batch /
+                fmt_duration((double)steps_left(t, epochs, nb) * (double)batch /
                                  ((double)ep_n / fmax(tnow - session_start, 1e-9)),
                              eta, sizeof eta);
                 fprintf(stderr, "\repoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.4g  %.0f img/s  ETA %s   ",
@@ -487,6 +547,8 @@ int nb_trainer_run(nb_trainer *t) {
             rc = -1;
             break;
         }
+        report_skipped(&t->train, &skipped_train);
+        if (t->has_val) report_skipped(&t->val, &skipped_val);
         double train_loss = ep_n ? ep_loss / (double)ep_n : NAN, train_top1 = ep_n ? (double)ep_top1 / (double)ep_n : NAN;
         double lr_now = nb_schedule_lr(&t->sched, (double)(e + 1));
         t->st.seconds = seconds0 + (now() - session_start);
@@ -514,6 +576,7 @@ int nb_trainer_run(nb_trainer *t) {
         redraw_chart(t, &hist);
         if (stopped) break;
     }
+    report_skipped(&t->train, &skipped_train); /* a run that stopped inside an epoch */
     fclose(mf);
     free(logits);
     nb_history_free(&hist);

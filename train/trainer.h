@@ -59,6 +59,8 @@ nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
 nb_ctx *nb_ctx_from_cfg(const nb_cfg *cfg, bool fallback);
 nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg);
 /* Load the [data] section's training or validation set. */
+/* Whether the configuration names validation data (data.val, or a val/ folder beside train/). */
+bool nb_cfg_has_val(const nb_cfg *cfg);
 int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds);
 /* Loader settings (normalisation, augmentation) for the configured data. */
 int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, bool train, nb_loader_cfg *lc);
