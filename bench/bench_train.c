@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/backend.h"
@@ -57,9 +58,11 @@ int main(int argc, char **argv) {
     double dt = now() - t0;
     nb_mem_stats ms;
     nb_mem_stats_get(ctx, &ms);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     printf("{\"name\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
-           "\"peak_mem_mib\": %.0f}\n",
-           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, (double)ms.peak_in_use / (1 << 20));
+           "\"peak_mem_mib\": %.0f, \"max_rss_mib\": %.0f}\n",
+           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, (double)ms.peak_in_use / (1 << 20), (double)ru.ru_maxrss / 1024.0);
     free(lab);
     nb_release(x);
     nb_release(y);

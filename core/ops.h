@@ -40,6 +40,9 @@ nb_tensor *nb_scale(nb_tensor *x, float s);
 nb_tensor *nb_mul_channel(nb_tensor *x, nb_tensor *s);
 
 nb_tensor *nb_concat(nb_tensor *const *xs, int n, int axis);
+/* nb_channel_shuffle(nb_concat(xs, n, 1), n) for n parts of equal channels, written in one pass: output
+ * channel k*n + i is channel k of part i (ShuffleNet's unit ending) */
+nb_tensor *nb_concat_shuffle(nb_tensor *const *xs, int n);
 nb_tensor *nb_slice(nb_tensor *x, int axis, int64_t start, int64_t len); /* a view when x is plain */
 int nb_split(nb_tensor *x, int axis, const int64_t *sizes, int n, nb_tensor **outs);
 nb_tensor *nb_channel_shuffle(nb_tensor *x, int groups);

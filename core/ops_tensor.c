@@ -57,42 +57,41 @@ nb_tensor *nb_mul_channel(nb_tensor *x, nb_tensor *s) {
     return nb_op_finish1(ctx, n);
 }
 
-nb_tensor *nb_concat(nb_tensor *const *xs, int count, int axis) {
+/* Inputs keep whatever layout they are in (a blocked activation, a strided channel slice): the core copies
+ * each straight into its place in the output (ops_view.c), so no plain copy of a part is ever made. */
+static nb_tensor *concat(nb_tensor *const *xs, int count, int axis, bool interleave) {
+    const char *op = interleave ? "concat_shuffle" : "concat";
     if (count <= 0 || !xs[0]) return NULL;
     for (int i = 0; i < count; i++)
         if (!xs[i]) return NULL;
     nb_ctx *ctx = xs[0]->ctx;
-    int a = nb_norm_axis(ctx, "concat", xs[0], axis);
+    int a = nb_norm_axis(ctx, op, xs[0], axis);
     if (a < 0) return NULL;
     int64_t s[NB_MAX_DIMS];
     memcpy(s, xs[0]->shape, sizeof s);
     s[a] = 0;
     for (int i = 0; i < count; i++) {
         nb_tensor *t = xs[i];
-        if (nb_check_f32(ctx, "concat", "input", t, xs[0]->ndim)) return NULL;
+        if (nb_check_f32(ctx, op, "input", t, xs[0]->ndim)) return NULL;
         for (int d = 0; d < t->ndim; d++) {
-            NB_REQUIRE(ctx, d == a || t->shape[d] == xs[0]->shape[d], NULL, "concat",
+            NB_REQUIRE(ctx, d == a || t->shape[d] == xs[0]->shape[d], NULL, op,
                        "input %d %s differs from input 0 %s outside axis %d", i, NB_SHAPE(t), NB_SHAPE(xs[0]), a);
         }
+        NB_REQUIRE(ctx, !interleave || t->shape[a] == xs[0]->shape[a], NULL, op,
+                   "input %d %s and input 0 %s must have equal channels to be interleaved", i, NB_SHAPE(t),
+                   NB_SHAPE(xs[0]));
         s[a] += t->shape[a];
     }
-    nb_tensor *small[16];
-    nb_tensor **in = count <= 16 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)count);
-    int ok = 1;
-    for (int i = 0; i < count; i++) {
-        in[i] = nb_to_plain(xs[i]);
-        if (!in[i]) ok = 0;
-    }
-    nb_tensor *y = NULL;
-    if (ok) {
-        nb_node *n = nb_op_begin(ctx, NB_OP_CONCAT, in, count, 1);
-        n->attr.axis.axis = a;
-        nb_op_out(n, 0, NB_F32, xs[0]->ndim, s);
-        y = nb_op_finish1(ctx, n);
-    }
-    if (in != small) free(in);
-    return y;
+    nb_node *n = nb_op_begin(ctx, NB_OP_CONCAT, xs, count, 1);
+    n->attr.axis.axis = a;
+    n->attr.axis.interleave = interleave;
+    nb_op_out(n, 0, NB_F32, xs[0]->ndim, s);
+    return nb_op_finish1(ctx, n);
 }
+
+nb_tensor *nb_concat(nb_tensor *const *xs, int count, int axis) { return concat(xs, count, axis, false); }
+
+nb_tensor *nb_concat_shuffle(nb_tensor *const *xs, int count) { return concat(xs, count, 1, true); }
 
 nb_tensor *nb_channel_shuffle(nb_tensor *x, int groups) {
     if (!x) return NULL;

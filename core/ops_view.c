@@ -35,6 +35,29 @@ static int make_view(nb_tensor *out, const nb_tensor *in, int64_t offset) {
     return 0;
 }
 
+/* The region of whole (plain) that part k of a concatenation occupies: a strided view sharing whole's storage. */
+static nb_tensor *concat_part_view(const nb_node *n, nb_tensor *whole, int k) {
+    int a = n->attr.axis.axis;
+    const nb_tensor *part = n->in[k];
+    nb_tensor *v = nb_tensor_header(whole->ctx, whole->dtype, part->ndim, part->shape);
+    if (!v) return NULL;
+    memcpy(v->stride, whole->stride, sizeof v->stride);
+    int64_t offset;
+    if (n->attr.axis.interleave) {
+        v->stride[a] *= n->n_in; /* every n-th channel, from channel k */
+        offset = k * whole->stride[a];
+    } else {
+        int64_t before = 0;
+        for (int i = 0; i < k; i++) before += n->in[i]->shape[a];
+        offset = before * whole->stride[a];
+    }
+    if (make_view(v, whole, whole->offset + offset) != 0) {
+        nb_release(v);
+        return NULL;
+    }
+    return v;
+}
+
 int nb_core_forward(nb_ctx *ctx, nb_node *n) {
     nb_tensor *x = n->in[0], *y = n->out[0];
     switch (n->op) {
@@ -49,6 +72,16 @@ int nb_core_forward(nb_ctx *ctx, nb_node *n) {
     case NB_OP_RELAYOUT:
         if (nb_tensor_alloc(y, n->attr.relayout.layout) != 0) return -1;
         return ctx->backend->relayout(ctx->backend, y, x);
+    case NB_OP_CONCAT:
+        if (nb_tensor_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
+        for (int k = 0; k < n->n_in; k++) {
+            if (nb_numel(n->in[k]) == 0) continue;
+            nb_tensor *v = concat_part_view(n, y, k);
+            int rc = v ? ctx->backend->relayout(ctx->backend, v, n->in[k]) : -1;
+            nb_release(v);
+            if (rc) return -1;
+        }
+        return 0;
     default: return ctx->backend->forward(ctx->backend, n);
     }
 }
@@ -69,6 +102,18 @@ int nb_core_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor 
         nb_release(v);
         return rc;
     }
+    case NB_OP_CONCAT:
+        /* each part's gradient is its region of the output's, in the part's own layout */
+        for (int k = 0; k < n->n_in; k++) {
+            if (!gin[k]) continue;
+            if (nb_tensor_alloc(gin[k], n->in[k]->layout) != 0) return -1;
+            if (nb_numel(gin[k]) == 0) continue;
+            nb_tensor *v = concat_part_view(n, gout[0], k);
+            int rc = v ? be->relayout(be, gin[k], v) : -1;
+            nb_release(v);
+            if (rc) return -1;
+        }
+        return 0;
     case NB_OP_SLICE: {
         if (!gin[0]) return 0;
         if (nb_tensor_alloc(gin[0], NB_LAYOUT_PLAIN) != 0 || be->fill(be, gin[0], 0.0) != 0) return -1;

@@ -75,6 +75,7 @@ typedef struct {
 
 typedef struct {
     int axis;
+    int interleave; /* concat only: parts' channels interleaved (channel_shuffle(concat(parts), n) in one copy) */
 } nb_axis_attr;
 
 typedef struct {

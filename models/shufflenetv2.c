@@ -75,7 +75,7 @@ static nb_tensor *unit_fwd(nb_ctx *ctx, shuffle_unit *u, nb_tensor *x, bool trai
     if (!keep || !h) return NULL;
     nb_set_scope_name(ctx, u->name);
     nb_tensor *parts[2] = {keep, h};
-    return nb_channel_shuffle(nb_concat(parts, 2, 1), 2);
+    return nb_concat_shuffle(parts, 2);
 }
 
 static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {

@@ -9,6 +9,8 @@ echo "$(date -u +%Y-%m-%dT%H:%MZ), cpu: $(grep -m1 'model name' /proc/cpuinfo | 
 "$PYTHON" bench/compare_conv.py "$BUILD" "${BENCH_REPS:-10}" "${BENCH_ROUNDS:-5}"
 echo
 "$PYTHON" bench/compare_train.py "$BUILD" resnet20 smallcnn --rounds "${BENCH_ROUNDS:-3}"
+echo
+"$PYTHON" bench/compare_zoo.py "$BUILD" --rounds "${BENCH_ZOO_ROUNDS:-2}"
 # GPU training throughput next to PyTorch, on a CUDA build where a GPU is present
 echo
 if why=$("$BUILD/bin/devices" cuda 2>&1); then

@@ -110,7 +110,7 @@ int cpu_eltwise_forward(cpu_backend *be, nb_node *n);
 int cpu_eltwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_pointwise_forward(cpu_backend *be, nb_node *n); /* add, scale, dropout */
 int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
-int cpu_shape_forward(cpu_backend *be, nb_node *n); /* mul_channel, concat, channel shuffle */
+int cpu_shape_forward(cpu_backend *be, nb_node *n); /* mul_channel, channel shuffle */
 int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_loss_forward(cpu_backend *be, nb_node *n); /* softmax, log-softmax, losses */
 int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);

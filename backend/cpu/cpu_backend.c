@@ -22,7 +22,7 @@ int cpu_dnnl_fail(cpu_backend *be, const char *op, const char *call, dnnl_status
 
 static void *sys_alloc(void *user, size_t bytes) {
     (void)user;
-    if (bytes >= HUGE_PAGE) {
+    if (bytes >= HUGE_PAGE && !getenv("NB_NO_THP")) {
         /* activations and their gradients: ask for transparent huge pages, which spares the convolution
          * kernels most of their TLB misses (where the kernel allows THP only on request) */
         size_t rounded = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
@@ -454,7 +454,6 @@ static int cpu_forward(nb_backend *b, nb_node *n) {
     case NB_OP_SCALE:
     case NB_OP_DROPOUT: return cpu_pointwise_forward(be, n);
     case NB_OP_MUL_CHANNEL:
-    case NB_OP_CONCAT:
     case NB_OP_CHANNEL_SHUFFLE: return cpu_shape_forward(be, n);
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:
@@ -486,7 +485,6 @@ static int cpu_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_te
     case NB_OP_SCALE:
     case NB_OP_DROPOUT: return cpu_pointwise_backward(be, n, gout, gin);
     case NB_OP_MUL_CHANNEL:
-    case NB_OP_CONCAT:
     case NB_OP_CHANNEL_SHUFFLE: return cpu_shape_backward(be, n, gout, gin);
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:

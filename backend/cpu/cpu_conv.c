@@ -84,9 +84,11 @@ int cpu_conv_forward(cpu_backend *be, nb_node *n) {
     cpu_prim *p = fwd_prim(be, n);
     if (!p) return -1;
     bool own_x = false, own_w = false;
+    /* an input in another layout (a channel slice, a plain concatenation) is converted for this call only:
+     * keeping the copy until backward would hold a second copy of the activation for the whole step, and
+     * converting again in backward costs one reorder */
     nb_tensor *xs = cpu_as_layout(be, x, p->layout[0], &own_x);
     if (!xs) return -1;
-    if (own_x) nb_node_set_saved(n, 0, xs); /* backward reuses the converted input */
 
     nb_tensor *ws = w;
     if (w->layout != p->layout[1]) {
@@ -100,9 +102,10 @@ int cpu_conv_forward(cpu_backend *be, nb_node *n) {
             nb_node_set_saved(n, 1, ws);
         }
     }
-    if (nb_out_alloc(y, p->layout[2]) != 0) return -1;
-    void *h[4] = {nb_data(xs), nb_data(ws), nb_data(y), b ? nb_data(b) : NULL};
-    return cpu_prim_run(be, p, h, "conv2d");
+    int rc = nb_out_alloc(y, p->layout[2]);
+    if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){nb_data(xs), nb_data(ws), nb_data(y), b ? nb_data(b) : NULL}, "conv2d");
+    if (own_x) nb_release(xs);
+    return rc;
 }
 
 static cpu_prim *bwd_data_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd) {
@@ -190,7 +193,7 @@ int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_te
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *gy = gout[0];
     cpu_prim *fwd = fwd_prim(be, n);
     if (!fwd) return -1;
-    nb_tensor *xs = n->n_saved > 0 && n->saved[0] ? n->saved[0] : x;
+    nb_tensor *xs = x; /* converted below where the primitive wants another layout */
     nb_tensor *ws = n->n_saved > 1 && n->saved[1] ? n->saved[1] : w;
     nb_tensor *tmp[4] = {NULL, NULL, NULL, NULL};
     int rc = 0;

@@ -1,37 +1,9 @@
-/* Channel-broadcast multiply, concatenation and channel shuffle on plain contiguous tensors. */
+/* Channel-broadcast multiply and channel shuffle on plain contiguous tensors. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
 
-/* outer x axis x inner decomposition of a contiguous tensor around `axis` */
-static void around(const nb_tensor *t, int axis, int64_t *outer, int64_t *inner) {
-    *outer = 1;
-    *inner = 1;
-    for (int i = 0; i < axis; i++) *outer *= t->shape[i];
-    for (int i = axis + 1; i < t->ndim; i++) *inner *= t->shape[i];
-}
-
-static void concat_copy(nb_tensor *const *parts, int count, const nb_tensor *whole, int axis, int to_whole) {
-    int64_t outer, inner;
-    around(whole, axis, &outer, &inner);
-    int64_t row = whole->shape[axis] * inner;
-    float *w = nb_data(whole);
-    int64_t off = 0;
-    for (int k = 0; k < count; k++) {
-        const nb_tensor *p = parts[k];
-        int64_t chunk = p->shape[axis] * inner;
-        float *pp = nb_data(p);
-#pragma omp parallel for schedule(static) if (outer * chunk > CPU_PAR_MIN)
-        for (int64_t o = 0; o < outer; o++) {
-            if (to_whole)
-                memcpy(w + o * row + off, pp + o * chunk, sizeof(float) * (size_t)chunk);
-            else
-                memcpy(pp + o * chunk, w + o * row + off, sizeof(float) * (size_t)chunk);
-        }
-        off += chunk;
-    }
-}
 
 /* y[:, j*g + i] = x[:, i*(C/g) + j]; inverse when `inverse` */
 static void shuffle(const float *x, float *y, int64_t N, int64_t C, int64_t HW, int64_t g, int inverse) {
@@ -52,7 +24,6 @@ int cpu_shape_forward(cpu_backend *be, nb_node *n) {
     nb_tensor *y = n->out[0], *x = n->in[0];
     if (nb_out_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
     switch (n->op) {
-    case NB_OP_CONCAT: concat_copy(n->in, n->n_in, y, n->attr.axis.axis, 1); return 0;
     case NB_OP_CHANNEL_SHUFFLE:
         shuffle(nb_data(x), nb_data(y), x->shape[0], x->shape[1], x->shape[2] * x->shape[3], n->attr.shuffle.groups, 0);
         return 0;
@@ -80,22 +51,6 @@ int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_t
     (void)be;
     nb_tensor *gy = gout[0], *x = n->in[0];
     switch (n->op) {
-    case NB_OP_CONCAT: {
-        /* every part gets its slice of the gradient; parts without a gradient get a scratch buffer */
-        int count = n->n_in;
-        nb_tensor *small[16];
-        nb_tensor **parts = count <= 16 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)count);
-        int rc = 0;
-        for (int k = 0; k < count; k++) {
-            parts[k] = gin[k] ? gin[k] : cpu_new(be, NB_F32, n->in[k]->ndim, n->in[k]->shape, NB_LAYOUT_PLAIN);
-            if (!parts[k] || (gin[k] && nb_out_alloc(gin[k], NB_LAYOUT_PLAIN) != 0)) rc = -1;
-        }
-        if (rc == 0) concat_copy(parts, count, gy, n->attr.axis.axis, 0);
-        for (int k = 0; k < count; k++)
-            if (!gin[k]) nb_release(parts[k]);
-        if (parts != small) free(parts);
-        return rc;
-    }
     case NB_OP_CHANNEL_SHUFFLE:
         if (!gin[0]) return 0;
         if (nb_out_alloc(gin[0], NB_LAYOUT_PLAIN) != 0) return -1;

@@ -105,7 +105,7 @@ int cuda_pool_forward(cuda_backend *be, nb_node *n);
 int cuda_pool_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cuda_pointwise_forward(cuda_backend *be, nb_node *n); /* activations, add, scale, dropout */
 int cuda_pointwise_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
-int cuda_shape_forward(cuda_backend *be, nb_node *n); /* mul_channel, concat, channel shuffle */
+int cuda_shape_forward(cuda_backend *be, nb_node *n); /* mul_channel, channel shuffle */
 int cuda_shape_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cuda_loss_forward(cuda_backend *be, nb_node *n); /* softmax, log-softmax, losses */
 int cuda_loss_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);

@@ -349,7 +349,6 @@ static int cuda_forward(nb_backend *b, nb_node *n) {
     case NB_OP_AVGPOOL2D:
     case NB_OP_GLOBAL_AVGPOOL: return cuda_pool_forward(be, n);
     case NB_OP_MUL_CHANNEL:
-    case NB_OP_CONCAT:
     case NB_OP_CHANNEL_SHUFFLE: return cuda_shape_forward(be, n);
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:
@@ -381,7 +380,6 @@ static int cuda_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_t
     case NB_OP_AVGPOOL2D:
     case NB_OP_GLOBAL_AVGPOOL: return cuda_pool_backward(be, n, gout, gin);
     case NB_OP_MUL_CHANNEL:
-    case NB_OP_CONCAT:
     case NB_OP_CHANNEL_SHUFFLE: return cuda_shape_backward(be, n, gout, gin);
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:

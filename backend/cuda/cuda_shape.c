@@ -1,38 +1,11 @@
-/* Concatenation (strided 2-D copies), channel shuffle and the channel-broadcast product on the GPU. */
+/* Channel shuffle and the channel-broadcast product on the GPU (concatenation is the core's: strided copies
+ * into the output). */
 #include "backend/cuda/cuda.h"
-
-static void around(const nb_tensor *t, int axis, int64_t *outer, int64_t *inner) {
-    *outer = 1;
-    *inner = 1;
-    for (int i = 0; i < axis; i++) *outer *= t->shape[i];
-    for (int i = axis + 1; i < t->ndim; i++) *inner *= t->shape[i];
-}
-
-/* Each part is `outer` rows of shape[axis]*inner floats inside the whole's rows: one 2-D copy per part. */
-static int concat_copy(cuda_backend *be, nb_tensor *const *parts, int count, const nb_tensor *whole, int axis) {
-    int64_t outer, inner;
-    around(whole, axis, &outer, &inner);
-    size_t row = sizeof(float) * (size_t)(whole->shape[axis] * inner);
-    char *w = nb_data(whole);
-    size_t off = 0;
-    for (int k = 0; k < count; k++) {
-        size_t chunk = sizeof(float) * (size_t)(parts[k]->shape[axis] * inner);
-        char *p = nb_data(parts[k]);
-        if (!p || !w) return -1;
-        if (chunk && outer) {
-            CUDA_RT(be, "concat", cudaMemcpy2DAsync(w + off, row, p, chunk, chunk, (size_t)outer,
-                                                    cudaMemcpyDeviceToDevice, be->stream));
-        }
-        off += chunk;
-    }
-    return 0;
-}
 
 int cuda_shape_forward(cuda_backend *be, nb_node *n) {
     nb_tensor *y = n->out[0], *x = n->in[0];
     if (nb_out_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
     switch (n->op) {
-    case NB_OP_CONCAT: return concat_copy(be, n->in, n->n_in, y, n->attr.axis.axis);
     case NB_OP_CHANNEL_SHUFFLE:
         CUDA_K(be, "channel_shuffle", nbk_channel_shuffle(be->stream, nb_data(y), nb_data(x), x->shape[0], x->shape[1],
                                                           x->shape[2] * x->shape[3], n->attr.shuffle.groups, 0));
@@ -54,27 +27,6 @@ int cuda_shape_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb
     if (!gy) return -1;
     int rc = 0;
     switch (n->op) {
-    case NB_OP_CONCAT: {
-        /* every part gets its slice of the gradient; parts without a gradient are skipped */
-        int count = n->n_in;
-        int64_t outer, inner;
-        around(gy, n->attr.axis.axis, &outer, &inner);
-        size_t row = sizeof(float) * (size_t)(gy->shape[n->attr.axis.axis] * inner), off = 0;
-        for (int k = 0; k < count && rc == 0; k++) {
-            size_t chunk = sizeof(float) * (size_t)(n->in[k]->shape[n->attr.axis.axis] * inner);
-            if (gin[k]) {
-                if (nb_out_alloc(gin[k], NB_LAYOUT_PLAIN) != 0) rc = -1;
-                else if (chunk && outer) {
-                    cudaError_t e = cudaMemcpy2DAsync(nb_data(gin[k]), chunk, (char *)nb_data(gy) + off, row, chunk,
-                                                      (size_t)outer, cudaMemcpyDeviceToDevice, be->stream);
-                    if (e != cudaSuccess)
-                        rc = cuda_fail(be, "concat", "cudaMemcpy2DAsync", cudaGetErrorString(e), __FILE__, __LINE__);
-                }
-            }
-            off += chunk;
-        }
-        break;
-    }
     case NB_OP_CHANNEL_SHUFFLE:
         if (!gin[0]) break;
         if (nb_out_alloc(gin[0], NB_LAYOUT_PLAIN) != 0) {
