@@ -28,7 +28,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I/usr/includ
 LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
-LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c train/*.c)
+LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c)
 CU_SRCS :=
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda

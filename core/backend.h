@@ -72,6 +72,7 @@ struct nb_backend {
     /* element-wise kernels over the physical buffer (operands share one layout) */
     int (*fill)(nb_backend *be, nb_tensor *t, double value);
     int (*axpby)(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b); /* y = a*x + b*y */
+    int (*mul)(nb_backend *be, nb_tensor *y, const nb_tensor *x);                      /* y = y * x (masks) */
     int (*sum_squares)(nb_backend *be, const nb_tensor *t, double *out);
     int (*rng_fill)(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
     int (*sgd_step)(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);

@@ -208,7 +208,7 @@ static void compare_model(const char *arch, int size, int in_ch, float width) {
     /* checkpoints move both ways: GPU weights evaluated on the CPU and the reverse give the same logits */
     char path[64];
     snprintf(path, sizeof path, "/tmp/nibble-backends-%d.h5", (int)getpid());
-    assert_int_equal(nb_ckpt_save(gpu.ctx, path, &gpu.m->params, gpu.o, NULL, NULL), 0);
+    assert_int_equal(nb_ckpt_save(gpu.ctx, path, &gpu.m->params, gpu.o, NULL, NULL, NULL), 0);
     assert_int_equal(nb_ckpt_load_model(cpu.ctx, path, &cpu.m->params, true), 0);
     compare_params(arch, gpu.m, cpu.m, 0.0, "after a GPU checkpoint loaded on the CPU");
     zc = eval_logits(&cpu);
@@ -217,7 +217,7 @@ static void compare_model(const char *arch, int size, int in_ch, float width) {
     tu_assert_close(what, zc, zg, B * 10, 1e-4);
     free(zc);
     free(zg);
-    assert_int_equal(nb_ckpt_save(cpu.ctx, path, &cpu.m->params, cpu.o, NULL, NULL), 0);
+    assert_int_equal(nb_ckpt_save(cpu.ctx, path, &cpu.m->params, cpu.o, NULL, NULL, NULL), 0);
     assert_int_equal(nb_ckpt_load_model(gpu.ctx, path, &gpu.m->params, true), 0);
     compare_params(arch, cpu.m, gpu.m, 0.0, "after a CPU checkpoint loaded on the GPU");
     unlink(path);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,26 @@ static int write_string_attr(hid_t obj, const char *name, const char *s) {
     return e < 0 ? -1 : 0;
 }
 
+void nb_ckpt_extra_add(nb_ckpt_extra *x, nb_tensor *t, const char *fmt, ...) {
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 32;
+        x->items = nb_xrealloc(x->items, sizeof *x->items * (size_t)x->cap);
+    }
+    nb_ckpt_entry *e = &x->items[x->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->path, sizeof e->path, fmt, ap);
+    va_end(ap);
+    e->tensor = t;
+}
+
+void nb_ckpt_extra_free(nb_ckpt_extra *x) {
+    free(x->items);
+    memset(x, 0, sizeof *x);
+}
+
 int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_optim *o, const nb_train_state *st,
-                 const char *config_text) {
+                 const char *config_text, const nb_ckpt_extra *extra) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -105,6 +124,7 @@ int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_op
             H5Gclose(g);
         }
     }
+    for (int i = 0; extra && i < extra->n && !rc; i++) rc = write_tensor(f, extra->items[i].path, extra->items[i].tensor);
     if (st && !rc) {
         rc = write_i64(f, "state/epoch", st->epoch) || write_i64(f, "state/batch", st->batch) ||
              write_i64(f, "state/global_step", st->global_step) || write_i64(f, "state/images_seen", st->images_seen) ||
@@ -306,6 +326,17 @@ static int read_scalar(hid_t f, const char *path, hid_t type, void *out) {
     herr_t e = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(d);
     return e < 0 ? -1 : 0;
+}
+
+int nb_ckpt_load_extra(nb_ctx *ctx, const char *path, const nb_ckpt_extra *extra) {
+    if (!extra || !extra->n) return 0;
+    hid_t f = open_ckpt(ctx, path);
+    if (f < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < extra->n && !rc; i++)
+        rc = read_into(ctx, f, path, extra->items[i].path, extra->items[i].tensor, "compression state");
+    H5Fclose(f);
+    return rc;
 }
 
 int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st) {

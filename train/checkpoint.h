@@ -22,9 +22,27 @@ typedef struct {
     double seconds;      /* training time so far, summed over resumed sessions */
 } nb_train_state;
 
-/* o and st may be NULL (weights-only files such as exports of PyTorch models). */
+/* Further named tensors a checkpoint carries (compression state: ADMM's G and U, pruning masks, integer
+ * codes and scales), at paths such as "compress/admm/G/layer1.0.conv1.weight". The tensors belong to
+ * whoever listed them; a load fills them in place. */
+typedef struct {
+    char path[NB_NAME_MAX + 64];
+    nb_tensor *tensor;
+} nb_ckpt_entry;
+
+typedef struct {
+    nb_ckpt_entry *items;
+    int n, cap;
+} nb_ckpt_extra;
+
+void nb_ckpt_extra_add(nb_ckpt_extra *x, nb_tensor *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void nb_ckpt_extra_free(nb_ckpt_extra *x);
+
+/* o, st and extra may be NULL (weights-only files such as exports of PyTorch models). */
 int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_optim *o, const nb_train_state *st,
-                 const char *config_text);
+                 const char *config_text, const nb_ckpt_extra *extra);
+/* Fill every tensor of extra from its path in the checkpoint (shapes must match). */
+int nb_ckpt_load_extra(nb_ctx *ctx, const char *path, const nb_ckpt_extra *extra);
 
 /* Load /model into ps. strict: every name must match both ways (missing and unexpected names are listed);
  * shapes must always match. Reports and returns -1 on any mismatch, leaving ps unchanged. */

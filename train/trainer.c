@@ -254,6 +254,14 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
             nb_ckpt_load_state(ctx, last, &t->st))
             return -1;
     }
+    if (nb_compress_from_cfg(ctx, cfg, t->model, nb_loader_batches(t->loader), &t->compress)) return -1;
+    if (resume) {
+        nb_ckpt_extra extra = {0};
+        nb_compress_state(&t->compress, &extra);
+        int rc = nb_ckpt_load_extra(ctx, last, &extra);
+        nb_ckpt_extra_free(&extra);
+        if (rc) return -1;
+    }
     t->config_text = nb_cfg_to_string(cfg);
     /* from here on the run directory is written */
     if (mkdir_p(t->out)) {
@@ -272,6 +280,7 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
 }
 
 void nb_trainer_free(nb_trainer *t) {
+    nb_compress_free(&t->compress);
     nb_loader_free(t->loader);
     nb_optim_free(t->optim);
     nb_model_free(t->model);
@@ -332,19 +341,60 @@ int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_
 
 /* ---- training ---- */
 
-int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
-                  double clip_norm, float *loss, float *logits) {
-    size_t mark = nb_scope_begin(ctx);
-    int rc = 0;
-    nb_tensor *z = m->forward(m, x, true);
-    nb_tensor *l = nb_cross_entropy(z, y, label_smoothing);
+/* Forward and backward at the current weights: the loss (with the hooks' changes) and the gradients. */
+static int forward_backward(nb_model *m, nb_optim *o, nb_step *s, float label_smoothing, nb_compress_set *set,
+                            float *loss, float *logits) {
+    nb_tensor *z = m->forward(m, s->x, true);
+    nb_tensor *l = nb_cross_entropy(z, s->y, label_smoothing);
+    s->logits = z;
+    s->loss = l;
+    if (l && set && nb_compress_step(set, NB_HOOK_BEFORE_BACKWARD, s)) return -1;
+    l = s->loss;
     *loss = l ? nb_item(l) : NAN;
-    if (!l) rc = -1;
-    else if (!isfinite(*loss)) rc = 1;
-    if (!rc && logits) rc = nb_tensor_to_host(z, logits, sizeof(float) * (size_t)nb_numel(z));
-    if (!rc) {
-        nb_optim_zero_grad(o);
-        rc = nb_backward(l, NULL);
+    if (!l) return -1;
+    if (!isfinite(*loss)) return 1;
+    if (logits && nb_tensor_to_host(z, logits, sizeof(float) * (size_t)nb_numel(z))) return -1;
+    nb_optim_zero_grad(o);
+    return nb_backward(l, NULL);
+}
+
+/* Korpelevich's extragradient: step to W - lr * g, take the gradient there, come back to W. */
+static int extrapolate(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_step *s, float label_smoothing, nb_compress_set *set,
+                       float *loss) {
+    nb_backend *be = ctx->backend;
+    nb_tensor *small[256];
+    nb_tensor **saved = o->n <= 256 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)o->n);
+    int rc = 0;
+    for (int i = 0; i < o->n; i++) {
+        nb_tensor *p = o->slots[i].param;
+        saved[i] = p->grad ? nb_tensor_clone(p) : NULL;
+        if (p->grad && (!saved[i] || (p->grad->layout != p->layout && nb_tensor_relayout(p->grad, p->layout)) ||
+                        be->axpby(be, p, -(float)s->lr, p->grad, 1.0f)))
+            rc = -1;
+    }
+    float unused;
+    if (rc == 0) rc = forward_backward(m, o, s, label_smoothing, set, &unused, NULL);
+    if (rc == 0) rc = nb_compress_step(set, NB_HOOK_BEFORE_STEP, s);
+    for (int i = 0; i < o->n; i++) {
+        if (saved[i] && rc == 0) rc = nb_tensor_copy(o->slots[i].param, saved[i]);
+        nb_release(saved[i]);
+    }
+    if (saved != small) free(saved);
+    (void)loss;
+    return rc;
+}
+
+int nb_train_step_hooked(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
+                         double clip_norm, nb_compress_set *set, int64_t step, int64_t epoch, float *loss,
+                         float *logits) {
+    size_t mark = nb_scope_begin(ctx);
+    nb_step s = {.ctx = ctx, .model = m, .optim = o, .x = x, .y = y, .step = step, .epoch = epoch, .lr = o->cfg.lr};
+    int rc = set && set->n ? nb_compress_step(set, NB_HOOK_BATCH_BEGIN, &s) : 0;
+    if (!rc) rc = forward_backward(m, o, &s, label_smoothing, set, loss, logits);
+    if (!rc && set && set->n) rc = nb_compress_step(set, NB_HOOK_BEFORE_STEP, &s);
+    if (!rc && set && set->extragradient) {
+        nb_tape_clear(ctx);
+        rc = extrapolate(ctx, m, o, &s, label_smoothing, set, loss);
     }
     if (!rc && clip_norm > 0) {
         nb_tensor *small[256];
@@ -354,9 +404,15 @@ int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor
         if (ps != small) free(ps);
     }
     if (!rc) rc = nb_optim_step(o);
+    if (!rc && set && set->n) rc = nb_compress_step(set, NB_HOOK_BATCH_END, &s);
     nb_tape_clear(ctx); /* a failed step may leave records behind */
     nb_scope_end(ctx, mark);
     return rc;
+}
+
+int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
+                  double clip_norm, float *loss, float *logits) {
+    return nb_train_step_hooked(ctx, m, o, x, y, label_smoothing, clip_norm, NULL, 0, 0, loss, logits);
 }
 
 static void fmt_duration(double s, char *buf, size_t n) {
@@ -395,7 +451,11 @@ static void report_skipped(const nb_dataset *ds, int64_t *reported) {
 static int save(nb_trainer *t, const char *name) {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", t->out, name);
-    return nb_ckpt_save(t->ctx, path, &t->model->params, t->optim, &t->st, t->config_text);
+    nb_ckpt_extra extra = {0};
+    nb_compress_state(&t->compress, &extra);
+    int rc = nb_ckpt_save(t->ctx, path, &t->model->params, t->optim, &t->st, t->config_text, &extra);
+    nb_ckpt_extra_free(&extra);
+    return rc;
 }
 
 static void redraw_chart(nb_trainer *t, const nb_history *h) {
@@ -448,6 +508,10 @@ int nb_trainer_run(nb_trainer *t) {
                 (int)nb_cfg_int(cfg, "train.batch"), omp_get_max_threads(), t->out);
 
     for (int64_t e = t->st.epoch; e < epochs && rc == 0; e++) {
+        if (nb_compress_epoch(&t->compress, true, e)) {
+            rc = -1;
+            break;
+        }
         nb_loader_start(t->loader, e, e == t->st.epoch ? t->st.batch : 0);
         double ep_loss = 0, win_loss = 0, win_t0 = now(), last_draw = 0;
         int64_t ep_n = 0, ep_top1 = 0, ep_top5 = 0, win_n = 0, win_steps = 0;
@@ -461,7 +525,8 @@ int nb_trainer_run(nb_trainer *t) {
             int64_t xs[4] = {b->n, t->train.c, t->train.h, t->train.w}, ys[1] = {b->n};
             nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
             float lv;
-            rc = nb_train_step(ctx, m, t->optim, x, y, smoothing, clip, &lv, logits);
+            rc = nb_train_step_hooked(ctx, m, t->optim, x, y, smoothing, clip, &t->compress, t->st.global_step, e, &lv,
+                                      logits);
             nb_release(x);
             nb_release(y);
             if (rc == 1) {
@@ -539,11 +604,16 @@ int nb_trainer_run(nb_trainer *t) {
         nb_loader_stop(t->loader);
         if (tty) fputc('\n', stderr);
         if (rc || (stopped && !(t->steps_limit > 0 && t->st.batch == nb))) break;
-        /* the epoch is complete */
+        /* the epoch is complete; the last one makes the compression final (weights on the codebook) */
         t->st.epoch = e + 1;
         t->st.batch = 0;
+        if (nb_compress_epoch(&t->compress, false, e) || (e + 1 == epochs && nb_compress_finish(&t->compress))) {
+            rc = -1;
+            break;
+        }
+        /* evaluation and best.h5 see the compressed network */
         nb_eval_result ev = {NAN, NAN, NAN, 0};
-        if (t->has_val && nb_evaluate(ctx, m, &t->val, &elc, &ev)) {
+        if (nb_compress_eval(&t->compress, true) || (t->has_val && nb_evaluate(ctx, m, &t->val, &elc, &ev))) {
             rc = -1;
             break;
         }
@@ -557,19 +627,21 @@ int nb_trainer_run(nb_trainer *t) {
             t->st.best_top1 = ev.top1;
             t->st.best_epoch = e + 1;
         }
+        char extra[512];
+        nb_compress_metrics(&t->compress, extra, sizeof extra);
         fprintf(mf,
                 "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
                 "\"train_top1\": %.6f, \"val_loss\": %.6f, \"val_top1\": %.6f, \"val_top5\": %.6f, \"img_per_s\": %.1f, "
-                "\"seconds\": %.1f}\n",
+                "\"seconds\": %.1f%s}\n",
                 (long long)e + 1, (long long)t->st.global_step, lr_now, train_loss, train_top1, ev.loss, ev.top1, ev.top5,
-                (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds);
+                (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, extra);
         fflush(mf);
         nb_history_add_epoch(&hist, (double)(e + 1), train_top1, ev.loss, ev.top1);
         if (!t->quiet)
             fprintf(stderr, "epoch %lld/%lld  train loss %.4f top-1 %.2f%%  val loss %.4f top-1 %.2f%% top-5 %.2f%%%s  (%.0fs)\n",
                     (long long)e + 1, (long long)epochs, train_loss, 100 * train_top1, ev.loss, 100 * ev.top1,
                     100 * ev.top5, best ? "  best" : "", t->st.seconds);
-        if (save(t, "last.h5") || (best && save(t, "best.h5"))) {
+        if ((best && save(t, "best.h5")) || nb_compress_eval(&t->compress, false) || save(t, "last.h5")) {
             rc = -1;
             break;
         }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/context.h"
+#include "compress/compressor.h"
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
 #include "models/model.h"
@@ -37,6 +38,7 @@ typedef struct {
     char *config_text;
     int64_t steps_limit;
     bool quiet;
+    nb_compress_set compress; /* the [compress] methods, called at the trainer's hook points */
 } nb_trainer;
 
 /* Build everything from cfg; resume continues the run in the run directory. 0, or -1 after reporting. */
@@ -50,6 +52,12 @@ void nb_trainer_free(nb_trainer *t);
  * Returns 0, 1 when the loss is not finite (nothing is updated), or -1 after reporting an error. */
 int nb_train_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
                   double clip_norm, float *loss, float *logits);
+/* The same with the compressors' hooks (batch begin, before backward, before the optimizer step, batch end)
+ * around it; step and epoch are the position the hooks see. With set->extragradient, the gradient that
+ * updates the weights is taken at an extrapolated point W - lr * g (Korpelevich), as ADMM's W-step may. */
+int nb_train_step_hooked(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb_tensor *y, float label_smoothing,
+                         double clip_norm, nb_compress_set *set, int64_t step, int64_t epoch, float *loss,
+                         float *logits);
 /* The optimizer the [optim] section describes, over the model's parameters. */
 nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
 

@@ -118,6 +118,7 @@ int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_te
 /* Kernels over physical buffers */
 int cpu_fill(nb_backend *be, nb_tensor *t, double v);
 int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b);
+int cpu_mul(nb_backend *be, nb_tensor *y, const nb_tensor *x);
 int cpu_sum_squares(nb_backend *be, const nb_tensor *t, double *out);
 int cpu_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
 int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);

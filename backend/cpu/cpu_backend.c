@@ -530,6 +530,7 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .backward = cpu_backward,
         .fill = cpu_fill,
         .axpby = cpu_axpby,
+        .mul = cpu_mul,
         .sum_squares = cpu_sum_squares,
         .rng_fill = cpu_rng_fill,
         .sgd_step = cpu_sgd_step,

@@ -58,6 +58,17 @@ int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b
     return 0;
 }
 
+int cpu_mul(nb_backend *be, nb_tensor *y, const nb_tensor *x) {
+    if (same_layout(be, y, x, "mul")) return -1;
+    float *yp = nb_data(y);
+    const float *xp = nb_data(x);
+    int64_t n = cpu_phys_floats(y);
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) yp[i] *= xp[i];
+    y->version++;
+    return 0;
+}
+
 int cpu_sum_squares(nb_backend *be, const nb_tensor *t, double *out) {
     if (need_dense(be, t, "sum_squares")) return -1;
     /* a fixed split into 64 chunks summed in order: the same bits for any thread count */

@@ -113,6 +113,7 @@ int cuda_loss_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_
 /* Kernels over whole buffers (the backend table's element-wise entries) */
 int cuda_fill(nb_backend *be, nb_tensor *t, double v);
 int cuda_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b);
+int cuda_mul(nb_backend *be, nb_tensor *y, const nb_tensor *x);
 int cuda_sum_squares(nb_backend *be, const nb_tensor *t, double *out);
 int cuda_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec);
 int cuda_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf);

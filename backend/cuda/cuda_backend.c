@@ -262,6 +262,14 @@ int cuda_axpby(nb_backend *b, nb_tensor *y, float a, const nb_tensor *x, float b
     return 0;
 }
 
+int cuda_mul(nb_backend *b, nb_tensor *y, const nb_tensor *x) {
+    cuda_backend *be = cuda_of(b);
+    if (same_shape(b, y, x, "mul")) return -1;
+    CUDA_K(be, "mul", nbk_mul(be->stream, nb_data(y), nb_data(x), nb_numel(y)));
+    y->version++;
+    return 0;
+}
+
 int cuda_sum_squares(nb_backend *b, const nb_tensor *t, double *out) {
     cuda_backend *be = cuda_of(b);
     if (need_dense(b, t, "sum_squares")) return -1;
@@ -460,6 +468,7 @@ nb_backend *nb_cuda_backend_new(nb_ctx *ctx) {
         .backward = cuda_backward,
         .fill = cuda_fill,
         .axpby = cuda_axpby,
+        .mul = cuda_mul,
         .sum_squares = cuda_sum_squares,
         .rng_fill = cuda_rng_fill,
         .sgd_step = cuda_sgd_step,

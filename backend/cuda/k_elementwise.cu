@@ -160,6 +160,16 @@ extern "C" int nbk_axpby(cudaStream_t s, float *y, float a, const float *x, floa
     return nbk_status();
 }
 
+static __global__ void mul_k(float *y, const float *x, int64_t n) {
+    NBK_LOOP(i, n) y[i] *= x[i];
+}
+
+extern "C" int nbk_mul(cudaStream_t s, float *y, const float *x, int64_t n) {
+    if (n == 0) return 0;
+    mul_k<<<nbk_grid(n), NBK_THREADS, 0, s>>>(y, x, n);
+    return nbk_status();
+}
+
 static __global__ void scale_k(float *y, float a, const float *x, int64_t n) {
     NBK_LOOP(i, n) y[i] = a * x[i];
 }

@@ -30,6 +30,7 @@ int nbk_act_forward(cudaStream_t s, int kind, float *y, const float *x, float al
 int nbk_act_backward(cudaStream_t s, int kind, float *gx, const float *xy, const float *gy, float alpha, int64_t n);
 int nbk_add(cudaStream_t s, float *y, float a, const float *x, float b, const float *z, int relu, int64_t n);
 int nbk_axpby(cudaStream_t s, float *y, float a, const float *x, float b, int64_t n); /* y = a*x + b*y */
+int nbk_mul(cudaStream_t s, float *y, const float *x, int64_t n);                      /* y = y*x */
 int nbk_scale(cudaStream_t s, float *y, float a, const float *x, int64_t n);            /* y = a*x */
 int nbk_relu_mask_scale(cudaStream_t s, float *gx, const float *y, float a, const float *g, int64_t n);
 int nbk_dropout(cudaStream_t s, float *y, const float *x, int64_t n, float p, uint64_t seed, uint64_t stream,

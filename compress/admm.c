@@ -1,0 +1,247 @@
+/* ADMM low-bit quantization (Leng, Dou, Li, Zhu, Jin, AAAI 2018). Training minimises loss(W) subject to each
+ * quantized layer's W lying in {α·q : q in the codebook}; ADMM splits it with an auxiliary G on the codebook
+ * and a scaled dual U:
+ *   W-step: SGD on loss(W) + (ρ/2)||W - G + U||², i.e. ρ(W - G + U) added to W's gradient every step
+ *           (optionally by extragradient, the trainer's two-gradient step);
+ *   G-step: G = Proj(W + U), the optimal α and codes (compress/codebook.c), every admm_interval steps;
+ *   U-step: U = U + W - G, right after.
+ * ρ grows by rho_growth at every G-step, which pulls W onto the codebook as training proceeds. Evaluation and
+ * best.h5 see the network quantized (W replaced by Proj(W)); at the end of training W becomes Proj(W) for
+ * good, and every checkpoint carries the integer codes and α of each layer. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/codebook.h"
+#include "compress/compressor.h"
+#include "core/backend.h"
+#include "core/check.h"
+
+typedef struct {
+    nb_tensor *w;            /* the parameter (borrowed) */
+    nb_codebook cb;
+    nb_tensor *G, *U;        /* like w */
+    nb_tensor *codes, *alpha; /* int8 like w (plain), f32 [1]: the last projection of W itself */
+    nb_tensor *stash;        /* W during evaluation */
+} admm_layer;
+
+typedef struct {
+    nb_ctx *ctx;
+    admm_layer *layers;
+    int n;
+    double rho0, growth;
+    int64_t interval;
+    double last_dist; /* ||W - G||² / ||W||² at the last G-step */
+} admm;
+
+static double rho_at(const admm *a, int64_t step) { return a->rho0 * pow(a->growth, (double)(step / a->interval)); }
+
+/* codes and alpha of Proj(v); writes alpha * codes into out when out is not NULL */
+static int project(admm_layer *l, const float *v, float *out) {
+    int64_t n = nb_numel(l->w);
+    int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
+    float alpha = nb_project_optimal(&l->cb, v, n, q);
+    if (out)
+        for (int64_t i = 0; i < n; i++) out[i] = alpha * (float)q[i];
+    int rc = nb_tensor_copy_from_host(l->codes, q, (size_t)n) || nb_tensor_copy_from_host(l->alpha, &alpha, sizeof alpha);
+    free(q);
+    return rc ? -1 : 0;
+}
+
+/* G = Proj(W + U); U = U + W - G */
+static int g_and_u_steps(admm *a) {
+    double dist = 0.0, norm = 0.0;
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        int64_t n = nb_numel(l->w);
+        float *w = nb_host_copy(l->w), *u = nb_host_copy(l->U), *v = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+        if (!w || !u) return -1;
+        for (int64_t i = 0; i < n; i++) v[i] = w[i] + u[i];
+        int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
+        float alpha = nb_project_optimal(&l->cb, v, n, q);
+        for (int64_t i = 0; i < n; i++) {
+            float g = alpha * (float)q[i];
+            v[i] = g;
+            u[i] += w[i] - g;
+            dist += ((double)w[i] - g) * ((double)w[i] - g);
+            norm += (double)w[i] * w[i];
+        }
+        int rc = nb_host_store(l->G, v) || nb_host_store(l->U, u);
+        free(q);
+        free(w);
+        free(u);
+        free(v);
+        if (rc) return -1;
+    }
+    a->last_dist = norm > 0 ? dist / norm : 0.0;
+    return 0;
+}
+
+/* the auxiliaries follow the parameter's layout (a convolution may have moved it to a blocked one) */
+static int align(admm_layer *l) {
+    if (l->G->layout != l->w->layout && nb_tensor_relayout(l->G, l->w->layout)) return -1;
+    if (l->U->layout != l->w->layout && nb_tensor_relayout(l->U, l->w->layout)) return -1;
+    return 0;
+}
+
+static int before_step(nb_compressor *c, nb_step *s) {
+    admm *a = c->impl;
+    nb_backend *be = a->ctx->backend;
+    float rho = (float)rho_at(a, s->step);
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        nb_tensor *g = l->w->grad;
+        if (!g) continue;
+        if (align(l)) return -1;
+        if (g->layout != l->w->layout && nb_tensor_relayout(g, l->w->layout)) return -1;
+        /* g += rho * (W - G + U) */
+        if (be->axpby(be, g, rho, l->w, 1.0f) || be->axpby(be, g, rho, l->U, 1.0f) || be->axpby(be, g, -rho, l->G, 1.0f))
+            return -1;
+    }
+    return 0;
+}
+
+static int batch_end(nb_compressor *c, nb_step *s) {
+    admm *a = c->impl;
+    return (s->step + 1) % a->interval == 0 ? g_and_u_steps(a) : 0;
+}
+
+/* W <- Proj(W), keeping the float W in the stash when asked */
+static int quantize_weights(admm *a, bool stash) {
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        float *w = nb_host_copy(l->w);
+        if (!w) return -1;
+        if (stash) {
+            nb_release(l->stash);
+            l->stash = nb_tensor_clone(l->w);
+            if (!l->stash) return -1;
+        }
+        int rc = project(l, w, w) || nb_host_store(l->w, w);
+        free(w);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int eval_begin(nb_compressor *c) { return quantize_weights(c->impl, true); }
+
+static int eval_end(nb_compressor *c) {
+    admm *a = c->impl;
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        if (l->stash && nb_tensor_copy(l->w, l->stash)) return -1;
+        nb_release(l->stash);
+        l->stash = NULL;
+    }
+    return 0;
+}
+
+static int finish(nb_compressor *c) { return quantize_weights(c->impl, false); }
+
+static void state(nb_compressor *c, nb_ckpt_extra *out) {
+    admm *a = c->impl;
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        nb_ckpt_extra_add(out, l->G, "compress/admm/G/%s", l->w->name);
+        nb_ckpt_extra_add(out, l->U, "compress/admm/U/%s", l->w->name);
+        nb_ckpt_extra_add(out, l->codes, "compress/admm/codes/%s", l->w->name);
+        nb_ckpt_extra_add(out, l->alpha, "compress/admm/alpha/%s", l->w->name);
+    }
+}
+
+static void metrics(nb_compressor *c, char *buf, size_t n) {
+    admm *a = c->impl;
+    snprintf(buf, n, ", \"admm_layers\": %d, \"admm_dist\": %.6g", a->n, a->last_dist);
+}
+
+static void free_admm(admm *a) {
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        nb_release(l->G);
+        nb_release(l->U);
+        nb_release(l->codes);
+        nb_release(l->alpha);
+        nb_release(l->stash);
+    }
+    free(a->layers);
+    free(a);
+}
+
+static void destroy(nb_compressor *c) {
+    free_admm(c->impl);
+    free(c);
+}
+
+static nb_tensor *named(nb_tensor *t, const char *what, const char *of) {
+    if (t) {
+        char name[NB_NAME_MAX];
+        snprintf(name, sizeof name, "%s of %.80s", what, of);
+        nb_set_name(t, name);
+    }
+    return t;
+}
+
+nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch) {
+    nb_codebook dflt;
+    const char *cbname = nb_cfg_str(cfg, "compress.codebook");
+    if (nb_codebook_parse(cbname, &dflt)) {
+        NB_FAIL(ctx, "config", "compress.codebook = %s: unknown codebook (binary, ternary, pm2 = {0,±1,±2}, pm4 = "
+                               "{0,±1,±2,±4}, pow2_N = {0,±1,...,±2^N} with N from 1 to 6)",
+                cbname);
+        return NULL;
+    }
+    double rho = nb_cfg_float(cfg, "compress.rho"), growth = nb_cfg_float(cfg, "compress.rho_growth");
+    int64_t interval = nb_cfg_int(cfg, "compress.admm_interval");
+    if (interval == 0) interval = steps_per_epoch;
+    NB_REQUIRE(ctx, rho > 0 && growth >= 1.0 && interval > 0, NULL, "config",
+               "compress.rho (%g) must be > 0, compress.rho_growth (%g) >= 1 and compress.admm_interval (%lld) >= 0",
+               rho, growth, (long long)interval);
+    nb_tensor *sel[512];
+    int n = nb_compress_select(cfg, m, "compress.layers", sel, 512);
+    NB_REQUIRE(ctx, n > 0, NULL, "config", "compress.layers = %s selects no convolution or linear weight of %s",
+               nb_cfg_str(cfg, "compress.layers"), m->spec.arch);
+    admm *a = nb_xcalloc(1, sizeof *a);
+    a->ctx = ctx;
+    a->rho0 = rho;
+    a->growth = growth;
+    a->interval = interval;
+    a->layers = nb_xcalloc((size_t)n, sizeof *a->layers);
+    const char *overrides = nb_cfg_str(cfg, "compress.codebook_layers");
+    for (int k = 0; k < n; k++) {
+        admm_layer *l = &a->layers[k];
+        l->w = sel[k];
+        l->cb = dflt;
+        char buf[32];
+        const char *o = nb_compress_override(overrides, l->w->name, buf, sizeof buf);
+        if (o && nb_codebook_parse(o, &l->cb)) {
+            NB_FAIL(ctx, "config", "compress.codebook_layers: unknown codebook '%s' for %s", o, l->w->name);
+            a->n = k;
+            free_admm(a);
+            return NULL;
+        }
+        l->G = named(nb_tensor_like(l->w), "G", l->w->name);
+        l->U = named(nb_tensor_like(l->w), "U", l->w->name);
+        l->codes = named(nb_tensor_new(ctx, NB_I8, l->w->ndim, l->w->shape), "codes", l->w->name);
+        l->alpha = named(nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){1}), "alpha", l->w->name);
+        a->n = k + 1;
+        if (!l->G || !l->U || !l->codes || !l->alpha) {
+            free_admm(a);
+            return NULL;
+        }
+        /* G starts at the projection of the starting weights, U at zero */
+        float *w = nb_host_copy(l->w);
+        int rc = !w || project(l, w, w) || nb_host_store(l->G, w);
+        free(w);
+        if (rc) {
+            free_admm(a);
+            return NULL;
+        }
+    }
+    nb_compressor *c = nb_xcalloc(1, sizeof *c);
+    *c = (nb_compressor){.name = "admm", .impl = a, .before_step = before_step, .batch_end = batch_end,
+                         .eval_begin = eval_begin, .eval_end = eval_end, .finish = finish, .state = state,
+                         .metrics = metrics, .destroy = destroy};
+    return c;
+}
