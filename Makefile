@@ -55,7 +55,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test check demo train bench clean deps fixtures build-tests
+.PHONY: all test check demo train bench clean deps fixtures build-tests paper
 .SECONDARY:
 ifeq ($(SANITIZE),1)
 all: $(LIB) $(PROGS)
@@ -132,6 +132,11 @@ PYTHON_GPU ?= python3
 bench: $(BENCH_BINS) $(PROGS)
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) PYTHON_GPU=$(PYTHON_GPU) scripts/bench.sh
+
+# the Fashion-MNIST compression grid and paper/fmnist_tables.md with its plots (about an hour and a half)
+paper: all
+	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
+	scripts/paper_fmnist.sh
 
 fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench

@@ -3,7 +3,8 @@
  * scale and nearest level, the naive baseline; optimal: the exact projection) with one scale per tensor or
  * per output channel (quantize.scale); quantize.dfq first equalises consecutive layers and corrects biases
  * from the batch-norm statistics (data-free quantization). OUT.h5 holds the quantized weights, ready for
- * bin/eval, with the codes and scales. Prints a JSON summary. */
+ * bin/eval, with the codes and scales (quantize.method = none applies the transforms alone). Prints a JSON
+ * summary. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nibble: error: %s\n", cfg.err);
         return 1;
     }
+    const char *method = nb_cfg_str(&cfg, "quantize.method");
     nb_ptq_spec spec = {.per_channel = !strcmp(nb_cfg_str(&cfg, "quantize.scale"), "channel"),
-                        .optimal = !strcmp(nb_cfg_str(&cfg, "quantize.method"), "optimal")};
+                        .optimal = !strcmp(method, "optimal")};
+    bool quantize = strcmp(method, "none") != 0; /* only the transforms: folding, equalization */
     const char *cbname = nb_cfg_str(&cfg, "compress.codebook");
     if (nb_codebook_parse(cbname, &spec.cb)) {
         NB_FAIL(ctx, "config", "compress.codebook = %s: unknown codebook (binary, ternary, pm2, pm4, pow2_N)", cbname);
@@ -61,10 +64,10 @@ int main(int argc, char **argv) {
     }
     /* bias correction needs the float weights beside the quantized ones */
     nb_tensor *fp[512];
-    bool correct = dfq_on && nb_cfg_bool(&cfg, "quantize.bias_correction");
+    bool correct = quantize && dfq_on && nb_cfg_bool(&cfg, "quantize.bias_correction");
     for (int k = 0; correct && k < n; k++) fp[k] = nb_tensor_clone(sel[k]);
     nb_ckpt_extra extra = {0};
-    double err = nb_ptq_apply(ctx, sel, n, &spec, &extra);
+    double err = quantize ? nb_ptq_apply(ctx, sel, n, &spec, &extra) : 0.0;
     if (err < 0) return 1;
     if (correct && nb_dfq_bias_correct(ctx, m, &dfq, sel, fp, n)) return 1;
     for (int k = 0; correct && k < n; k++) nb_release(fp[k]);
@@ -73,7 +76,7 @@ int main(int argc, char **argv) {
     printf("{\"checkpoint\": \"%s\", \"out\": \"%s\", \"codebook\": \"%s\", \"bits\": %d, \"method\": \"%s\", \"scale\": \"%s\", "
            "\"folded_bn\": %s, \"dfq\": %s, \"equalized_pairs\": %d, \"bias_corrected\": %s, \"layers\": %d, "
            "\"relative_error\": %.6g}\n",
-           ckpt, out, spec.cb.name, spec.cb.bits, spec.optimal ? "optimal" : "round", spec.per_channel ? "channel" : "layer",
+           ckpt, out, spec.cb.name, spec.cb.bits, method, spec.per_channel ? "channel" : "layer",
            fold ? "true" : "false", dfq_on ? "true" : "false", dfq.pairs, correct ? "true" : "false", n, err);
     nb_dfq_free(&dfq);
     free(text);

@@ -203,9 +203,32 @@ def main(out):
                lambda x, target: F.mse_loss(x, target), seed=130)
 
     write_optim(os.path.join(out, "optim.h5"))
+    write_kd(os.path.join(out, "kd.h5"))
     write_smallcnn(os.path.join(out, "smallcnn.h5"))
     for arch, width in (("resnet20", 1.0), ("smallcnn", 0.5)):
         write_one_step(os.path.join(out, "step_%s.h5" % arch), arch, width)
+
+
+def write_kd(path):
+    """The distillation loss alpha * CE(y, s; label smoothing) + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T))
+    (batch mean) on fixed logits, and its gradient with respect to the student's logits."""
+    s = rnd(8, 10, seed=71, scale=2.0).requires_grad_(True)
+    t = rnd(8, 10, seed=72, scale=2.0)
+    y = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    alpha, T, eps = 0.3, 3.0, 0.1
+    ce = F.cross_entropy(s, y, label_smoothing=eps)
+    kl = F.kl_div(F.log_softmax(s / T, dim=1), F.log_softmax(t / T, dim=1), reduction="batchmean", log_target=True) * T * T
+    loss = alpha * ce + (1 - alpha) * kl
+    loss.backward()
+    with h5py.File(path, "w") as f:
+        f["student"] = f32(s)
+        f["teacher"] = f32(t)
+        f["labels"] = y.numpy()
+        f["loss"] = np.array([loss.item()], dtype=np.float32)
+        f["grad_student"] = f32(s.grad)
+        f.attrs["alpha"] = alpha
+        f.attrs["temperature"] = T
+        f.attrs["label_smoothing"] = eps
 
 
 def write_optim(path):
@@ -378,4 +401,7 @@ def write_one_step(path, arch, width):
             after[k] = v.to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")
+    if len(sys.argv) > 2 and sys.argv[2] == "kd":  # just the distillation fixture
+        write_kd(os.path.join(sys.argv[1], "kd.h5"))
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")

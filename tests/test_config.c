@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "tests/support/run.h"
 #include "train/config.h"
 
 static char dir[256];
@@ -25,17 +27,15 @@ static void write_file(const char *name, const char *text) {
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/nibble-test-config-%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/sub", dir);
-    return system(cmd);
+    if (make_test_dir(dir, sizeof dir, "config")) return -1;
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/sub", dir); /* for the include relative to a cfg's own folder */
+    return mkdir(sub, 0755);
 }
 
 static int teardown(void **st) {
     (void)st;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return remove_test_dir(dir);
 }
 
 static int load(nb_cfg *c, const char *name) {

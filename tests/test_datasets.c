@@ -13,6 +13,7 @@
 
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
+#include "tests/support/run.h"
 #include "tests/support/synth.h"
 #include "tests/support/testutil.h"
 
@@ -20,10 +21,7 @@ static char dir[256];
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/nibble-test-data-%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd)) return -1;
+    if (make_test_dir(dir, sizeof dir, "data")) return -1;
     synth_write_idx(dir, "raw", 50, 8, 6, 5, false, 1);
     synth_write_idx(dir, "gz", 50, 8, 6, 5, true, 1);
     char p[512];
@@ -36,9 +34,7 @@ static int setup(void **st) {
 
 static int teardown(void **st) {
     (void)st;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return remove_test_dir(dir);
 }
 
 static void path(char *out, const char *name) { snprintf(out, 512, "%s/%s", dir, name); }

@@ -27,17 +27,12 @@ static char dir[256];
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/nibble-test-images-%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return make_test_dir(dir, sizeof dir, "images");
 }
 
 static int teardown(void **st) {
     (void)st;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_test_dir(dir);
 }
 
 /* A smooth picture (JPEG-friendly) with every channel different. */

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support/ckpt_bytes.h"
 #include "tests/support/run.h"
 #include "tests/support/synth.h"
 
@@ -24,10 +25,7 @@ static void pathf(char *out, const char *fmt, const char *name) { snprintf(out, 
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/nibble-test-train-%d", (int)getpid());
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
-    if (system(cmd)) return -1;
+    if (make_test_dir(dir, sizeof dir, "train")) return -1;
     char p[512];
     pathf(p, "%s/%s", "train.h5");
     synth_write_h5(p, 2000, 1, 12, 12, 4, true, 11);
@@ -48,9 +46,7 @@ static int setup(void **st) {
 
 static int teardown(void **st) {
     (void)st;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return remove_test_dir(dir);
 }
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -59,43 +55,6 @@ static void train_ok(const char *const *argv) {
     run_result r;
     run_prog(&r, argv);
     if (r.status != 0) fail_msg("bin/train exited %d:\n%s", r.status, r.err);
-}
-
-/* Every dataset of a checkpoint except the wall-clock time, as one byte string. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} blob;
-
-static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
-    if (info->type != H5O_TYPE_DATASET || strstr(name, "seconds")) return 0;
-    blob *b = data;
-    hid_t d = H5Dopen2(obj, name, H5P_DEFAULT);
-    hid_t t = H5Dget_type(d);
-    size_t sz = (size_t)H5Dget_storage_size(d);
-    hsize_t np = (hsize_t)H5Sget_simple_extent_npoints(H5Dget_space(d));
-    sz = (size_t)np * H5Tget_size(t);
-    size_t nl = strlen(name) + 1;
-    if (b->len + nl + sz > b->cap) {
-        b->cap = (b->len + nl + sz) * 2;
-        b->buf = realloc(b->buf, b->cap);
-    }
-    memcpy(b->buf + b->len, name, nl);
-    b->len += nl;
-    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, b->buf + b->len);
-    b->len += sz;
-    H5Tclose(t);
-    H5Dclose(d);
-    return 0;
-}
-
-static blob ckpt_blob(const char *path) {
-    blob b = {0};
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) fail_msg("cannot open %s", path);
-    H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, visit, &b);
-    H5Fclose(f);
-    return b;
 }
 
 static int64_t ckpt_i64(const char *path, const char *name) {
@@ -110,7 +69,7 @@ static int64_t ckpt_i64(const char *path, const char *name) {
 }
 
 static void assert_same_ckpt(const char *a, const char *b) {
-    blob x = ckpt_blob(a), y = ckpt_blob(b);
+    ckpt_bytes x = ckpt_bytes_read(a), y = ckpt_bytes_read(b);
     assert_true(x.len > 10000); /* parameters, BN statistics, momentum buffers and counters are all there */
     assert_int_equal(x.len, y.len);
     if (memcmp(x.buf, y.buf, x.len)) fail_msg("%s and %s differ", a, b);

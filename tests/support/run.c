@@ -105,3 +105,16 @@ char *read_file(const char *path, size_t *n) {
     if (n) *n = got;
     return buf;
 }
+
+int make_test_dir(char *dir, size_t n, const char *name) {
+    snprintf(dir, n, "/tmp/nibble-test-%s-%d", name, (int)getpid());
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int remove_test_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}

@@ -18,6 +18,10 @@ void run_prog(run_result *r, const char *const *argv);
 /* Start without waiting (stderr to errfile); returns the pid. */
 pid_t spawn_prog(const char *const *argv, const char *errfile);
 int wait_prog(pid_t pid);
+/* A fresh, empty /tmp/nibble-test-<name>-<pid> in dir (size n); 0 on success. */
+int make_test_dir(char *dir, size_t n, const char *name);
+/* rm -rf dir; 0 on success. */
+int remove_test_dir(const char *dir);
 /* Whole file into a malloc'd buffer (NULL if missing); *n gets the size. */
 char *read_file(const char *path, size_t *n);
 

@@ -1,0 +1,40 @@
+#!/bin/sh
+# make paper: the Fashion-MNIST compression grid (every row of paper/fmnist_tables.md), then the tables and
+# plots. Runs that have finished are kept; an interrupted one is resumed. The full-precision ResNet-20
+# (experiments/fmnist_resnet20.cfg) comes first: every compression row starts from its best.h5.
+# Takes about an hour and a half on a 2-core machine.
+set -eu
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+
+# a run with a last.h5 is resumed: that does nothing when it has finished
+train() { # experiment name
+    echo "== $1"
+    if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
+}
+
+train fmnist_resnet20
+for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prune90 prune50_oneshot \
+         prune75_oneshot prune90_oneshot r8 kd_r8 combined; do
+    train fmnist_$e
+done
+
+# post-training quantization of the full-precision checkpoint: no data, no training
+mkdir -p runs/fmnist_ptq
+FP=runs/fmnist_resnet20/best.h5
+ptq() { # name, bin/quantize overrides...
+    name=$1
+    shift
+    "$BIN/quantize" "$FP" "runs/fmnist_ptq/$name.h5" "$@" > "runs/fmnist_ptq/$name.quant.json"
+    "$BIN/eval" "runs/fmnist_ptq/$name.h5" > "runs/fmnist_ptq/$name.eval.json"
+    echo "== ptq $name: $(cat "runs/fmnist_ptq/$name.eval.json")"
+}
+for cb in binary ternary pm2 pm4; do
+    ptq "round_layer_$cb" compress.codebook=$cb quantize.scale=layer
+    ptq "round_channel_$cb" compress.codebook=$cb quantize.scale=channel
+    ptq "optimal_layer_$cb" compress.codebook=$cb quantize.method=optimal
+    ptq "folded_layer_$cb" compress.codebook=$cb quantize.fold_bn=true
+    ptq "dfq_layer_$cb" compress.codebook=$cb quantize.dfq=true
+done
+
+/usr/bin/python3 scripts/paper_tables.py --bin "$BIN"

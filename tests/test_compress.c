@@ -1,0 +1,450 @@
+/* Compression: the projection onto each codebook is optimal (against exhaustive search on small vectors);
+ * after ADMM training every quantized layer lies on its codebook (at most the codebook's values, equal to
+ * α·codes, which the checkpoint carries); pruning leaves exactly the target sparsity in each layer, and masked
+ * weights stay zero through SGD steps with momentum and weight decay; channel pruning zeroes whole filters and
+ * their batch-norm scale and shift, only where no residual sum reads the channel; the distillation loss and
+ * its gradient match PyTorch; a combined prune + ADMM + distillation run resumes bit for bit; post-training
+ * quantization and DFQ keep their promises; bad [compress] settings are clear configuration errors. */
+#include <hdf5.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "compress/codebook.h"
+#include "datasets/synth_images.h"
+#include "core/rng.h"
+#include "tests/support/ckpt_bytes.h"
+#include "tests/support/run.h"
+#include "tests/support/synth.h"
+#include "tests/support/testutil.h"
+
+static char dir[128], cfg[512];
+
+static int setup(void **st) {
+    (void)st;
+    if (make_test_dir(dir, sizeof dir, "compress")) return -1;
+    char p[512];
+    snprintf(p, sizeof p, "%s/train.h5", dir);
+    synth_write_h5(p, 1024, 1, 12, 12, 4, true, 21);
+    snprintf(p, sizeof p, "%s/val.h5", dir);
+    synth_write_h5(p, 256, 1, 12, 12, 4, true, 22);
+    snprintf(cfg, sizeof cfg, "%s/small.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f,
+            "# CIFAR-style ResNet-8 on 1,024 synthetic 12x12 images in 4 classes\n"
+            "[model]\narch = resnet8\nnum_classes = 4\nin_channels = 1\ninput_size = 12\n"
+            "[data]\nformat = hdf5\ntrain = %s/train.h5\nval = %s/val.h5\naugment = flip\nmean = 0.3\nstd = 0.3\nworkers = 1\n"
+            "[train]\nepochs = 2\nbatch = 64\nlog_every = 8\n"
+            "[optim]\ntype = sgd\nlr = 0.05\nmomentum = 0.9\nwd = 5e-4\nschedule = cosine\n"
+            "[compress]\nrho = 0.05\nrho_growth = 1.5\nadmm_interval = 4\n",
+            dir, dir);
+    fclose(f);
+    return 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    return remove_test_dir(dir);
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void run_ok(const char *const *argv) {
+    run_result r;
+    run_prog(&r, argv);
+    if (r.status != 0) fail_msg("bin/%s exited %d:\n%s", argv[0], r.status, r.err);
+}
+
+/* ---- the projection ---- */
+
+/* min over every code vector of ||v - a*q||² with its best a >= 0 */
+static double exhaustive(const nb_codebook *cb, const float *v, int n) {
+    int vals[20], k = 0;
+    for (int i = 0; i < cb->n_levels; i++) {
+        vals[k++] = cb->levels[i];
+        vals[k++] = -cb->levels[i];
+    }
+    if (cb->zero) vals[k++] = 0;
+    long total = 1;
+    for (int i = 0; i < n; i++) total *= k;
+    double best = INFINITY;
+    for (long idx = 0; idx < total; idx++) {
+        long r = idx;
+        double vq = 0, qq = 0;
+        int q[8];
+        for (int i = 0; i < n; i++) {
+            q[i] = vals[r % k];
+            r /= k;
+            vq += v[i] * q[i];
+            qq += q[i] * q[i];
+        }
+        double a = qq > 0 && vq > 0 ? vq / qq : 0, e = 0;
+        for (int i = 0; i < n; i++) e += ((double)v[i] - a * q[i]) * ((double)v[i] - a * q[i]);
+        if (e < best) best = e;
+    }
+    return best;
+}
+
+static void test_projection_optimal(void **st) {
+    (void)st;
+    static const char *const books[] = {"binary", "ternary", "pm2", "pm4", "pow2_3"};
+    for (int c = 0; c < 5; c++) {
+        nb_codebook cb;
+        assert_int_equal(nb_codebook_parse(books[c], &cb), 0);
+        for (int trial = 0; trial < 200; trial++) {
+            int n = 2 + trial % 5;
+            float v[8];
+            int8_t q[8];
+            nb_rng r = nb_rng_make((uint64_t)trial, (uint64_t)c);
+            for (int i = 0; i < n; i++) v[i] = (nb_rng_unit(&r) - 0.5f) * (trial % 3 ? 1.0f : 10.0f);
+            float a = nb_project_optimal(&cb, v, n, q);
+            double e = nb_project_error(v, n, a, q), best = exhaustive(&cb, v, n);
+            if (e > best * (1 + 1e-6) + 1e-12)
+                fail_msg("%s, %d values: error %.9g, exhaustive search finds %.9g", books[c], n, e, best);
+            /* a fixed point of the alternation: a = <v,q>/<q,q> and q the nearest levels */
+            double vq = 0, qq = 0;
+            for (int i = 0; i < n; i++) {
+                vq += v[i] * q[i];
+                qq += q[i] * q[i];
+            }
+            if (qq > 0) assert_true(fabs(a - vq / qq) <= 1e-5 * fabs(a) + 1e-7);
+        }
+    }
+    /* parsing: unknown names and empty codebooks are refused; bits count the sign */
+    nb_codebook cb;
+    assert_int_not_equal(nb_codebook_parse("pow2_0", &cb), 0);
+    assert_int_not_equal(nb_codebook_parse("octal", &cb), 0);
+    assert_int_equal(nb_codebook_parse("pm4", &cb), 0);
+    assert_int_equal(cb.bits, 3);
+    assert_int_equal(nb_codebook_parse("ternary", &cb), 0);
+    assert_int_equal(cb.bits, 2);
+    /* the baselines' closed forms */
+    float v[6] = {0.9f, -0.1f, 0.5f, -0.8f, 0.05f, 0.3f};
+    int8_t q[6];
+    float a = nb_project_bwn(v, 6, q);
+    assert_true(fabsf(a - (0.9f + 0.1f + 0.5f + 0.8f + 0.05f + 0.3f) / 6) < 1e-6f);
+    assert_true(q[0] == 1 && q[1] == -1 && q[4] == 1);
+    a = nb_project_twn(v, 6, q); /* threshold 0.7 * mean|v| = 0.308 */
+    assert_true(q[1] == 0 && q[4] == 0 && q[5] == 0 && q[0] == 1 && q[3] == -1);
+    assert_true(fabsf(a - (0.9f + 0.5f + 0.8f) / 3) < 1e-6f);
+    nb_codebook_parse("pm2", &cb);
+    a = nb_project_round(&cb, v, 6, q); /* min-max: 0.9 / 2 */
+    assert_true(fabsf(a - 0.45f) < 1e-6f && q[0] == 2 && q[3] == -2 && q[2] == 1 && q[4] == 0);
+}
+
+/* ---- checkpoints ---- */
+
+static float *read_ds(hid_t f, const char *name, int64_t *n) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) fail_msg("no dataset %s", name);
+    hid_t sp = H5Dget_space(d);
+    *n = H5Sget_simple_extent_npoints(sp);
+    float *buf = malloc(sizeof(float) * (size_t)(*n ? *n : 1));
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return buf;
+}
+
+static const char *const resnet8_convs[] = {"layer1.0.conv1.weight", "layer1.0.conv2.weight", "layer2.0.conv1.weight",
+                                            "layer2.0.conv2.weight", "layer2.0.downsample.0.weight",
+                                            "layer3.0.conv1.weight", "layer3.0.conv2.weight",
+                                            "layer3.0.downsample.0.weight"};
+
+static void test_admm_on_codebook(void **st) {
+    (void)st;
+    char out[600], outkv[620];
+    snprintf(out, sizeof out, "%s/admm", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_ok(ARGV("train", cfg, outkv, "compress.methods=admm", "compress.codebook=pm2"));
+    char path[700];
+    for (int which = 0; which < 2; which++) {
+        snprintf(path, sizeof path, "%s/%s", out, which ? "best.h5" : "last.h5");
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(f >= 0);
+        for (size_t k = 0; k < sizeof resnet8_convs / sizeof *resnet8_convs; k++) {
+            char name[200];
+            int64_t n, nc, na;
+            snprintf(name, sizeof name, "model/%s", resnet8_convs[k]);
+            float *w = read_ds(f, name, &n);
+            snprintf(name, sizeof name, "compress/admm/codes/%s", resnet8_convs[k]);
+            float *codes = read_ds(f, name, &nc); /* int8 read as float */
+            snprintf(name, sizeof name, "compress/admm/alpha/%s", resnet8_convs[k]);
+            float *alpha = read_ds(f, name, &na);
+            assert_int_equal(n, nc);
+            assert_int_equal(na, 1);
+            assert_true(alpha[0] > 0);
+            float distinct[16];
+            int nd = 0;
+            for (int64_t i = 0; i < n; i++) {
+                if (w[i] != alpha[0] * codes[i])
+                    fail_msg("%s %s[%lld] = %.9g, not alpha %.9g x code %g", path, resnet8_convs[k], (long long)i, w[i],
+                             alpha[0], codes[i]);
+                assert_true(fabsf(codes[i]) <= 2);
+                bool seen = false;
+                for (int j = 0; j < nd; j++) seen |= distinct[j] == w[i];
+                if (!seen && nd < 16) distinct[nd++] = w[i];
+            }
+            if (nd > 5) fail_msg("%s %s holds %d distinct values; {0,±1,±2} allows 5", path, resnet8_convs[k], nd);
+            free(w);
+            free(codes);
+            free(alpha);
+        }
+        /* the first convolution and the classifier stay full precision */
+        int64_t n;
+        float *w = read_ds(f, "model/conv1.weight", &n);
+        int nd = 0;
+        for (int64_t i = 1; i < n; i++) nd += w[i] != w[0];
+        assert_true(nd > 20);
+        free(w);
+        H5Fclose(f);
+    }
+}
+
+static void test_pruning(void **st) {
+    (void)st;
+    char out[600], outkv[620], path[700];
+    /* unstructured, 75%, SGD with momentum 0.9 and weight decay: zeros stay zeros through every step */
+    snprintf(out, sizeof out, "%s/prune", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_ok(ARGV("train", cfg, outkv, "compress.methods=prune", "compress.sparsity=0.75", "compress.prune_epochs=1",
+                "compress.prune_every=4"));
+    snprintf(path, sizeof path, "%s/last.h5", out);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    for (size_t k = 0; k < sizeof resnet8_convs / sizeof *resnet8_convs; k++) {
+        char name[200];
+        int64_t n, nm, zeros = 0;
+        snprintf(name, sizeof name, "model/%s", resnet8_convs[k]);
+        float *w = read_ds(f, name, &n);
+        snprintf(name, sizeof name, "compress/prune/mask/%s", resnet8_convs[k]);
+        float *m = read_ds(f, name, &nm);
+        assert_int_equal(n, nm);
+        for (int64_t i = 0; i < n; i++) {
+            zeros += w[i] == 0.0f;
+            if (m[i] == 0.0f && w[i] != 0.0f) fail_msg("%s[%lld] is masked but %g", resnet8_convs[k], (long long)i, w[i]);
+        }
+        if (zeros != llround(0.75 * (double)n))
+            fail_msg("%s: %lld of %lld weights are zero, the target is %lld", resnet8_convs[k], (long long)zeros,
+                     (long long)n, (long long)llround(0.75 * (double)n));
+        free(w);
+        free(m);
+    }
+    H5Fclose(f);
+
+    /* channels, half of them: whole filters and their BN scale and shift, only where no residual sum reads */
+    snprintf(out, sizeof out, "%s/prune_channels", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_result r;
+    run_prog(&r, ARGV("train", cfg, outkv, "compress.methods=prune", "compress.sparsity=0.5", "compress.granularity=channel"));
+    if (r.status) fail_msg("bin/train exited %d:\n%s", r.status, r.err);
+    assert_non_null(strstr(r.err, "leaves whole")); /* the conv2s and downsamples feed residual sums */
+    snprintf(path, sizeof path, "%s/last.h5", out);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    static const char *const prunable[3] = {"layer1.0", "layer2.0", "layer3.0"};
+    for (int k = 0; k < 3; k++) {
+        char name[200];
+        int64_t n, C;
+        snprintf(name, sizeof name, "model/%s.conv1.weight", prunable[k]);
+        float *w = read_ds(f, name, &n);
+        snprintf(name, sizeof name, "model/%s.bn1.weight", prunable[k]);
+        float *g = read_ds(f, name, &C);
+        snprintf(name, sizeof name, "model/%s.bn1.bias", prunable[k]);
+        float *b = read_ds(f, name, &C);
+        int64_t per = n / C, dead = 0;
+        for (int64_t c = 0; c < C; c++) {
+            bool zero = true;
+            for (int64_t i = 0; i < per; i++) zero &= w[c * per + i] == 0.0f;
+            if (zero) {
+                dead++;
+                assert_true(g[c] == 0.0f && b[c] == 0.0f);
+            }
+        }
+        if (dead != C / 2) fail_msg("%s.conv1: %lld of %lld filters pruned, want %lld", prunable[k], (long long)dead,
+                                    (long long)C, (long long)(C / 2));
+        free(w);
+        free(g);
+        free(b);
+    }
+    int64_t n;
+    float *w = read_ds(f, "model/layer1.0.conv2.weight", &n);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < n; i++) zeros += w[i] == 0.0f;
+    assert_true(zeros < n / 10); /* left whole */
+    free(w);
+    H5Fclose(f);
+}
+
+static void test_kd_loss_vs_torch(void **st) {
+    (void)st;
+    nb_ctx *ctx = tu_ctx();
+    hid_t f = tu_open("tests/fixtures/kd.h5");
+    nb_tensor *s = tu_load(ctx, f, "student"), *t = tu_load(ctx, f, "teacher"), *y = tu_load(ctx, f, "labels");
+    float alpha = (float)tu_attr_double(f, "alpha", 0), T = (float)tu_attr_double(f, "temperature", 0),
+          eps = (float)tu_attr_double(f, "label_smoothing", 0);
+    nb_set_requires_grad(s, true);
+    size_t mark = nb_scope_begin(ctx);
+    /* what the kd compressor builds from the trainer's cross-entropy */
+    nb_tensor *loss = nb_add_scaled(nb_cross_entropy(s, y, eps), alpha, nb_kl_div(s, t, T), 1.0f - alpha);
+    int nd;
+    int64_t sh[4];
+    float *want = tu_read_f32(f, "loss", &nd, sh), *gw = tu_read_f32(f, "grad_student", &nd, sh);
+    tu_assert_tensor_close("distillation loss", loss, want, 1, 1e-5);
+    assert_int_equal(nb_backward(loss, NULL), 0);
+    tu_assert_tensor_close("distillation loss gradient", s->grad, gw, 80, 1e-5);
+    nb_scope_end(ctx, mark);
+    free(want);
+    free(gw);
+    nb_release(s);
+    nb_release(t);
+    nb_release(y);
+    H5Fclose(f);
+    nb_ctx_free(ctx);
+}
+
+static void test_combined_resume(void **st) {
+    (void)st;
+    /* a teacher for the distillation: a short plain run */
+    char tout[600], toutkv[620], teacher[640];
+    snprintf(tout, sizeof tout, "%s/teacher", dir);
+    snprintf(toutkv, sizeof toutkv, "train.out=%s", tout);
+    run_ok(ARGV("train", cfg, toutkv, "train.epochs=1"));
+    snprintf(teacher, sizeof teacher, "compress.teacher=%s/best.h5", tout);
+    const char *methods = "compress.methods=prune,admm,kd";
+    char a[600], b[600], akv[620], bkv[620];
+    snprintf(a, sizeof a, "%s/combined_a", dir);
+    snprintf(b, sizeof b, "%s/combined_b", dir);
+    snprintf(akv, sizeof akv, "train.out=%s", a);
+    snprintf(bkv, sizeof bkv, "train.out=%s", b);
+    run_ok(ARGV("train", cfg, akv, methods, teacher, "compress.sparsity=0.5", "compress.prune_epochs=1",
+                "compress.prune_every=4", "compress.codebook=pm4", "compress.importance=taylor"));
+    run_ok(ARGV("train", cfg, bkv, methods, teacher, "compress.sparsity=0.5", "compress.prune_epochs=1",
+                "compress.prune_every=4", "compress.codebook=pm4", "compress.importance=taylor", "train.steps=22"));
+    run_ok(ARGV("train", cfg, bkv, methods, teacher, "compress.sparsity=0.5", "compress.prune_epochs=1",
+                "compress.prune_every=4", "compress.codebook=pm4", "compress.importance=taylor", "--resume"));
+    char pa[700], pb[700];
+    snprintf(pa, sizeof pa, "%s/last.h5", a);
+    snprintf(pb, sizeof pb, "%s/last.h5", b);
+    ckpt_bytes x = ckpt_bytes_read(pa), y = ckpt_bytes_read(pb);
+    assert_true(x.len > 10000);
+    assert_non_null(memmem(x.buf, x.len, "compress/admm/U/", 16)); /* the compression state is in there */
+    assert_non_null(memmem(x.buf, x.len, "compress/prune/score/", 21));
+    assert_int_equal(x.len, y.len);
+    if (memcmp(x.buf, y.buf, x.len)) fail_msg("%s and %s (resumed at step 22) differ", pa, pb);
+    free(x.buf);
+    free(y.buf);
+}
+
+static void test_post_training(void **st) {
+    (void)st;
+    char fp[600], fpkv[620], ckpt[640], q[640], qd[640];
+    snprintf(fp, sizeof fp, "%s/fp", dir);
+    snprintf(fpkv, sizeof fpkv, "train.out=%s", fp);
+    run_ok(ARGV("train", cfg, fpkv));
+    snprintf(ckpt, sizeof ckpt, "%s/best.h5", fp);
+    snprintf(q, sizeof q, "%s/ptq.h5", dir);
+    snprintf(qd, sizeof qd, "%s/dfq.h5", dir);
+    run_result r;
+    run_prog(&r, ARGV("quantize", ckpt, q, "compress.codebook=pm4", "quantize.scale=channel"));
+    if (r.status) fail_msg("bin/quantize exited %d:\n%s", r.status, r.err);
+    assert_non_null(strstr(r.out, "\"bits\": 3"));
+    /* per-channel codes: every filter of a quantized layer is its own alpha times codes in {0,±1,±2,±4} */
+    hid_t f = H5Fopen(q, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t n, C, nc;
+    float *w = read_ds(f, "model/layer2.0.conv1.weight", &n), *alpha = read_ds(f, "compress/ptq/alpha/layer2.0.conv1.weight", &C),
+          *codes = read_ds(f, "compress/ptq/codes/layer2.0.conv1.weight", &nc);
+    assert_int_equal(C, 32);
+    for (int64_t i = 0; i < n; i++) {
+        assert_true(w[i] == alpha[i / (n / C)] * codes[i]);
+        float c = fabsf(codes[i]);
+        assert_true(c == 0 || c == 1 || c == 2 || c == 4);
+    }
+    free(w);
+    free(alpha);
+    free(codes);
+    H5Fclose(f);
+    /* DFQ's batch-norm folding and cross-layer equalization leave the network's function alone: the logits of
+     * the validation images do not move */
+    run_prog(&r, ARGV("quantize", ckpt, qd, "quantize.dfq=true", "quantize.method=none"));
+    if (r.status) fail_msg("bin/quantize exited %d:\n%s", r.status, r.err);
+    assert_non_null(strstr(r.out, "\"equalized_pairs\": 3"));
+    char val[600], l0[640], l1[640];
+    snprintf(val, sizeof val, "%s/val.h5", dir);
+    snprintf(l0, sizeof l0, "%s/logits_fp.h5", dir);
+    snprintf(l1, sizeof l1, "%s/logits_dfq.h5", dir);
+    run_ok(ARGV("predict", ckpt, val, l0));
+    run_ok(ARGV("predict", qd, val, l1));
+    hid_t f0 = H5Fopen(l0, H5F_ACC_RDONLY, H5P_DEFAULT), f1 = H5Fopen(l1, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t n0, n1;
+    float *z0 = read_ds(f0, "logits", &n0), *z1 = read_ds(f1, "logits", &n1);
+    assert_int_equal(n0, n1);
+    double dd = 0, zz = 0;
+    for (int64_t i = 0; i < n0; i++) {
+        dd += ((double)z1[i] - z0[i]) * ((double)z1[i] - z0[i]);
+        zz += (double)z0[i] * z0[i];
+    }
+    if (sqrt(dd / zz) > 1e-5) fail_msg("folding and equalization moved the logits by %.3g (relative L2)", sqrt(dd / zz));
+    free(z0);
+    free(z1);
+    H5Fclose(f0);
+    H5Fclose(f1);
+}
+
+static void test_bad_settings(void **st) {
+    (void)st;
+    static const struct {
+        const char *setting, *extra, *message;
+    } cases[] = {
+        {"compress.methods=prune", "compress.sparsity=1.5", "compress.sparsity (1.5) must be in [0, 1)"},
+        {"compress.methods=admm", "compress.codebook=pow2_0", "compress.codebook = pow2_0: unknown codebook"},
+        {"compress.methods=admm", "compress.codebook=octal", "unknown codebook"},
+        {"compress.methods=quantise", "compress.rho=1", "compress.methods: unknown method 'quantise'"},
+        {"compress.methods=kd", "compress.kd_alpha=0.5", "compress.teacher names no checkpoint"},
+        {"compress.methods=admm", "compress.layers=nothing.*", "selects no convolution or linear weight"},
+        {"compress.methods=prune", "compress.granularity=filters", "compress.granularity"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[600], outkv[620];
+        snprintf(out, sizeof out, "%s/bad%zu", dir, i);
+        snprintf(outkv, sizeof outkv, "train.out=%s", out);
+        run_result r;
+        run_prog(&r, ARGV("train", cfg, outkv, cases[i].setting, cases[i].extra));
+        if (r.status == 0) fail_msg("%s %s was accepted", cases[i].setting, cases[i].extra);
+        if (!strstr(r.err, cases[i].message))
+            fail_msg("%s %s: expected a message with \"%s\", got:\n%s", cases[i].setting, cases[i].extra, cases[i].message,
+                     r.err);
+        assert_int_not_equal(access(out, F_OK), 0); /* nothing was written */
+    }
+}
+
+/* The ImageNet recipe starts on an ImageNet-style folder (a synthetic one, shrunk) and runs a few steps. */
+static void test_admm_r18_recipe(void **st) {
+    (void)st;
+    char root[300], rootkv[320], out[320];
+    snprintf(root, sizeof root, "%s/tree", dir);
+    nb_synth_spec s = {.classes = 3, .train_per_class = 6, .val_per_class = 2, .min_side = 40, .max_side = 96, .seed = 3};
+    char err[256];
+    if (nb_synth_image_tree(root, &s, err, sizeof err)) fail_msg("%s", err);
+    snprintf(rootkv, sizeof rootkv, "data.root=%s", root);
+    snprintf(out, sizeof out, "train.out=%s/admm_r18", dir);
+    run_ok(ARGV("train", "experiments/admm_r18.cfg", rootkv, out, "model.init=", "model.num_classes=3",
+                "model.input_size=48", "model.width=0.25", "train.batch=6", "train.steps=3", "data.workers=1"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_admm_r18_recipe),
+        cmocka_unit_test(test_projection_optimal), cmocka_unit_test(test_admm_on_codebook),
+        cmocka_unit_test(test_pruning),            cmocka_unit_test(test_kd_loss_vs_torch),
+        cmocka_unit_test(test_combined_resume),    cmocka_unit_test(test_post_training),
+        cmocka_unit_test(test_bad_settings),
+    };
+    return cmocka_run_group_tests_name("compression", tests, setup, teardown);
+}
