@@ -24,11 +24,17 @@ OPT := -O3 -g
 LDSAN :=
 endif
 
-CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
-LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lz -lm
+# protoc-c's C code for deploy/onnx.proto (ONNX's schema) is generated here, shared by every build
+GEN := build/gen
+GEN_SRCS := $(GEN)/deploy/onnx.pb-c.c
+GEN_HDRS := $(GEN)/deploy/onnx.pb-c.h
+
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
-LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c)
+LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c \
+              deploy/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda
@@ -70,7 +76,12 @@ $(DEPS_STAMP):
 
 deps: $(DEPS_STAMP)
 
-$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+$(GEN)/deploy/onnx.pb-c.c: deploy/onnx.proto | $(DEPS_STAMP)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) deploy/onnx.proto
+$(GEN)/deploy/onnx.pb-c.h: $(GEN)/deploy/onnx.pb-c.c
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP) $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -102,9 +113,15 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# what the export tests check against: the onnx checker (Debian) and ONNX Runtime (npm, into build/ort)
+ORT_STAMP := build/ort/node_modules/onnxruntime-node/package.json
+$(ORT_STAMP):
+	scripts/install-ort.sh
+
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
-test: $(TEST_BINS) $(PROGS)
-	@NB_BIN_DIR=$(BUILD)/bin NB_CUDA_BUILD=$(CUDA) scripts/run-tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(PROGS) $(ORT_STAMP)
+	@NB_BIN_DIR=$(BUILD)/bin NB_CUDA_BUILD=$(CUDA) NB_ORT_NODE_PATH=$(CURDIR)/build/ort/node_modules \
+		scripts/run-tests.sh $(TEST_BINS)
 
 # every test and benchmark binary, built but not run (for running them on another machine)
 build-tests: $(TEST_BINS) $(BENCH_BINS) $(PROGS)

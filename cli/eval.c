@@ -9,19 +9,10 @@
 #include "train/trainer.h"
 
 static int load_cfg(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, int argc, char **argv) {
-    int rc = 0;
     const char *cfg_path = NULL;
     for (int i = 2; i < argc; i++)
         if (!strchr(argv[i], '=')) cfg_path = argv[i];
-    if (cfg_path) {
-        rc = nb_cfg_load(cfg, cfg_path);
-    } else {
-        char *text = nb_ckpt_read_config(ctx, ckpt);
-        rc = nb_cfg_load_string(cfg, text, ckpt);
-        free(text);
-    }
-    for (int i = 2; i < argc && rc == 0; i++)
-        if (strchr(argv[i], '=')) rc = nb_cfg_override(cfg, argv[i]);
+    int rc = nb_cfg_for_checkpoint(ctx, cfg, ckpt, cfg_path, argc - 2, argv + 2);
     if (rc) fprintf(stderr, "nibble: error: %s\n", cfg->err);
     return rc;
 }

@@ -21,16 +21,8 @@ int main(int argc, char **argv) {
     nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU); /* reads the configuration; then the one it names */
     nb_cfg cfg;
     nb_cfg_init(&cfg);
-    int rc;
-    if (argc > 4 && !strchr(argv[4], '=')) {
-        rc = nb_cfg_load(&cfg, argv[4]);
-    } else {
-        char *text = nb_ckpt_read_config(ctx, ckpt);
-        rc = nb_cfg_load_string(&cfg, text, ckpt);
-        free(text);
-    }
-    for (int i = 4; i < argc && rc == 0; i++)
-        if (strchr(argv[i], '=')) rc = nb_cfg_override(&cfg, argv[i]);
+    const char *cfg_path = argc > 4 && !strchr(argv[4], '=') ? argv[4] : NULL;
+    int rc = nb_cfg_for_checkpoint(ctx, &cfg, ckpt, cfg_path, argc - 4, argv + 4);
     if (rc) {
         fprintf(stderr, "nibble: error: %s\n", cfg.err);
         return 1;

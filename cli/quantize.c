@@ -23,19 +23,10 @@ int main(int argc, char **argv) {
     nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
     nb_cfg cfg;
     nb_cfg_init(&cfg);
-    int rc = 0;
     const char *cfg_path = NULL;
     for (int i = 3; i < argc; i++)
         if (!strchr(argv[i], '=')) cfg_path = argv[i];
-    if (cfg_path) {
-        rc = nb_cfg_load(&cfg, cfg_path);
-    } else {
-        char *text = nb_ckpt_read_config(ctx, ckpt);
-        rc = nb_cfg_load_string(&cfg, text, ckpt);
-        free(text);
-    }
-    for (int i = 3; i < argc && rc == 0; i++)
-        if (strchr(argv[i], '=')) rc = nb_cfg_override(&cfg, argv[i]);
+    int rc = nb_cfg_for_checkpoint(ctx, &cfg, ckpt, cfg_path, argc - 3, argv + 3);
     if (rc) {
         fprintf(stderr, "nibble: error: %s\n", cfg.err);
         return 1;

@@ -1,10 +1,12 @@
 /* Batch-norm folding, cross-layer equalization and bias correction, found on the recorded tape. */
 #include "compress/dfq.h"
 
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/channel_deps.h"
 #include "compress/compressor.h"
 #include "core/check.h"
 #include "core/ops.h"
@@ -17,20 +19,6 @@ typedef struct {
     float eps;
     nb_tensor *next_w;             /* the convolution after the ReLU, or NULL */
 } link;
-
-static int consumers(nb_ctx *ctx, const nb_tensor *t, const nb_node **out, int max) {
-    int n = 0;
-    for (size_t i = 0; i < nb_tape_size(ctx); i++) {
-        const nb_node *nd = nb_tape_node(ctx, i);
-        for (int k = 0; k < nd->n_in; k++)
-            if (nd->in[k] == t) {
-                if (n < max) out[n] = nd;
-                n++;
-                break;
-            }
-    }
-    return n;
-}
 
 static int find_links(nb_ctx *ctx, nb_model *m, link *links, int max) {
     nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){1, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
@@ -45,14 +33,14 @@ static int find_links(nb_ctx *ctx, nb_model *m, link *links, int max) {
     for (size_t i = 0; y && i < nb_tape_size(ctx) && n < max; i++) {
         const nb_node *conv = nb_tape_node(ctx, i), *c1[2], *c2[2], *c3[2];
         if (conv->op != NB_OP_CONV2D || conv->in[2]) continue;
-        if (consumers(ctx, conv->out[0], c1, 2) != 1 || c1[0]->op != NB_OP_BATCHNORM2D || !c1[0]->in[1]) continue;
+        if (nb_tape_consumers(ctx, conv->out[0], c1, 2) != 1 || c1[0]->op != NB_OP_BATCHNORM2D || !c1[0]->in[1]) continue;
         const nb_node *bn = c1[0];
         link l = {conv->in[1], bn->in[1], bn->in[2], bn->in[3], bn->in[4], bn->attr.bn.eps, NULL};
         /* a fused ReLU, or a ReLU node, then exactly one dense convolution */
         const nb_tensor *act = NULL;
         if (bn->attr.bn.relu) act = bn->out[0];
-        else if (consumers(ctx, bn->out[0], c2, 2) == 1 && c2[0]->op == NB_OP_RELU) act = c2[0]->out[0];
-        if (act && conv->attr.conv.groups == 1 && consumers(ctx, act, c3, 2) == 1 && c3[0]->op == NB_OP_CONV2D &&
+        else if (nb_tape_consumers(ctx, bn->out[0], c2, 2) == 1 && c2[0]->op == NB_OP_RELU) act = c2[0]->out[0];
+        if (act && conv->attr.conv.groups == 1 && nb_tape_consumers(ctx, act, c3, 2) == 1 && c3[0]->op == NB_OP_CONV2D &&
             c3[0]->in[0] == act && c3[0]->attr.conv.groups == 1)
             l.next_w = c3[0]->in[1];
         links[n++] = l;

@@ -46,17 +46,10 @@ nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
                "compress.kd_alpha (%g) must be in [0, 1] and compress.kd_temperature (%g) > 0", (double)alpha, (double)T);
     nb_cfg tcfg;
     nb_cfg_init(&tcfg);
-    int rc;
-    if (tcfg_path[0]) {
-        rc = nb_cfg_load(&tcfg, tcfg_path);
-    } else {
-        char *text = nb_ckpt_read_config(ctx, path);
-        if (!text) {
-            nb_cfg_free(&tcfg);
-            return NULL;
-        }
-        rc = nb_cfg_load_string(&tcfg, text, path);
-        free(text);
+    int rc = nb_cfg_for_checkpoint(ctx, &tcfg, path, tcfg_path, 0, NULL);
+    if (rc && !tcfg.err[0]) { /* the checkpoint's own error is reported */
+        nb_cfg_free(&tcfg);
+        return NULL;
     }
     if (rc) {
         NB_FAIL(ctx, "config", "the teacher's configuration: %s", tcfg.err);

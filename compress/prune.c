@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/channel_deps.h"
 #include "compress/compressor.h"
 #include "core/backend.h"
 #include "core/check.h"
@@ -210,49 +211,14 @@ typedef struct {
     nb_tensor *bn_w, *bn_b;
 } channel_group;
 
-static int consumers(nb_ctx *ctx, const nb_tensor *t, const nb_node **out, int max) {
-    int n = 0;
-    for (size_t i = 0; i < nb_tape_size(ctx); i++) {
-        const nb_node *nd = nb_tape_node(ctx, i);
-        for (int k = 0; k < nd->n_in; k++)
-            if (nd->in[k] == t) {
-                if (n < max) out[n] = nd;
-                n++;
-                break;
-            }
-    }
-    return n;
-}
-
 /* The convolutions whose channels only dense convolutions read, each with its batch norm. */
 static int channel_groups(nb_ctx *ctx, nb_model *m, channel_group *g, int max) {
-    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){1, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
-    if (!x) return -1;
-    bool prev = nb_set_grad_enabled(ctx, false);
-    nb_set_record_all(ctx, true);
-    size_t mark = nb_scope_begin(ctx);
-    nb_tensor *y = m->forward(m, x, false);
-    nb_set_record_all(ctx, false);
-    nb_set_grad_enabled(ctx, prev);
-    int n = 0;
-    for (size_t i = 0; y && i < nb_tape_size(ctx) && n < max; i++) {
-        const nb_node *conv = nb_tape_node(ctx, i);
-        if (conv->op != NB_OP_CONV2D || conv->attr.conv.groups != 1) continue;
-        const nb_node *c1[4];
-        if (consumers(ctx, conv->out[0], c1, 4) != 1 || c1[0]->op != NB_OP_BATCHNORM2D || !c1[0]->in[1]) continue;
-        const nb_node *bn = c1[0];
-        const nb_tensor *t = bn->out[0];
-        const nb_node *c2[8];
-        int k = consumers(ctx, t, c2, 8);
-        if (k == 1 && (c2[0]->op == NB_OP_RELU || c2[0]->op == NB_OP_RELU6)) {
-            t = c2[0]->out[0];
-            k = consumers(ctx, t, c2, 8);
-        }
-        bool dense = k > 0 && k <= 8;
-        for (int j = 0; j < k && j < 8 && dense; j++)
-            dense = c2[j]->op == NB_OP_CONV2D && c2[j]->in[0] == t && c2[j]->attr.conv.groups == 1;
-        if (dense) g[n++] = (channel_group){conv->in[1], bn->in[1], bn->in[2]};
-    }
+    size_t mark;
+    nb_tensor *x, *y = nb_record_forward(m, 1, &mark, &x);
+    nb_channel_group *deps = nb_xcalloc((size_t)max, sizeof *deps);
+    int n = y ? nb_channel_groups(ctx, deps, max) : 0;
+    for (int i = 0; i < n; i++) g[i] = (channel_group){deps[i].conv->in[1], deps[i].bn->in[1], deps[i].bn->in[2]};
+    free(deps);
     nb_tape_clear(ctx);
     nb_scope_end(ctx, mark);
     nb_release(x);
@@ -340,7 +306,7 @@ nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t
             nb_set_name(l.score, name);
         }
         if (l.cmask) {
-            snprintf(name, sizeof name, "channel mask of %.80s", l.w->name);
+            snprintf(name, sizeof name, "channel mask of %.76s", l.w->name);
             nb_set_name(l.cmask, name);
         }
         p->layers[p->n++] = l;

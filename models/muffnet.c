@@ -104,7 +104,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
             for (int i = 0; i < n; i++)
                 if (!hist[i]) return NULL;
         }
-        char scope[16];
+        char scope[24];
         snprintf(scope, sizeof scope, "stage%d", st + 2);
         h = federate(ctx, scope, hist, n, c);
     }

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages nibble builds, tests and benchmarks with. Safe to run again: it installs only
-# what is missing. Usage: scripts/install-deps.sh [--check] [build|data|bench|all]
-#   build  compilers' libraries: OpenBLAS, oneDNN, HDF5, libjpeg-turbo, libpng, cmocka, zlib (default)
+# what is missing. Usage: scripts/install-deps.sh [--check] [build|data|bench|export|all]
+#   build  compilers' libraries: OpenBLAS, oneDNN, HDF5, libjpeg-turbo, libpng, cmocka, zlib, protobuf-c (default)
 #   data   the Fashion-MNIST dataset package (for the default experiment)
 #   bench  python3-torch and -torchvision, the speed and numerics reference (also regenerates fixtures), and
 #          python3-pil, the image-decoding reference
+#   export python3-onnx (the ONNX checker) and Node.js with npm (for onnxruntime-node, which
+#          scripts/install-ort.sh installs from the npm registry): what the export tests check against
 #   --check  exit 1 if something is missing, install nothing
 set -eu
 
@@ -12,16 +14,20 @@ check_only=0
 if [ "${1:-}" = "--check" ]; then check_only=1; shift; fi
 what="${1:-build}"
 
-build_pkgs="build-essential pkg-config libopenblas-dev libdnnl-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libcmocka-dev zlib1g-dev"
+build_pkgs="build-essential pkg-config libopenblas-dev libdnnl-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libcmocka-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler"
 data_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-torchvision python3-h5py python3-numpy python3-pil"
+export_pkgs="python3-onnx"
+# a Node.js from elsewhere (nodesource) brings its own npm, which Debian's npm package would conflict with
+command -v npm > /dev/null 2>&1 || export_pkgs="$export_pkgs nodejs npm"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
 data) pkgs="$data_pkgs" ;;
 bench) pkgs="$bench_pkgs" ;;
-all) pkgs="$build_pkgs $data_pkgs $bench_pkgs" ;;
-*) echo "install-deps.sh: unknown set '$what' (expected build, data, bench or all)" >&2; exit 2 ;;
+export) pkgs="$export_pkgs" ;;
+all) pkgs="$build_pkgs $data_pkgs $bench_pkgs $export_pkgs" ;;
+*) echo "install-deps.sh: unknown set '$what' (expected build, data, bench, export or all)" >&2; exit 2 ;;
 esac
 
 missing=""

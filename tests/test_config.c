@@ -16,15 +16,6 @@
 
 static char dir[256];
 
-static void write_file(const char *name, const char *text) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static int setup(void **st) {
     (void)st;
     if (make_test_dir(dir, sizeof dir, "config")) return -1;
@@ -47,8 +38,8 @@ static int load(nb_cfg *c, const char *name) {
 
 static void test_values_includes_overrides(void **st) {
     (void)st;
-    write_file("sub/base.cfg", "# shared\n[optim]\nlr = 0.5\nmomentum = 0.8\n[train]\nbatch = 32\n");
-    write_file("exp.cfg", "include = sub/base.cfg   # relative to this file\n\n[optim]\nlr = 0.05  # later wins\n"
+    write_test_file(dir, "sub/base.cfg", "# shared\n[optim]\nlr = 0.5\nmomentum = 0.8\n[train]\nbatch = 32\n");
+    write_test_file(dir, "exp.cfg", "include = sub/base.cfg   # relative to this file\n\n[optim]\nlr = 0.05  # later wins\n"
                           "milestones = 10, 20,30\n[model]\narch = smallcnn\n[train]\nshuffle = false\n");
     nb_cfg c;
     assert_int_equal(load(&c, "exp.cfg"), 0);
@@ -79,7 +70,7 @@ static void test_values_includes_overrides(void **st) {
 }
 
 static void expect_fail(const char *text, const char *msg) {
-    write_file("bad.cfg", text);
+    write_test_file(dir, "bad.cfg", text);
     nb_cfg c;
     assert_int_equal(load(&c, "bad.cfg"), -1);
     if (!strstr(c.err, msg)) fail_msg("expected \"%s\" in: %s", msg, c.err);
@@ -99,7 +90,7 @@ static void test_errors(void **st) {
     expect_fail("epochs = 3\n", "bad.cfg:1: key 'epochs' outside any [section]");
     expect_fail("[train]\nepochs\n", "bad.cfg:2: expected 'key = value'");
     expect_fail("include = nowhere.cfg\n", "nowhere.cfg: cannot open config file");
-    write_file("loop.cfg", "include = loop.cfg\n");
+    write_test_file(dir, "loop.cfg", "include = loop.cfg\n");
     nb_cfg c;
     assert_int_equal(load(&c, "loop.cfg"), -1);
     assert_non_null(strstr(c.err, "include cycle"));

@@ -703,3 +703,19 @@ int nb_print_summary(nb_ctx *ctx, nb_model *m, FILE *f) {
     nb_release(x);
     return 0;
 }
+
+int nb_cfg_for_checkpoint(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, const char *cfg_path, int n_args,
+                          char *const *args) {
+    int rc;
+    if (cfg_path && cfg_path[0]) {
+        rc = nb_cfg_load(cfg, cfg_path);
+    } else {
+        char *text = nb_ckpt_read_config(ctx, ckpt);
+        if (!text) return -1;
+        rc = nb_cfg_load_string(cfg, text, ckpt);
+        free(text);
+    }
+    for (int i = 0; i < n_args && rc == 0; i++)
+        if (args[i][0] != '-' && strchr(args[i], '=')) rc = nb_cfg_override(cfg, args[i]);
+    return rc ? -1 : 0;
+}

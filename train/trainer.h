@@ -61,7 +61,11 @@ int nb_train_step_hooked(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb
 /* The optimizer the [optim] section describes, over the model's parameters. */
 nb_optim *nb_optim_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
 
-/* Build a model from the [model] section. */
+/* The configuration of a program that reads a checkpoint: the cfg file when cfg_path is given, else the one
+ * the checkpoint carries; then every "section.key=value" among args (other args are skipped). 0; -1 with
+ * cfg->err set, or with cfg->err empty after the checkpoint's error was reported on ctx. */
+int nb_cfg_for_checkpoint(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, const char *cfg_path, int n_args,
+                          char *const *args);
 /* A context on the backend train.device names. For evaluation (`fallback`), a CUDA checkpoint on a machine
  * without a GPU runs on the CPU after a note on stderr; training insists on the device it was asked for. */
 nb_ctx *nb_ctx_from_cfg(const nb_cfg *cfg, bool fallback);

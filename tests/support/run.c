@@ -43,9 +43,8 @@ static const char *const *with_device(const char *const *argv) {
 
 static int decode(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
 
-void run_prog(run_result *r, const char *const *argv) {
-    char path[512];
-    prog_path(path, sizeof path, argv[0]);
+/* path: the program to exec; NULL to look argv[0] up on PATH */
+static void run_exec(run_result *r, const char *path, const char *const *argv) {
     char ef[] = "/tmp/nibble-run-errXXXXXX";
     int efd = mkstemp(ef);
     int po[2];
@@ -55,8 +54,11 @@ void run_prog(run_result *r, const char *const *argv) {
         dup2(po[1], 1);
         dup2(efd, 2);
         close(po[0]);
-        execv(path, (char *const *)with_device(argv));
-        fprintf(stderr, "cannot exec %s\n", path);
+        if (path)
+            execv(path, (char *const *)with_device(argv));
+        else
+            execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "cannot exec %s\n", path ? path : argv[0]);
         _exit(127);
     }
     close(po[1]);
@@ -70,6 +72,14 @@ void run_prog(run_result *r, const char *const *argv) {
     close(efd);
     unlink(ef);
 }
+
+void run_prog(run_result *r, const char *const *argv) {
+    char path[512];
+    prog_path(path, sizeof path, argv[0]);
+    run_exec(r, path, argv);
+}
+
+void run_cmd(run_result *r, const char *const *argv) { run_exec(r, NULL, argv); }
 
 pid_t spawn_prog(const char *const *argv, const char *errfile) {
     char path[512];
@@ -117,4 +127,14 @@ int remove_test_dir(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+void write_test_file(const char *dir, const char *name, const char *text) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", p);
+        abort();
+    }
 }

@@ -15,11 +15,15 @@ typedef struct {
 
 /* argv[0] is a program name such as "train"; it is looked up in $NB_BIN_DIR (default build/rel/bin). */
 void run_prog(run_result *r, const char *const *argv);
+/* Any other program (python3, node), looked up on PATH unless argv[0] has a slash. */
+void run_cmd(run_result *r, const char *const *argv);
 /* Start without waiting (stderr to errfile); returns the pid. */
 pid_t spawn_prog(const char *const *argv, const char *errfile);
 int wait_prog(pid_t pid);
 /* A fresh, empty /tmp/nibble-test-<name>-<pid> in dir (size n); 0 on success. */
 int make_test_dir(char *dir, size_t n, const char *name);
+/* Write text into dir/name (fails the current test when it cannot). */
+void write_test_file(const char *dir, const char *name, const char *text);
 /* rm -rf dir; 0 on success. */
 int remove_test_dir(const char *dir);
 /* Whole file into a malloc'd buffer (NULL if missing); *n gets the size. */

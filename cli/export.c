@@ -1,0 +1,115 @@
+/* bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] [--softmax]
+ * [section.key=value ...]: the checkpoint's model as ONNX for ONNX Runtime, MNN, TensorRT and the like. Layers that compression
+ * quantized are stored as their integer codes (int8; int4 from --opset 21) followed by DequantizeLinear with
+ * their scales; channels that channel pruning zeroed are removed. The architecture comes from the checkpoint's
+ * own configuration unless CFG is given.
+ *
+ * bin/export --check MODEL.onnx: read an ONNX file back and describe it (inputs, outputs, node counts, size,
+ * how each weight is stored). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "deploy/export.h"
+#include "deploy/onnx_inspect.h"
+#include "train/trainer.h"
+
+static int usage(void) {
+    fprintf(stderr, "usage: bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] "
+                    "[--softmax] [section.key=value ...]\n"
+                    "       bin/export --check MODEL.onnx\n");
+    return 2;
+}
+
+static void list(char *buf, size_t n, const nb_cfg *cfg, const char *key, int channels) {
+    double v[16];
+    int k = nb_cfg_floats(cfg, key, v, 16);
+    buf[0] = 0;
+    for (int c = 0; c < channels; c++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%g", c ? "," : "", v[k == 1 ? 0 : c < k ? c : k - 1]);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--check")) {
+        nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+        nb_onnx_summary s;
+        nb_onnx_inspect(ctx, argv[2], stdout, &s);
+        nb_ctx_free(ctx);
+        return 0;
+    }
+    const char *ckpt = NULL, *cfg_path = NULL, *out = NULL;
+    nb_export_opts o = {.opset = 17};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-o") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--opset") && i + 1 < argc) {
+            char *end;
+            o.opset = (int)strtol(argv[++i], &end, 10);
+            if (*end) return usage();
+        } else if (!strcmp(a, "--fold-bn")) {
+            o.fold_bn = true;
+        } else if (!strcmp(a, "--float")) {
+            o.float_weights = true;
+        } else if (!strcmp(a, "--softmax")) {
+            o.softmax = true;
+        } else if (!strcmp(a, "--keep-channels")) {
+            o.keep_channels = true;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "nibble: error: unknown option %s\n", a);
+            return usage();
+        } else if (strchr(a, '=')) {
+            continue; /* overrides, applied below */
+        } else if (!ckpt) {
+            ckpt = a;
+        } else if (!cfg_path) {
+            cfg_path = a;
+        } else {
+            return usage();
+        }
+    }
+    if (!ckpt || !out) return usage();
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_cfg cfg;
+    nb_cfg_init(&cfg);
+    int rc = nb_cfg_for_checkpoint(ctx, &cfg, ckpt, cfg_path, argc - 1, argv + 1);
+    if (rc) {
+        fprintf(stderr, "nibble: error: %s\n", cfg.err);
+        return 1;
+    }
+    /* export is a host job: the weights are read back to the CPU whatever device trained them */
+    nb_model *m = nb_model_from_cfg(ctx, &cfg);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_qweights q;
+    nb_qweights_open(ctx, &q, ckpt);
+    char mean[256], std[256], doc[800];
+    int C = m->spec.in_channels, S = m->spec.input_size;
+    list(mean, sizeof mean, &cfg, "data.mean", C);
+    list(std, sizeof std, &cfg, "data.std", C);
+    snprintf(doc, sizeof doc,
+             "input: float32 [N, %d, %d, %d] (NCHW, N free); pixel values scaled to [0, 1], then (x - mean[c]) / "
+             "std[c] with mean = [%s], std = [%s]; output %s: float32 [N, %d]",
+             C, S, S, mean, std, o.softmax ? "probabilities (softmax of the logits)" : "logits (no softmax)",
+             m->spec.num_classes);
+    const char *meta[] = {"nibble.mean", mean, "nibble.std", std, "nibble.checkpoint", ckpt, NULL};
+    o.input_doc = doc;
+    o.meta = meta;
+    nb_export_report r;
+    if (nb_export_onnx(m, &q, &o, out, &r)) return 1; /* the error is reported; the context exits */
+    printf("wrote %s: %lld bytes, %lld nodes, opset %d; %d layers as int%d codes (%s), %lld weights float; "
+           "%lld of %lld prunable channels removed; %.2f%% of the weights are zero; %d batch norms folded\n",
+           out, (long long)r.bytes, (long long)r.nodes, o.opset, r.quantized_layers, r.int_bits ? r.int_bits : 8,
+           r.methods[0] ? r.methods : "none", (long long)r.float_weights, (long long)r.channels_removed,
+           (long long)r.prunable_channels,
+           r.quantized_weights + r.float_weights
+               ? 100.0 * (double)r.zero_weights / (double)(r.quantized_weights + r.float_weights)
+               : 0.0,
+           r.folded_bn);
+    nb_qweights_close(&q);
+    nb_model_free(m);
+    nb_cfg_free(&cfg);
+    nb_ctx_free(ctx);
+    return 0;
+}

@@ -1,0 +1,65 @@
+/* Channel dependencies read off the tape (see channel_deps.h). */
+#include "compress/channel_deps.h"
+
+#include <stdbool.h>
+
+#include "core/context.h"
+
+int nb_tape_consumers(nb_ctx *ctx, const nb_tensor *t, const nb_node **out, int max) {
+    int n = 0;
+    for (size_t i = 0; i < nb_tape_size(ctx); i++) {
+        const nb_node *nd = nb_tape_node(ctx, i);
+        for (int k = 0; k < nd->n_in; k++)
+            if (nd->in[k] == t) {
+                if (n < max) out[n] = nd;
+                n++;
+                break;
+            }
+    }
+    return n;
+}
+
+int nb_channel_groups(nb_ctx *ctx, nb_channel_group *g, int max) {
+    int n = 0;
+    for (size_t i = 0; i < nb_tape_size(ctx) && n < max; i++) {
+        const nb_node *conv = nb_tape_node(ctx, i);
+        if (conv->op != NB_OP_CONV2D || conv->attr.conv.groups != 1) continue;
+        const nb_node *c1[2];
+        if (nb_tape_consumers(ctx, conv->out[0], c1, 2) != 1 || c1[0]->op != NB_OP_BATCHNORM2D || !c1[0]->in[1] ||
+            !c1[0]->in[2])
+            continue;
+        nb_channel_group grp = {.conv = conv, .bn = c1[0]};
+        const nb_tensor *t = grp.bn->out[0];
+        const nb_node *c2[NB_CHANNEL_READERS_MAX];
+        int k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);
+        if (k == 1 && (c2[0]->op == NB_OP_RELU || c2[0]->op == NB_OP_RELU6)) {
+            grp.act = c2[0];
+            t = grp.act->out[0];
+            k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);
+        }
+        bool dense = k > 0 && k <= NB_CHANNEL_READERS_MAX;
+        for (int j = 0; j < k && dense; j++)
+            dense = c2[j]->op == NB_OP_CONV2D && c2[j]->in[0] == t && c2[j]->attr.conv.groups == 1;
+        if (!dense) continue;
+        for (int j = 0; j < k; j++) grp.readers[j] = c2[j];
+        grp.n_readers = k;
+        g[n++] = grp;
+    }
+    return n;
+}
+
+nb_tensor *nb_record_forward(nb_model *m, int batch, size_t *mark, nb_tensor **input) {
+    nb_ctx *ctx = m->ctx;
+    *mark = nb_scope_begin(ctx);
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4,
+                                 (int64_t[]){batch, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
+    *input = x;
+    if (!x) return NULL;
+    nb_tape_clear(ctx);
+    bool prev = nb_set_grad_enabled(ctx, false);
+    nb_set_record_all(ctx, true);
+    nb_tensor *y = m->forward(m, x, false);
+    nb_set_record_all(ctx, false);
+    nb_set_grad_enabled(ctx, prev);
+    return y;
+}

@@ -1,0 +1,38 @@
+/* ONNX export: a model's forward pass, recorded on the tape, written as an ONNX graph (the same record that
+ * drives backward and FLOP counting). Float weights, or the integer codes of quantized layers followed by
+ * DequantizeLinear with their scales; channels that channel pruning zeroed are removed; batch norms are kept
+ * or folded into the convolutions before them. */
+#ifndef NB_EXPORT_H
+#define NB_EXPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deploy/qweights.h"
+#include "models/model.h"
+
+typedef struct {
+    int opset;            /* 13..21; int4 weights need 21 (default 17) */
+    bool fold_bn;         /* fold batch norms into the convolution before them */
+    bool float_weights;   /* ignore the checkpoint's codes: every weight as float */
+    bool keep_channels;   /* do not remove pruned channels */
+    bool softmax;         /* output "probabilities" (softmax of the logits) instead of "logits" */
+    const char *input_doc;      /* metadata: what the input is (normalisation) */
+    const char *const *meta;    /* extra metadata: key, value, key, value, ..., NULL */
+} nb_export_opts;
+
+typedef struct {
+    int64_t nodes, initializers, bytes;
+    int quantized_layers, int_bits; /* int_bits: 8, or 4 when every quantized layer was written as int4 */
+    int64_t quantized_weights, float_weights; /* elements of conv and linear weights */
+    int64_t zero_weights;                     /* of all conv and linear weights written: unstructured sparsity */
+    int64_t channels_removed, prunable_channels;
+    int folded_bn;
+    char methods[64]; /* the compression records used: "admm", "ptq", ... */
+} nb_export_report;
+
+/* Export m (its parameters loaded) to path, written to a temporary file and renamed, so that a failure leaves
+ * no partial file. q: the checkpoint's codes (NULL: float export). 0, or -1 after reporting. */
+int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, const char *path, nb_export_report *r);
+
+#endif
