@@ -33,6 +33,14 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/u
 LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
+# MPI (Open MPI from Debian) for data-parallel training: on by default where mpicc is installed; MPI=0 builds
+# without it (bin/train then always trains alone)
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+CFLAGS += -DNB_MPI $(shell mpicc --showme:compile)
+LDLIBS += $(shell mpicc --showme:link)
+endif
+
 LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c \
               deploy/*.c) $(GEN_SRCS)
 CU_SRCS :=
@@ -42,6 +50,11 @@ CFLAGS += -DNB_CUDA -I$(CUDA_HOME)/include
 LIB_SRCS += $(wildcard backend/cuda/*.c)
 CU_SRCS := $(wildcard backend/cuda/*.cu)
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+ifeq ($(MPI),1)
+LDLIBS += -lnccl
+else
+LIB_SRCS := $(filter-out backend/cuda/cuda_nccl.c,$(LIB_SRCS))
+endif
 NVCCFLAGS := -O3 -std=c++17 -lineinfo -I. -I$(CUDA_HOME)/include $(CUDA_ARCH) -Xcompiler -Wall,-Wextra
 endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)

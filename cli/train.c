@@ -1,14 +1,26 @@
 /* bin/train CFG [section.key=value ...] [--resume] [--summary]: train (or resume, or describe) the model a
- * configuration file names. Ctrl-C saves last.h5 and prints the command that resumes. */
+ * configuration file names. Ctrl-C saves last.h5 and prints the command that resumes. Under mpirun (or srun)
+ * the ranks train data-parallel: see train/dist.h. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/context.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t interrupted; /* the one piece of process state: a signal handler can only set a flag */
+/* what to say when the job is torn down (mpirun's SIGTERM after another rank died): formatted before training,
+ * because a signal handler may only write() */
+static char on_term_message[1200];
+
+static void on_sigterm(int sig) {
+    (void)sig;
+    ssize_t w = write(2, on_term_message, strlen(on_term_message));
+    (void)w;
+    _exit(143);
+}
 
 static void on_sigint(int sig) {
     (void)sig;
@@ -22,7 +34,7 @@ static int usage(void) {
     return 2;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv, nb_dist *dist) {
     const char *cfg_path = NULL;
     bool resume = false, summary = false;
     for (int i = 1; i < argc; i++) {
@@ -58,12 +70,26 @@ int main(int argc, char **argv) {
         return 0;
     }
     nb_trainer t;
-    nb_trainer_setup(&t, ctx, &cfg, resume);
+    nb_trainer_setup(&t, ctx, &cfg, resume, dist);
     signal(SIGINT, on_sigint);
     t.stop = &interrupted;
+    if (nb_dist_size(dist) > 1 && t.writer) {
+        snprintf(on_term_message, sizeof on_term_message,
+                 "\nnibble: the job was stopped (another rank failed, or mpirun was signalled). %s/last.h5 is the "
+                 "last complete checkpoint; resume with: mpirun -np %d bin/train %s --resume\n",
+                 t.out, nb_dist_size(dist), cfg_path);
+        signal(SIGTERM, on_sigterm);
+    }
     rc = nb_trainer_run(&t);
     nb_trainer_free(&t);
     nb_ctx_free(ctx);
     nb_cfg_free(&cfg);
     return rc == 1 ? 130 : rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    nb_dist *dist = nb_dist_init(&argc, &argv);
+    int rc = run(argc, argv, dist);
+    nb_dist_finalize(dist);
+    return rc;
 }

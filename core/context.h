@@ -12,6 +12,25 @@
 
 typedef void (*nb_error_fn)(void *user, const char *message);
 
+/* A data-parallel group (train/dist.c implements it over MPI): the ranks training one model on shards of each
+ * global batch. Core code sees only this interface. */
+typedef struct nb_comm nb_comm;
+struct nb_comm {
+    int rank, size;
+    double share; /* this rank's fraction of the current global batch: its gradients' weight in the sum */
+    int (*allreduce_f64)(nb_comm *c, double *buf, int64_t n); /* element-wise sum over the ranks, in place */
+    void *impl;
+};
+
+/* Called by nb_backward: on_grad_ready once per leaf whose gradient is complete (its first use in the
+ * forward pass has been differentiated; grad NULL when it got none), in the order they complete;
+ * on_backward_end after the last node. Data-parallel training reduces gradients here while backward goes on. */
+typedef struct {
+    void (*on_grad_ready)(void *user, nb_tensor *leaf);
+    int (*on_backward_end)(void *user);
+    void *user;
+} nb_grad_hooks;
+
 struct nb_ctx {
     nb_backend *backend;
 
@@ -38,6 +57,10 @@ struct nb_ctx {
 
     /* Stochastic ops (dropout) draw from (seed, stream); offset advances by the elements drawn. */
     uint64_t seed, stream, offset;
+
+    nb_comm *comm;          /* the data-parallel group, or NULL for one process */
+    bool sync_bn;           /* with comm: training batch norms use the whole group's batch statistics */
+    nb_grad_hooks grad_hooks; /* all NULL unless a reducer is installed */
 };
 
 nb_ctx *nb_ctx_new(nb_device device);

@@ -106,6 +106,7 @@ nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_t
     if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
     if (!x) return NULL;
     nb_tensor *in[5] = {x, weight, bias, running_mean, running_var};
+    a.sync = a.training && ctx->sync_bn && ctx->comm;
     nb_node *n = nb_op_begin(ctx, NB_OP_BATCHNORM2D, in, 5, 1);
     n->attr.bn = a;
     nb_op_out(n, 0, NB_F32, 4, x->shape);

@@ -322,6 +322,26 @@ int nb_backward(nb_tensor *root, const nb_tensor *grad) {
     }
 
     nb_tape *tp = &ctx->tape;
+    /* with gradient hooks: the leaves each node is the first reader of, in forward order; walking backward,
+     * a leaf's gradient is complete once that node is done */
+    typedef struct {
+        size_t k;
+        nb_tensor *leaf;
+    } first_read;
+    first_read *ready = NULL;
+    size_t n_ready = 0, cap_ready = 0;
+    if (ctx->grad_hooks.on_grad_ready)
+        for (size_t k = 0; k < tp->n; k++)
+            for (int i = 0; i < tp->nodes[k]->n_in; i++) {
+                nb_tensor *x = tp->nodes[k]->in[i];
+                if (!x || !x->is_leaf || !x->requires_grad) continue;
+                bool seen = false;
+                for (size_t j = 0; j < n_ready && !seen; j++) seen = ready[j].leaf == x;
+                if (seen) continue;
+                if (n_ready == cap_ready) ready = nb_xrealloc(ready, (cap_ready = cap_ready ? 2 * cap_ready : 64) * sizeof *ready);
+                ready[n_ready++] = (first_read){k, x};
+            }
+    size_t next_ready = n_ready;
     nb_tensor *gout[16];
     nb_tensor *gin_small[16];
     for (size_t k = tp->n; k-- > 0 && rc == 0;) {
@@ -382,6 +402,8 @@ int nb_backward(nb_tensor *root, const nb_tensor *grad) {
                 o->grad = NULL;
             }
         }
+        while (rc == 0 && next_ready > 0 && ready[next_ready - 1].k == k)
+            ctx->grad_hooks.on_grad_ready(ctx->grad_hooks.user, ready[--next_ready].leaf);
         node_drop(n);
         for (int i = 0; i < n->n_in; i++) release_if_done(n->in[i], root);
         for (int i = 0; i < n->n_out; i++) release_if_done(n->out[i], root);
@@ -389,11 +411,13 @@ int nb_backward(nb_tensor *root, const nb_tensor *grad) {
         for (int i = 0; i < n->n_out; i++) nb_release(n->out[i]);
         n->n_in = n->n_out = 0;
     }
+    free(ready);
     nb_tape_clear(ctx);
     if (!root->retain_grad && !root->is_leaf && root->grad) {
         nb_release(root->grad);
         root->grad = NULL;
     }
+    if (rc == 0 && ctx->grad_hooks.on_backward_end) rc = ctx->grad_hooks.on_backward_end(ctx->grad_hooks.user);
     return rc;
 }
 

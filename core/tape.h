@@ -57,6 +57,7 @@ typedef struct {
     float momentum, eps;
     int training; /* batch statistics + running-stat update; else running statistics */
     int relu;     /* ReLU fused into the same pass (export writes BatchNormalization + Relu) */
+    int sync;     /* training over a data-parallel group: statistics of the whole group's batch (ctx->comm) */
 } nb_bn_attr;
 
 typedef struct {

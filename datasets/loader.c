@@ -112,6 +112,12 @@ int64_t nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float
 static void fill(nb_loader *l, slot *s, int64_t b) {
     int64_t n = l->ds->n, B = l->cfg.batch;
     int64_t lo = b * B, hi = lo + B < n ? lo + B : n;
+    s->b.global_n = (int)(hi - lo);
+    if (l->cfg.shards > 1) {
+        int64_t g = hi - lo, k = l->cfg.shard, K = l->cfg.shards;
+        hi = lo + g * (k + 1) / K;
+        lo = lo + g * k / K;
+    }
     size_t per = (size_t)l->ds->c * l->ds->h * l->ds->w;
     for (int64_t i = lo; i < hi; i++) {
         int64_t used = nb_loader_sample(l, l->epoch, l->perm[i], s->b.x + (size_t)(i - lo) * per);

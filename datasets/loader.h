@@ -26,12 +26,16 @@ typedef struct {
     int resize;       /* image folders without RRC: the shorter side before the centre crop (0: 8/7 of it) */
     int workers;
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
+    /* data-parallel ranks: of each global batch of `batch` samples, shard i of `shards` takes its contiguous
+     * slice (as even as the batch allows), so that together the ranks see what one process would */
+    int shard, shards;
 } nb_loader_cfg;
 
 typedef struct {
     float *x;     /* [n, C, H, W], normalised */
     int64_t *y;   /* [n] */
     int n;
+    int global_n;  /* samples in the whole global batch (n without shards) */
     int64_t index; /* batch number within the epoch */
 } nb_batch;
 

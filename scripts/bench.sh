@@ -11,6 +11,8 @@ echo
 "$PYTHON" bench/compare_train.py "$BUILD" resnet20 smallcnn --rounds "${BENCH_ROUNDS:-3}"
 echo
 "$PYTHON" bench/compare_zoo.py "$BUILD" --rounds "${BENCH_ZOO_ROUNDS:-2}"
+echo
+"$PYTHON" bench/compare_dist.py "$BUILD"
 # GPU training throughput next to PyTorch, on a CUDA build where a GPU is present
 echo
 if why=$("$BUILD/bin/devices" cuda 2>&1); then

@@ -129,7 +129,7 @@ int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_op
         rc = write_i64(f, "state/epoch", st->epoch) || write_i64(f, "state/batch", st->batch) ||
              write_i64(f, "state/global_step", st->global_step) || write_i64(f, "state/images_seen", st->images_seen) ||
              write_f64(f, "state/best_top1", st->best_top1) || write_i64(f, "state/best_epoch", st->best_epoch) ||
-             write_f64(f, "state/seconds", st->seconds);
+             write_f64(f, "state/seconds", st->seconds) || write_i64(f, "state/ranks", st->ranks > 0 ? st->ranks : 1);
     }
     if (config_text && !rc) {
         hid_t g = H5Gopen2(f, "/", H5P_DEFAULT);
@@ -349,6 +349,8 @@ int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st) {
              read_scalar(f, "state/best_top1", H5T_NATIVE_DOUBLE, &st->best_top1) ||
              read_scalar(f, "state/best_epoch", H5T_NATIVE_INT64, &st->best_epoch) ||
              read_scalar(f, "state/seconds", H5T_NATIVE_DOUBLE, &st->seconds);
+    st->ranks = 1; /* checkpoints from before data parallelism */
+    if (rc == 0 && H5Lexists(f, "state/ranks", H5P_DEFAULT) > 0) rc = read_scalar(f, "state/ranks", H5T_NATIVE_INT64, &st->ranks);
     H5Fclose(f);
     if (rc) NB_FAIL(ctx, path, "has no complete /state group: not a training checkpoint, cannot resume from it");
     return rc ? -1 : 0;

@@ -20,6 +20,7 @@ typedef struct {
     double best_top1;    /* best validation top-1 so far (-1: none) */
     int64_t best_epoch;
     double seconds;      /* training time so far, summed over resumed sessions */
+    int64_t ranks;       /* data-parallel ranks that trained it (a resume must use as many) */
 } nb_train_state;
 
 /* Further named tensors a checkpoint carries (compression state: ADMM's G and U, pruning masks, integer

@@ -211,11 +211,20 @@ static void default_out(const nb_cfg *cfg, char *out, size_t n) {
     snprintf(out, n, "runs/%.*s", (int)l, base[0] ? base : "run");
 }
 
-int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
+int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume, nb_dist *dist) {
     memset(t, 0, sizeof *t);
     t->ctx = ctx;
     t->cfg = cfg;
+    t->dist = dist;
+    int ranks = nb_dist_size(dist);
+    t->writer = nb_dist_rank(dist) == 0;
+    if (!t->writer) t->quiet = true;
     int threads = (int)nb_cfg_int(cfg, "train.threads");
+    /* ranks on one machine share its cores: by default each takes its part rather than all of them */
+    if (threads <= 0 && nb_dist_local_size(dist) > 1 && !getenv("OMP_NUM_THREADS")) {
+        threads = omp_get_num_procs() / nb_dist_local_size(dist);
+        if (threads < 1) threads = 1;
+    }
     if (threads > 0) omp_set_num_threads(threads);
     const char *device = nb_cfg_str(cfg, "train.device");
     NB_REQUIRE(ctx, !strcmp(device, ctx->backend->name), -1, "config",
@@ -247,13 +256,24 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
     if (!t->optim || make_schedule(ctx, cfg, &t->sched)) return -1;
     nb_loader_cfg lc;
     if (nb_loader_cfg_from(ctx, cfg, &t->train, true, &lc)) return -1;
+    int64_t batch = nb_cfg_int(cfg, "train.batch");
+    NB_REQUIRE(ctx, batch >= ranks, -1, "config", "train.batch = %lld is the global batch; %d ranks need at least %d",
+               (long long)batch, ranks, ranks);
+    lc.shard = nb_dist_rank(dist);
+    lc.shards = ranks;
     t->loader = nb_loader_new(&t->train, &lc);
-    t->st = (nb_train_state){.best_top1 = -1.0, .best_epoch = -1};
+    t->st = (nb_train_state){.best_top1 = -1.0, .best_epoch = -1, .ranks = ranks};
     if (resume) {
         if (nb_ckpt_load_model(ctx, last, &t->model->params, true) || nb_ckpt_load_optim(ctx, last, t->optim) ||
             nb_ckpt_load_state(ctx, last, &t->st))
             return -1;
+        NB_REQUIRE(ctx, t->st.ranks == ranks, -1, last,
+                   "was written by a run of %lld rank%s; resume it with as many (this is %d)\n  hint: mpirun -np %lld "
+                   "bin/train ... --resume",
+                   (long long)t->st.ranks, t->st.ranks == 1 ? "" : "s", ranks, (long long)t->st.ranks);
     }
+    ctx->sync_bn = nb_cfg_bool(cfg, "train.sync_bn");
+    nb_dist_attach(dist, ctx, (size_t)(nb_cfg_float(cfg, "train.bucket_mb") * 1048576.0));
     if (nb_compress_from_cfg(ctx, cfg, t->model, nb_loader_batches(t->loader), &t->compress)) return -1;
     if (resume) {
         nb_ckpt_extra extra = {0};
@@ -263,6 +283,7 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume) {
         if (rc) return -1;
     }
     t->config_text = nb_cfg_to_string(cfg);
+    if (!t->writer) return 0;
     /* from here on the run directory is written */
     if (mkdir_p(t->out)) {
         NB_FAIL(ctx, t->out, "cannot create the run directory: %s", strerror(errno));
@@ -313,6 +334,7 @@ int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_
     nb_loader_start(l, 0, 0);
     const nb_batch *b;
     while ((b = nb_loader_next(l))) {
+        if (b->n == 0) continue; /* a shard of a batch smaller than the group */
         size_t mark = nb_scope_begin(ctx);
         int64_t xs[4] = {b->n, ds->c, ds->h, ds->w}, ys[1] = {b->n};
         nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
@@ -332,6 +354,14 @@ int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_
     nb_loader_free(l);
     free(logits);
     nb_set_grad_enabled(ctx, prev);
+    if (rc == 0 && lc->shards > 1 && ctx->comm) { /* each rank evaluated its shard */
+        double sums[4] = {loss_sum, (double)top1, (double)top5, (double)n};
+        rc = ctx->comm->allreduce_f64(ctx->comm, sums, 4);
+        loss_sum = sums[0];
+        top1 = (int64_t)sums[1];
+        top5 = (int64_t)sums[2];
+        n = (int64_t)sums[3];
+    }
     r->n = n;
     r->loss = n ? loss_sum / (double)n : NAN;
     r->top1 = n ? (double)top1 / (double)n : NAN;
@@ -352,6 +382,12 @@ static int forward_backward(nb_model *m, nb_optim *o, nb_step *s, float label_sm
     l = s->loss;
     *loss = l ? nb_item(l) : NAN;
     if (!l) return -1;
+    nb_comm *comm = s->ctx->comm;
+    if (comm && comm->size > 1) { /* the group's loss: every rank agrees on it, and on whether it is finite */
+        double v = isfinite(*loss) ? (double)*loss * comm->share : INFINITY;
+        if (comm->allreduce_f64(comm, &v, 1)) return -1;
+        *loss = (float)v;
+    }
     if (!isfinite(*loss)) return 1;
     if (logits && nb_tensor_to_host(z, logits, sizeof(float) * (size_t)nb_numel(z))) return -1;
     nb_optim_zero_grad(o);
@@ -449,6 +485,7 @@ static void report_skipped(const nb_dataset *ds, int64_t *reported) {
 }
 
 static int save(nb_trainer *t, const char *name) {
+    if (!t->writer) return 0;
     char path[600];
     snprintf(path, sizeof path, "%s/%s", t->out, name);
     nb_ckpt_extra extra = {0};
@@ -459,6 +496,7 @@ static int save(nb_trainer *t, const char *name) {
 }
 
 static void redraw_chart(nb_trainer *t, const nb_history *h) {
+    if (!t->writer) return;
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/curves.png", t->out);
     nb_series loss[2] = {{h->step_epoch, h->step_loss, h->n_steps, "train", 31, 119, 180},
@@ -487,9 +525,11 @@ int nb_trainer_run(nb_trainer *t) {
 
     char metrics_path[600];
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", t->out);
-    nb_history hist;
-    nb_history_load(&hist, metrics_path, t->st.global_step); /* drops lines logged after the checkpoint */
-    FILE *mf = fopen(metrics_path, "a");
+    nb_history hist = {0};
+    /* drops lines logged after the checkpoint (rewriting the file: rank 0's job alone) */
+    if (t->writer) nb_history_load(&hist, metrics_path, t->st.global_step);
+    /* the other ranks log nowhere: the metrics are the group's, and rank 0 writes them */
+    FILE *mf = t->writer ? fopen(metrics_path, "a") : fopen("/dev/null", "w");
     if (!mf) {
         NB_FAIL(ctx, metrics_path, "cannot open for writing: %s", strerror(errno));
         nb_history_free(&hist);
@@ -502,10 +542,16 @@ int nb_trainer_run(nb_trainer *t) {
     double session_start = now(), seconds0 = t->st.seconds;
     int64_t skipped_train = 0, skipped_val = 0;
 
+    int ranks = nb_dist_size(t->dist);
     if (!t->quiet)
-        fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads -> %s\n",
+        fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads%s%s -> %s\n",
                 m->spec.arch, (long long)nb_params_count(&m->params, NULL), (long long)t->train.n, (long long)nb,
-                (int)nb_cfg_int(cfg, "train.batch"), omp_get_max_threads(), t->out);
+                (int)nb_cfg_int(cfg, "train.batch"), omp_get_max_threads(), ranks > 1 ? " per rank, " : "",
+                ranks > 1 ? nb_dist_describe(t->dist) : "", t->out);
+    if (t->has_val) {
+        elc.shard = nb_dist_rank(t->dist);
+        elc.shards = ranks;
+    }
 
     for (int64_t e = t->st.epoch; e < epochs && rc == 0; e++) {
         if (nb_compress_epoch(&t->compress, true, e)) {
@@ -516,8 +562,13 @@ int nb_trainer_run(nb_trainer *t) {
         double ep_loss = 0, win_loss = 0, win_t0 = now(), last_draw = 0;
         int64_t ep_n = 0, ep_top1 = 0, ep_top5 = 0, win_n = 0, win_steps = 0;
         const nb_batch *b;
-        bool stopped = false;
+        bool stopped = false, stopped_by_signal = false;
         while ((b = nb_loader_next(t->loader))) {
+            if (b->global_n < ranks) { /* a last batch too small to give every rank a sample is skipped */
+                t->st.batch = b->index + 1;
+                continue;
+            }
+            nb_dist_set_share(t->dist, b->n, b->global_n);
             double te = per_step ? (double)e + (double)b->index / (double)nb : (double)e;
             float lr = (float)nb_schedule_lr(&t->sched, te);
             nb_optim_set_lr(t->optim, lr);
@@ -539,21 +590,24 @@ int nb_trainer_run(nb_trainer *t) {
             if (rc) break;
             t->st.batch = b->index + 1;
             t->st.global_step++;
-            t->st.images_seen += b->n;
-            ep_loss += (double)lv * b->n;
-            ep_n += b->n;
+            t->st.images_seen += b->global_n;
+            ep_loss += (double)lv * b->global_n; /* lv is the group's loss */
+            ep_n += b->global_n;
             win_loss += lv;
-            win_n += b->n;
+            win_n += b->global_n;
             win_steps++;
             double tnow = now();
             t->st.seconds = seconds0 + (tnow - session_start);
             if (log_every > 0 && t->st.global_step % log_every == 0) {
                 double rate = (double)win_n / (tnow - win_t0);
+                char comm[64] = "";
+                if (ranks > 1) /* the share of the window rank 0 spent waiting for gradient sums */
+                    snprintf(comm, sizeof comm, ", \"comm_share\": %.4f", nb_dist_take_wait_seconds(t->dist) / (tnow - win_t0));
                 fprintf(mf,
                         "{\"type\": \"step\", \"epoch\": %.4f, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
-                        "\"img_per_s\": %.1f, \"seconds\": %.1f}\n",
+                        "\"img_per_s\": %.1f, \"seconds\": %.1f%s}\n",
                         (double)e + (double)(b->index + 1) / (double)nb, (long long)t->st.global_step, (double)lr,
-                        win_loss / (double)win_steps, rate, t->st.seconds);
+                        win_loss / (double)win_steps, rate, t->st.seconds, comm);
                 fflush(mf);
                 nb_history_add_step(&hist, (double)e + (double)(b->index + 1) / (double)nb, win_loss / (double)win_steps);
                 if (!tty && !t->quiet) {
@@ -581,15 +635,26 @@ int nb_trainer_run(nb_trainer *t) {
                 last_draw = tnow;
             }
             bool limit = t->steps_limit > 0 && t->st.global_step >= t->steps_limit;
-            if ((save_every > 0 && t->st.global_step % save_every == 0) || limit || (t->stop && *t->stop)) {
+            if (ranks > 1) { /* a Ctrl-C reaches the ranks at different moments: stop together */
+                double stop = t->stop && *t->stop;
+                if (nb_dist_sum(t->dist, &stop, 1)) {
+                    rc = -1;
+                    break;
+                }
+                stopped_by_signal = stop > 0;
+            } else {
+                stopped_by_signal = t->stop && *t->stop;
+            }
+            if ((save_every > 0 && t->st.global_step % save_every == 0) || limit || stopped_by_signal) {
                 if (save(t, "last.h5")) {
                     rc = -1;
                     break;
                 }
             }
-            if (t->stop && *t->stop) {
+            if (stopped_by_signal) {
                 if (tty) fputc('\n', stderr);
-                fprintf(stderr, "nibble: interrupted at epoch %lld, batch %lld; saved %s/last.h5\n  resume with: "
+                if (t->writer)
+                    fprintf(stderr, "nibble: interrupted at epoch %lld, batch %lld; saved %s/last.h5\n  resume with: "
                                 "bin/train %s --resume\n",
                         (long long)e, (long long)t->st.batch, t->out, cfg->path);
                 rc = 1;
@@ -611,6 +676,23 @@ int nb_trainer_run(nb_trainer *t) {
             rc = -1;
             break;
         }
+        int consistent = 1;
+        if (ranks > 1) {
+            double counts[2] = {(double)ep_top1, (double)ep_top5};
+            consistent = nb_dist_consistent(t->dist, &m->params);
+            if (consistent == 0 && t->writer)
+                fprintf(stderr, "nibble: warning: the ranks' parameters differ after epoch %lld (they should be "
+                                "identical); continuing from rank 0's\n",
+                        (long long)e + 1);
+            /* rank 0's batch-norm statistics for everyone, so that the evaluation shards and the checkpoint
+             * describe one network (with per-rank batch norm the ranks' running statistics differ) */
+            if (nb_dist_sum(t->dist, counts, 2) || nb_dist_sync_params(t->dist, &m->params)) {
+                rc = -1;
+                break;
+            }
+            ep_top1 = (int64_t)counts[0];
+            ep_top5 = (int64_t)counts[1];
+        }
         /* evaluation and best.h5 see the compressed network */
         nb_eval_result ev = {NAN, NAN, NAN, 0};
         if (nb_compress_eval(&t->compress, true) || (t->has_val && nb_evaluate(ctx, m, &t->val, &elc, &ev))) {
@@ -627,8 +709,11 @@ int nb_trainer_run(nb_trainer *t) {
             t->st.best_top1 = ev.top1;
             t->st.best_epoch = e + 1;
         }
-        char extra[512];
-        nb_compress_metrics(&t->compress, extra, sizeof extra);
+        char extra[600];
+        nb_compress_metrics(&t->compress, extra, 512);
+        if (ranks > 1)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"ranks\": %d, \"ranks_consistent\": %s",
+                     ranks, consistent == 1 ? "true" : "false");
         fprintf(mf,
                 "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
                 "\"train_top1\": %.6f, \"val_loss\": %.6f, \"val_top1\": %.6f, \"val_top5\": %.6f, \"img_per_s\": %.1f, "

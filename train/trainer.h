@@ -17,6 +17,7 @@
 #include "optim/optim.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/dist.h"
 
 typedef struct {
     double loss, top1, top5;
@@ -39,10 +40,13 @@ typedef struct {
     int64_t steps_limit;
     bool quiet;
     nb_compress_set compress; /* the [compress] methods, called at the trainer's hook points */
+    nb_dist *dist;            /* the data-parallel group (NULL or a group of one: this process alone) */
+    bool writer;              /* rank 0: the one process that writes checkpoints, metrics and charts */
 } nb_trainer;
 
-/* Build everything from cfg; resume continues the run in the run directory. 0, or -1 after reporting. */
-int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume);
+/* Build everything from cfg; resume continues the run in the run directory. dist: the data-parallel group
+ * (NULL: this process alone). 0, or -1 after reporting. */
+int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume, nb_dist *dist);
 /* Train to the configured end. 0 when finished, 1 when stopped by a signal (state saved), -1 on error. */
 int nb_trainer_run(nb_trainer *t);
 void nb_trainer_free(nb_trainer *t);

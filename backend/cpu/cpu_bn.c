@@ -3,6 +3,8 @@
  * outputs of a ResNet-20 five times further from the exact values than PyTorch's, enough to flip ReLUs whose
  * inputs sit near zero and move a training step's gradients by percents. Backward takes the same statistics.
  * The running variance follows PyTorch and takes the unbiased estimate. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
@@ -12,38 +14,46 @@
 static unsigned bn_flags(const nb_node *n, bool backward) {
     unsigned f = 0;
     if (n->in[1]) f |= dnnl_use_scale | dnnl_use_shift;
-    if (!backward || !n->attr.bn.training) f |= dnnl_use_global_stats;
+    /* synchronized batch norm differentiates through the group's statistics itself (sync_backward) */
+    if (!backward || !n->attr.bn.training || n->attr.bn.sync) f |= dnnl_use_global_stats;
     if (n->attr.bn.relu) f |= dnnl_fuse_norm_relu;
     return f;
 }
 
-/* Per-channel mean and biased variance in double, for plain NCHW or a layout that blocks the channels
- * (nChw8c). One pass of sum and sum of squares: in double the cancellation of E[x^2] - E[x]^2 costs about
- * 1e-10 relative for activations, far below float32 resolution. Channel blocks run in parallel; each keeps
- * its sums in order, so the result does not depend on the thread count. */
-static int bn_stats(cpu_backend *be, const nb_tensor *x, float *mean, float *var) {
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int64_t st[4], bs = 1;
+/* The strides of x in elements and its channel block (1 for plain NCHW, 8 or 16 for nChw8c/nChw16c): what
+ * the per-channel loops below walk. -1 after reporting a layout they cannot. */
+static int channel_walk(cpu_backend *be, const nb_tensor *x, int64_t st[4], int64_t *bs) {
+    *bs = 1;
     if (x->layout == NB_LAYOUT_PLAIN) {
         for (int i = 0; i < 4; i++) st[i] = x->stride[i];
-    } else {
-        const dnnl_memory_desc_t *md = cpu_layout_md(be, x->layout);
-        const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
-        if (md->format_kind != dnnl_blocked || md->ndims != 4 || b->inner_nblks > 1 ||
-            (b->inner_nblks == 1 && b->inner_idxs[0] != 1)) {
-            NB_FAIL(be->base.ctx, "batchnorm2d", "unsupported layout for input %s", NB_SHAPE(x));
-            return -1;
-        }
-        for (int i = 0; i < 4; i++) st[i] = b->strides[i];
-        if (b->inner_nblks == 1) bs = b->inner_blks[0];
+        return 0;
     }
-    if (bs > 16) {
-        NB_FAIL(be->base.ctx, "batchnorm2d", "channel blocks of %lld are not supported", (long long)bs);
+    const dnnl_memory_desc_t *md = cpu_layout_md(be, x->layout);
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    if (md->format_kind != dnnl_blocked || md->ndims != 4 || b->inner_nblks > 1 ||
+        (b->inner_nblks == 1 && b->inner_idxs[0] != 1)) {
+        NB_FAIL(be->base.ctx, "batchnorm2d", "unsupported layout for input %s", NB_SHAPE(x));
         return -1;
     }
+    for (int i = 0; i < 4; i++) st[i] = b->strides[i];
+    if (b->inner_nblks == 1) *bs = b->inner_blks[0];
+    if (*bs > 16) {
+        NB_FAIL(be->base.ctx, "batchnorm2d", "channel blocks of %lld are not supported", (long long)*bs);
+        return -1;
+    }
+    return 0;
+}
+
+/* Per-channel sums of x and x^2 in double, for plain NCHW or a layout that blocks the channels (nChw8c). In
+ * double the cancellation of E[x^2] - E[x]^2 costs about 1e-10 relative for activations, far below float32
+ * resolution. Channel blocks run in parallel; each keeps its sums in order, so the result does not depend
+ * on the thread count. */
+static int bn_sums(cpu_backend *be, const nb_tensor *x, double *sum, double *sumsq, float *mean, float *var) {
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t st[4], bs;
+    if (channel_walk(be, x, st, &bs)) return -1;
     const float *p = nb_data(x);
     int64_t nblk = (C + bs - 1) / bs;
-    double count = (double)(N * H * W);
 #pragma omp parallel for schedule(static) if (N * C * H * W > CPU_PAR_MIN)
     for (int64_t cb = 0; cb < nblk; cb++) {
         double s[16] = {0}, q[16] = {0};
@@ -68,12 +78,98 @@ static int bn_stats(cpu_backend *be, const nb_tensor *x, float *mean, float *var
                         }
                 }
             }
+        double count = (double)(N * H * W);
         for (int64_t l = 0; l < lanes; l++) {
-            double m = s[l] / count, v = q[l] / count - m * m;
-            mean[cb * bs + l] = (float)m;
-            var[cb * bs + l] = (float)(v > 0 ? v : 0);
+            if (sum) {
+                sum[cb * bs + l] = s[l];
+                sumsq[cb * bs + l] = q[l];
+            } else { /* this process's statistics directly: no buffer, so a training step allocates nothing */
+                double m = s[l] / count, v = q[l] / count - m * m;
+                mean[cb * bs + l] = (float)m;
+                var[cb * bs + l] = (float)(v > 0 ? v : 0);
+            }
         }
     }
+    return 0;
+}
+
+/* Per-channel mean and biased variance of the batch: this process's, or with sync the whole group's (the
+ * sums and counts of every rank added up). *count gets the number of values per channel. */
+static int bn_stats(cpu_backend *be, const nb_tensor *x, bool sync, float *mean, float *var, double *count) {
+    int64_t C = x->shape[1];
+    nb_comm *comm = be->base.ctx->comm;
+    if (!sync || !comm) {
+        *count = (double)(x->shape[0] * x->shape[2] * x->shape[3]);
+        return bn_sums(be, x, NULL, NULL, mean, var);
+    }
+    double *buf = nb_xmalloc(sizeof(double) * (size_t)(2 * C + 1)), *s = buf, *q = buf + C;
+    int rc = bn_sums(be, x, s, q, NULL, NULL);
+    buf[2 * C] = (double)(x->shape[0] * x->shape[2] * x->shape[3]);
+    if (rc == 0) rc = comm->allreduce_f64(comm, buf, 2 * C + 1);
+    *count = buf[2 * C];
+    for (int64_t c = 0; rc == 0 && c < C; c++) {
+        double m = s[c] / *count, v = q[c] / *count - m * m;
+        mean[c] = (float)m;
+        var[c] = (float)(v > 0 ? v : 0);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Synchronized batch norm's backward. oneDNN, told the statistics are constants, gave
+ * gx = gamma/sigma * dz (dz: the incoming gradient through the fused ReLU's mask) and this rank's sums
+ * gg = sum(dz * xhat), gb = sum(dz). The statistics are the group's, so the full gradient subtracts the
+ * group's means of those: gx -= gamma/sigma * (Gb + xhat * Gs) / M. Each rank's dz is the gradient of its own
+ * mean loss, so its sums enter the group's in proportion to its share of the batch (and the result is scaled
+ * back), which makes the weighted sum of the ranks' gradients that of one process over the whole batch. */
+static int sync_backward(cpu_backend *be, const nb_node *n, nb_tensor *gx, const nb_tensor *gg, const nb_tensor *gb) {
+    const nb_tensor *x = n->in[0], *gamma = n->in[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    nb_comm *comm = be->base.ctx->comm;
+    double share = comm ? comm->share : 1.0;
+    double *buf = nb_xmalloc(sizeof(double) * (size_t)(2 * C + 1));
+    const float *pg = nb_data(gg), *pb = nb_data(gb);
+    for (int64_t c = 0; c < C; c++) {
+        buf[c] = share * pg[c];
+        buf[C + c] = share * pb[c];
+    }
+    buf[2 * C] = (double)(N * H * W);
+    int rc = comm ? comm->allreduce_f64(comm, buf, 2 * C + 1) : 0;
+    int64_t st[4], bs;
+    if (rc == 0) rc = channel_walk(be, gx, st, &bs);
+    if (rc) {
+        free(buf);
+        return -1;
+    }
+    const float *mean = nb_data(n->saved[0]), *var = nb_data(n->saved[1]), *g = nb_data(gamma), *px = nb_data(x);
+    float *a = nb_xmalloc(sizeof(float) * (size_t)C), *bterm = nb_xmalloc(sizeof(float) * (size_t)C),
+          *inv = nb_xmalloc(sizeof(float) * (size_t)C);
+    double M = buf[2 * C];
+    for (int64_t c = 0; c < C; c++) {
+        inv[c] = 1.0f / sqrtf(var[c] + n->attr.bn.eps);
+        float k = g[c] * inv[c];
+        a[c] = (float)(k * buf[c] / (share * M));          /* multiplies xhat */
+        bterm[c] = (float)(k * buf[C + c] / (share * M)); /* constant per channel */
+    }
+    float *pgx = nb_data(gx);
+    int64_t nblk = (C + bs - 1) / bs;
+    /* x and gx share the layout */
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * H * W > CPU_PAR_MIN)
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t cb = 0; cb < nblk; cb++) {
+            int64_t lanes = C - cb * bs < bs ? C - cb * bs : bs;
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++)
+                    for (int64_t l = 0; l < lanes; l++) {
+                        int64_t c = cb * bs + l, off = nn * st[0] + cb * st[1] + h * st[2] + w * st[3] + l;
+                        float xhat = (px[off] - mean[c]) * inv[c];
+                        pgx[off] -= bterm[c] + a[c] * xhat;
+                    }
+        }
+    free(a);
+    free(bterm);
+    free(inv);
+    free(buf);
     return 0;
 }
 
@@ -117,13 +213,14 @@ int cpu_bn_forward(cpu_backend *be, nb_node *n) {
     if (!p) return -1;
     if (nb_out_alloc(y, x->layout) != 0) return -1;
     nb_tensor *mean = rm, *var = rv;
+    double count = 0;
     if (train) {
         /* batch statistics: saved for backward (slots 0 and 1) */
         mean = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
         nb_node_set_saved(n, 0, mean);
         var = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);
         nb_node_set_saved(n, 1, var);
-        if (!mean || !var || bn_stats(be, x, nb_data(mean), nb_data(var))) return -1;
+        if (!mean || !var || bn_stats(be, x, a->sync, nb_data(mean), nb_data(var), &count)) return -1;
     }
     void *h[7] = {nb_data(x), nb_data(y), nb_data(mean), nb_data(var), gamma ? nb_data(gamma) : NULL,
                   beta ? nb_data(beta) : NULL, NULL};
@@ -138,7 +235,6 @@ int cpu_bn_forward(cpu_backend *be, nb_node *n) {
     if (train && rm) {
         float m = a->momentum, *pm = nb_data(rm), *pv = nb_data(rv);
         const float *bm = nb_data(mean), *bv = nb_data(var);
-        double count = (double)(x->shape[0] * x->shape[2] * x->shape[3]);
         float unbias = (float)(count / (count - 1.0));
         for (int64_t c = 0; c < C; c++) {
             pm[c] = (1.0f - m) * pm[c] + m * bm[c];
@@ -153,6 +249,8 @@ int cpu_bn_forward(cpu_backend *be, nb_node *n) {
 int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
     nb_tensor *x = n->in[0], *gamma = n->in[1], *gy = gout[0];
     const nb_bn_attr *a = &n->attr.bn;
+    NB_REQUIRE(be->base.ctx, !a->sync || gamma, -1, "batchnorm2d",
+               "synchronized batch norm needs the affine scale and shift (input %s)", NB_SHAPE(x));
     int64_t C = x->shape[1];
     unsigned flags = bn_flags(n, true);
     cpu_prim *fwd = bn_fwd_prim(be, n, dnnl_forward_training, true);
@@ -214,6 +312,7 @@ int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tens
             h[nh++] = nb_data(n->in[2]);
         }
         rc = cpu_prim_run(be, p, h, "batchnorm2d");
+        if (rc == 0 && a->training && a->sync) rc = sync_backward(be, n, gx, gg, gb);
     } else {
         rc = -1;
     }

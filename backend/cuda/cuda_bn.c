@@ -16,6 +16,8 @@ int cuda_bn_forward(cuda_backend *be, nb_node *n) {
     nb_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *rm = n->in[3], *rv = n->in[4], *y = n->out[0];
     const nb_bn_attr *a = &n->attr.bn;
     int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3];
+    NB_REQUIRE(be->base.ctx, !a->sync, -1, "batchnorm2d",
+               "synchronized batch norm (train.sync_bn) is implemented on the CPU backend only");
     if (nb_out_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
     bool own = false;
     nb_tensor *xs = cuda_contiguous(be, x, &own);
