@@ -29,8 +29,8 @@ GEN := build/gen
 GEN_SRCS := $(GEN)/deploy/onnx.pb-c.c
 GEN_HDRS := $(GEN)/deploy/onnx.pb-c.h
 
-CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/usr/include/hdf5/serial $(EXTRA_CFLAGS)
-LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lz -lm
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/usr/include/hdf5/serial -I/usr/include/libxml2 $(EXTRA_CFLAGS)
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lxml2 -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
 # MPI (Open MPI from Debian) for data-parallel training: on by default where mpicc is installed; MPI=0 builds
@@ -41,7 +41,7 @@ CFLAGS += -DNB_MPI $(shell mpicc --showme:compile)
 LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c \
+LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c detect/*.c \
               deploy/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
