@@ -74,7 +74,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test check demo train bench clean deps fixtures build-tests paper
+.PHONY: all test check demo train bench clean deps fixtures build-tests paper paper-detect synth-voc
 .SECONDARY:
 ifeq ($(SANITIZE),1)
 all: $(LIB) $(PROGS)
@@ -167,6 +167,13 @@ bench: $(BENCH_BINS) $(PROGS)
 paper: all
 	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
 	scripts/paper_fmnist.sh
+
+# the synthetic VOC-format detection data (data/synth_voc) and the detection table
+synth-voc:
+	/usr/bin/python3 scripts/make_synth_voc.py data/synth_voc --train 3000 --test 600
+
+paper-detect: all
+	scripts/paper_detect.sh
 
 fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench

@@ -1,5 +1,5 @@
 /* bin/eval CKPT [CFG] [section.key=value ...]: top-1, top-5 and loss of a checkpoint on the validation set
- * (data.val), as one JSON object on stdout. Without CFG the configuration stored in the checkpoint is used;
+ * (data.val), as one JSON object on stdout; for a detector, VOC07 11-point and all-point mAP and the loss. Without CFG the configuration stored in the checkpoint is used;
  * it runs on the device that configuration trained on (train.device), or on the CPU where there is no GPU. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +33,17 @@ int main(int argc, char **argv) {
     nb_ckpt_load_model(ctx, ckpt, &m->params, true);
     nb_dataset val;
     nb_data_from_cfg(ctx, &cfg, true, &val);
+    nb_data_for_model(ctx, &cfg, m, &val);
     nb_loader_cfg lc;
     nb_loader_cfg_from(ctx, &cfg, &val, false, &lc);
     nb_eval_result r;
     if (nb_evaluate(ctx, m, &val, &lc, &r)) return 1;
-    printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}\n", ckpt,
-           val.source, (long long)r.n, r.top1, r.top5, r.loss);
+    if (m->priors)
+        printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, \"map07\": %.6f, \"map\": %.6f, \"loss\": %.6f}\n",
+               ckpt, val.source, (long long)r.n, r.map07, r.map, r.loss);
+    else
+        printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}\n",
+               ckpt, val.source, (long long)r.n, r.top1, r.top5, r.loss);
     nb_dataset_free(&val);
     nb_model_free(m);
     nb_cfg_free(&cfg);

@@ -1,6 +1,6 @@
 /* bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]: logits of the model for every image of in.h5's
  * `images` dataset, preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes]
- * into out.h5. Runs on the device the configuration names (train.device), or on the CPU where there is no GPU. */
+ * into out.h5 (for a detector its raw outputs [N, 4 + C, P]: box offsets and class scores per default box). Runs on the device the configuration names (train.device), or on the CPU where there is no GPU. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +39,10 @@ int main(int argc, char **argv) {
     }
     nb_loader_cfg lc;
     nb_loader_cfg_from(ctx, &cfg, &ds, false, &lc);
-    int C = m->spec.num_classes;
-    float *logits = nb_xmalloc(sizeof(float) * (size_t)ds.n * (size_t)C);
+    /* per image: num_classes logits, or a detector's [4 + C, P] raw outputs; known after the first batch */
+    int64_t per = 0, out_shape[NB_MAX_DIMS];
+    int out_ndim = 0;
+    float *logits = NULL;
     nb_loader *l = nb_loader_new(&ds, &lc);
     nb_set_grad_enabled(ctx, false);
     nb_loader_start(l, 0, 0);
@@ -51,7 +53,14 @@ int main(int argc, char **argv) {
         int64_t xs[4] = {b->n, ds.c, ds.h, ds.w};
         nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x);
         nb_tensor *z = m->forward(m, x, false);
-        nb_tensor_to_host(z, logits + (size_t)done * (size_t)C, sizeof(float) * (size_t)b->n * (size_t)C);
+        if (!z) return 1;
+        if (!logits) {
+            per = nb_numel(z) / b->n;
+            out_ndim = z->ndim;
+            memcpy(out_shape, z->shape, sizeof out_shape);
+            logits = nb_xmalloc(sizeof(float) * (size_t)ds.n * (size_t)per);
+        }
+        nb_tensor_to_host(z, logits + (size_t)done * (size_t)per, sizeof(float) * (size_t)b->n * (size_t)per);
         done += b->n;
         nb_release(x);
         nb_scope_end(ctx, mark);
@@ -60,8 +69,9 @@ int main(int argc, char **argv) {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t dims[2] = {(hsize_t)ds.n, (hsize_t)C};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hsize_t dims[NB_MAX_DIMS] = {(hsize_t)ds.n};
+    for (int i = 1; i < out_ndim; i++) dims[i] = (hsize_t)out_shape[i];
+    hid_t sp = H5Screate_simple(out_ndim, dims, NULL);
     hid_t d = f >= 0 ? H5Dcreate2(f, "logits", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, logits) >= 0 ? 0 : -1;
     if (d >= 0) H5Dclose(d);

@@ -15,6 +15,12 @@ int nb_codebook_parse(const char *name, nb_codebook *cb) {
         cb->bits = 1;
         return 0;
     }
+    if (!strcmp(name, "int8") || !strcmp(name, "int4")) {
+        cb->zero = true;
+        cb->bits = name[3] == '8' ? 8 : 4;
+        cb->uniform_max = (1 << (cb->bits - 1)) - 1;
+        return 0;
+    }
     if (!strcmp(name, "ternary")) n = 0;
     else if (!strcmp(name, "pm2")) n = 1;
     else if (!strcmp(name, "pm4")) n = 2;
@@ -50,6 +56,14 @@ static int nearest(const double *m, int k, double r) {
 }
 
 static void encode(const nb_codebook *cb, const float *v, int64_t n, float alpha, int8_t *codes) {
+    if (cb->uniform_max) {
+        for (int64_t i = 0; i < n; i++) {
+            double q = alpha > 0 ? nearbyint(fabs((double)v[i]) / alpha) : 0.0;
+            int lvl = q > cb->uniform_max ? cb->uniform_max : (int)q;
+            codes[i] = (int8_t)(v[i] < 0 ? -lvl : lvl);
+        }
+        return;
+    }
     double m[NB_CODEBOOK_MAX_LEVELS + 1];
     int k = magnitudes(cb, m);
     for (int64_t i = 0; i < n; i++) {
@@ -63,8 +77,29 @@ static int by_magnitude_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static float project_uniform(const nb_codebook *cb, const float *v, int64_t n, int8_t *codes) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(v[i]));
+    float alpha = amax / (float)cb->uniform_max, best = alpha;
+    int8_t *q = malloc((size_t)n);
+    double best_err = INFINITY;
+    for (int it = 0; it < 20 && alpha > 0; it++) {
+        encode(cb, v, n, alpha, q);
+        double err = nb_project_error(v, n, alpha, q), vq = 0.0, qq = 0.0;
+        if (err < best_err) best_err = err, best = alpha;
+        for (int64_t i = 0; i < n; i++) vq += (double)v[i] * q[i], qq += (double)q[i] * q[i];
+        float next = qq > 0 ? (float)(vq / qq) : alpha;
+        if (next == alpha) break;
+        alpha = next;
+    }
+    free(q);
+    if (codes) encode(cb, v, n, best, codes);
+    return best;
+}
+
 float nb_project_optimal(const nb_codebook *cb, const float *v, int64_t n, int8_t *codes) {
     if (n <= 0) return 0.0f;
+    if (cb->uniform_max) return project_uniform(cb, v, n, codes);
     double m[NB_CODEBOOK_MAX_LEVELS + 1];
     int k = magnitudes(cb, m);
     float *a = malloc(sizeof(float) * (size_t)n);
@@ -123,7 +158,7 @@ float nb_project_optimal(const nb_codebook *cb, const float *v, int64_t n, int8_
 float nb_project_round(const nb_codebook *cb, const float *v, int64_t n, int8_t *codes) {
     float amax = 0.0f;
     for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(v[i]));
-    float alpha = amax / (float)cb->levels[cb->n_levels - 1];
+    float alpha = amax / (float)(cb->uniform_max ? cb->uniform_max : cb->levels[cb->n_levels - 1]);
     if (codes) encode(cb, v, n, alpha, codes);
     return alpha;
 }

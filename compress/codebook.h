@@ -19,14 +19,18 @@ typedef struct {
     int n_levels;   /* positive magnitudes, ascending */
     int levels[NB_CODEBOOK_MAX_LEVELS];
     int bits;       /* bits a code needs, sign included */
+    int uniform_max; /* int8, int4: every integer in [-uniform_max, uniform_max] (levels unused), else 0 */
 } nb_codebook;
 
-/* binary {±1}, ternary {0,±1}, pm2 {0,±1,±2}, pm4 {0,±1,±2,±4}, pow2_N {0,±1,±2,...,±2^N} (N = 1..6).
- * 0, or -1 when the name is none of these. */
+/* binary {±1}, ternary {0,±1}, pm2 {0,±1,±2}, pm4 {0,±1,±2,±4}, pow2_N {0,±1,±2,...,±2^N} (N = 1..6), and
+ * the uniform int8 {-127..127} and int4 {-7..7} of ordinary fixed-point deployment. 0, or -1 when the name
+ * is none of these. */
 int nb_codebook_parse(const char *name, nb_codebook *cb);
 
 /* The optimal projection of v[0..n) onto cb: returns α (> 0, or 0 when v is all zeros) and writes the codes
- * (signed levels) when codes is not NULL. */
+ * (signed levels) when codes is not NULL. For the uniform codebooks (hundreds of levels) the exact sweep
+ * gives way to alternating α = <v,q>/<q,q> and q = round(v/α) from the min-max scale, keeping the best α
+ * seen: a local optimum, never worse than min-max rounding. */
 float nb_project_optimal(const nb_codebook *cb, const float *v, int64_t n, int8_t *codes);
 
 /* Round to nearest with a min-max scale: α = max|v| / largest level, codes = nearest level of v/α. */

@@ -30,6 +30,9 @@ nb_tensor *nb_global_avgpool(nb_tensor *x); /* [N,C,H,W] -> [N,C,1,1] */
 /* PyTorch's adaptive average pooling to [N,C,oh,ow]: output cell i averages input rows floor(i*H/oh) to
  * ceil((i+1)*H/oh) - 1 (and the same for columns); windows may overlap or repeat a row when H < oh. */
 nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow);
+/* [N,C,H,W] -> [N,C,oh,ow] by PyTorch's nearest rule (source index floor(i * H / oh)); a product with a
+ * constant 0/1 matrix, as adaptive average pooling is, so every backend runs it and export writes a Gemm */
+nb_tensor *nb_upsample_nearest(nb_tensor *x, int oh, int ow);
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training);
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
@@ -61,5 +64,12 @@ nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels, float label_sm
 nb_tensor *nb_kl_div(nb_tensor *student, nb_tensor *teacher, float temperature);
 nb_tensor *nb_smooth_l1(nb_tensor *x, nb_tensor *target, float beta); /* mean over elements */
 nb_tensor *nb_mse(nb_tensor *x, nb_tensor *target);                   /* mean over elements */
+/* SSD's multibox loss (Liu et al. 2016). pred [N,4+C,P] holds for each default box p 4 box offsets then C class
+ * scores (class 0: background) along axis 1, the layout a detector's convolutions give without a transpose;
+ * target [N,P,5] holds each default box's matched class (an integer, 0 for background) then the
+ * 4 encoded offsets. Smooth-L1 (beta) of the positives' offsets plus softmax cross-entropy of the positives
+ * and of the neg_pos_ratio x as many negatives with the highest background loss in each image (hard
+ * negative mining; ties by prior index), summed and divided by the batch's positives (1 when none). */
+nb_tensor *nb_multibox_loss(nb_tensor *pred, nb_tensor *target, float neg_pos_ratio, float beta);
 
 #endif

@@ -76,6 +76,28 @@ nb_tensor *nb_smooth_l1(nb_tensor *x, nb_tensor *target, float beta) {
     return regression(NB_OP_SMOOTH_L1, x, target, attr);
 }
 
+nb_tensor *nb_multibox_loss(nb_tensor *pred, nb_tensor *target, float neg_pos_ratio, float beta) {
+    if (!pred || !target) return NULL;
+    nb_ctx *ctx = pred->ctx;
+    const char *op = "multibox_loss";
+    if (nb_check_f32(ctx, op, "predictions", pred, 3) || nb_check_f32(ctx, op, "targets", target, 3)) return NULL;
+    int64_t N = pred->shape[0], P = pred->shape[2];
+    NB_REQUIRE(ctx, pred->shape[1] >= 6, NULL, op,
+               "predictions %s must be [N, 4 + C, P] with C >= 2 (background and a class)", NB_SHAPE(pred));
+    NB_REQUIRE(ctx, target->shape[0] == N && target->shape[1] == P && target->shape[2] == 5, NULL, op,
+               "targets %s must be [%lld, %lld, 5] (class, then 4 offsets) for predictions %s", NB_SHAPE(target),
+               (long long)N, (long long)P, NB_SHAPE(pred));
+    NB_REQUIRE(ctx, N > 0 && P > 0, NULL, op, "predictions %s are empty", NB_SHAPE(pred));
+    NB_REQUIRE(ctx, neg_pos_ratio >= 0.0f && beta >= 0.0f, NULL, op, "neg_pos_ratio %g and beta %g must be >= 0",
+               (double)neg_pos_ratio, (double)beta);
+    nb_tensor *in[2] = {nb_to_plain(pred), nb_to_plain(target)};
+    if (!in[0] || !in[1]) return NULL;
+    nb_node *n = nb_op_begin(ctx, NB_OP_MULTIBOX, in, 2, 1);
+    n->attr.multibox = (nb_multibox_attr){neg_pos_ratio, beta};
+    nb_op_out(n, 0, NB_F32, 0, NULL);
+    return nb_op_finish1(ctx, n);
+}
+
 nb_tensor *nb_mse(nb_tensor *x, nb_tensor *target) {
     nb_attr attr = {0};
     return regression(NB_OP_MSE, x, target, attr);

@@ -1,5 +1,6 @@
 /* Front-ends of the network ops: convolution, linear, batch norm, activations, pooling, dropout.
  * Each validates shapes and attributes, fills in defaults and hands the node to the backend. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,18 @@ nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_MAXPOO
 nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_AVGPOOL2D, x, a); }
 nb_tensor *nb_global_avgpool(nb_tensor *x) { return pool(NB_OP_GLOBAL_AVGPOOL, x, (nb_pool_attr){0}); }
 
+/* y[n, c] = M x[n, c] for a constant [oh*ow, H*W] matrix M (taken and freed): each output pixel a fixed
+ * combination of input pixels, as one matrix product that every backend runs and export writes as Gemm */
+static nb_tensor *spatial_map(nb_tensor *x, int oh, int ow, float *m) {
+    int64_t N = x->shape[0], C = x->shape[1], px = x->shape[2] * x->shape[3];
+    nb_tensor *mt = nb_tensor_from_host(x->ctx, NB_F32, 2, (int64_t[]){(int64_t)oh * ow, px}, m);
+    free(m);
+    if (!mt) return NULL;
+    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, px}), mt, NULL);
+    nb_release(mt); /* the tape keeps its own reference */
+    return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
+}
+
 /* Composed from other ops, so every backend has it: the identity, an ordinary average pooling when the
  * windows tile the input, and otherwise the linear map that averages each window ([oh*ow, H*W] weights),
  * which is what the general case is. */
@@ -178,7 +191,7 @@ nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow) {
     if (nb_check_f32(ctx, "adaptive_avgpool", "input", x, 4)) return NULL;
     NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, NULL, "adaptive_avgpool",
                "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t H = x->shape[2], W = x->shape[3];
     if (H == oh && W == ow) return x;
     if (H % oh == 0 && W % ow == 0)
         return nb_avgpool2d(x, (nb_pool_attr){.kernel = {(int)(H / oh), (int)(W / ow)}});
@@ -193,12 +206,30 @@ nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow) {
                 for (int64_t w = w0; w < w1; w++) p[(i * ow + j) * px + h * W + w] = v;
         }
     }
-    nb_tensor *pool = nb_tensor_from_host(ctx, NB_F32, 2, (int64_t[]){cells, px}, p);
-    free(p);
-    if (!pool) return NULL;
-    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, px}), pool, NULL);
-    nb_release(pool); /* the tape keeps its own reference */
-    return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
+    return spatial_map(x, oh, ow, p);
+}
+
+nb_tensor *nb_upsample_nearest(nb_tensor *x, int oh, int ow) {
+    if (!x) return NULL;
+    nb_ctx *ctx = x->ctx;
+    if (nb_check_f32(ctx, "upsample_nearest", "input", x, 4)) return NULL;
+    NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, NULL, "upsample_nearest",
+               "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
+    int64_t H = x->shape[2], W = x->shape[3];
+    if (H == oh && W == ow) return x;
+    int64_t cells = (int64_t)oh * ow, px = H * W;
+    float *p = nb_xcalloc((size_t)(cells * px), sizeof(float));
+    float sh = (float)H / (float)oh, sw = (float)W / (float)ow;
+    for (int64_t i = 0; i < oh; i++) {
+        int64_t h = (int64_t)floorf((float)i * sh);
+        if (h > H - 1) h = H - 1;
+        for (int64_t j = 0; j < ow; j++) {
+            int64_t w = (int64_t)floorf((float)j * sw);
+            if (w > W - 1) w = W - 1;
+            p[(i * ow + j) * px + h * W + w] = 1.0f;
+        }
+    }
+    return spatial_map(x, oh, ow, p);
 }
 
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training) {

@@ -89,6 +89,7 @@ static const char *const op_names[NB_OP_COUNT] = {
     [NB_OP_KL_DIV] = "kl_div",
     [NB_OP_SMOOTH_L1] = "smooth_l1",
     [NB_OP_MSE] = "mse",
+    [NB_OP_MULTIBOX] = "multibox_loss",
     [NB_OP_RELAYOUT] = "relayout",
 };
 

@@ -35,6 +35,7 @@ typedef enum {
     NB_OP_KL_DIV,
     NB_OP_SMOOTH_L1,
     NB_OP_MSE,
+    NB_OP_MULTIBOX,
     NB_OP_RELAYOUT,
     NB_OP_COUNT
 } nb_op;
@@ -101,6 +102,10 @@ typedef struct {
 } nb_smooth_l1_attr;
 
 typedef struct {
+    float neg_pos_ratio, beta; /* hard negatives per positive; smooth-L1's beta */
+} nb_multibox_attr;
+
+typedef struct {
     int layout; /* target layout of a RELAYOUT node */
 } nb_relayout_attr;
 
@@ -117,6 +122,7 @@ typedef union {
     nb_ce_attr ce;
     nb_kl_attr kl;
     nb_smooth_l1_attr smooth_l1;
+    nb_multibox_attr multibox;
     nb_relayout_attr relayout;
 } nb_attr;
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "datasets/dataset.h"
+#include "datasets/det_data.h"
 
 void nb_dataset_free(nb_dataset *ds) {
     free(ds->images);
@@ -16,5 +17,6 @@ void nb_dataset_free(nb_dataset *ds) {
         free(ds->skipped->bad);
         free(ds->skipped);
     }
+    nb_det_data_free(ds->det);
     memset(ds, 0, sizeof *ds);
 }

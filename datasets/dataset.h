@@ -12,6 +12,7 @@
 
 #include "core/context.h"
 #include "core/dtype.h"
+#include "detect/boxes.h"
 
 /* Files that could not be decoded: each is skipped (another sample takes its place) and counted. Shared by
  * the loader's threads. */
@@ -35,6 +36,9 @@ typedef struct {
     char **classes;
     int n_classes;
     nb_skip_log *skipped;
+    /* detection data (data.format = voc): images named by the VOC set, labels unused; batches carry SSD
+     * targets (datasets/det_data.h) */
+    struct nb_det_data *det;
 } nb_dataset;
 
 /* idx3 images + idx1 labels (gzip or raw). limit > 0 keeps the first `limit` samples. */
@@ -50,6 +54,12 @@ int nb_dataset_load_folder(nb_ctx *ctx, nb_dataset *ds, const char *dir, int siz
 /* CIFAR-10 (data_batch_1..5.bin / test_batch.bin: a label byte and 3x32x32 bytes per record) or CIFAR-100
  * (train.bin / test.bin: coarse and fine label bytes first; the fine label is used) from directory dir. */
 int nb_dataset_load_cifar(nb_ctx *ctx, nb_dataset *ds, const char *dir, bool train, int64_t limit);
+/* Pascal VOC detection data (datasets/voc.h) for a detector of input size x size: the images of splits under
+ * root. Training targets need the detector's default boxes: nb_dataset_set_priors before loading batches. */
+int nb_dataset_load_voc(nb_ctx *ctx, nb_dataset *ds, const char *root, const char *splits, const char *classes,
+                        int size, int64_t limit);
+/* The default boxes targets are matched against (copied), and the IoU above which a box takes an object. */
+void nb_dataset_set_priors(nb_dataset *ds, const nb_cbox *priors, int n, float match_iou, float expand_max);
 void nb_dataset_free(nb_dataset *ds);
 /* The labels file that goes with an idx images file: "...-images-idx3-ubyte..." -> "...-labels-idx1-ubyte...". */
 int nb_idx_labels_path(const char *images, char *out, size_t n);

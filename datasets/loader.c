@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "datasets/det_data.h"
 #include "datasets/folder.h"
 
 typedef struct {
@@ -75,8 +76,38 @@ static int64_t folder_sample(const nb_loader *l, nb_rng r, int64_t index, float 
     return index;
 }
 
+/* Detection samples skip unreadable images the same way. */
+int64_t nb_loader_det_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out, float *target) {
+    const nb_dataset *ds = l->ds;
+    const nb_det_data *d = ds->det;
+    nb_rng r = nb_rng_make(l->cfg.seed, mix(((uint64_t)epoch << 40) ^ (uint64_t)index));
+    float *scratch = target ? NULL : nb_xmalloc(sizeof(float) * 5 * (size_t)(d->n_priors ? d->n_priors : 1));
+    char err[256];
+    int64_t used = index;
+    bool ok = false;
+    for (int64_t t = 0; t < ds->n && !ok; t++) {
+        int64_t k = (index + t) % ds->n;
+        if (known_bad(ds->skipped, k)) continue;
+        nb_rng rk = r;
+        if (nb_det_sample(d, k, &rk, l->cfg.augment & NB_AUG_SSD, l->cfg.mean, l->cfg.std, out, target ? target : scratch,
+                          NULL, 0, NULL, err, sizeof err) == 0) {
+            used = k;
+            ok = true;
+        } else {
+            log_skip(ds->skipped, d->voc.images[k].image, err, k);
+        }
+    }
+    if (!ok) { /* nothing decodes: a black image of background */
+        memset(out, 0, sizeof(float) * 3 * (size_t)ds->h * (size_t)ds->w);
+        if (target) memset(target, 0, sizeof(float) * 5 * (size_t)d->n_priors);
+    }
+    free(scratch);
+    return used;
+}
+
 int64_t nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out) {
     const nb_dataset *ds = l->ds;
+    if (ds->det) return nb_loader_det_sample(l, epoch, index, out, NULL);
     if (ds->files) return folder_sample(l, nb_rng_make(l->cfg.seed, mix(((uint64_t)epoch << 40) ^ (uint64_t)index)), index, out);
     int C = ds->c, H = ds->h, W = ds->w, pad = l->cfg.pad;
     int dy = 0, dx = 0, flip = 0;
@@ -119,9 +150,15 @@ static void fill(nb_loader *l, slot *s, int64_t b) {
         lo = lo + g * k / K;
     }
     size_t per = (size_t)l->ds->c * l->ds->h * l->ds->w;
+    const nb_det_data *d = l->ds->det;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t used = nb_loader_sample(l, l->epoch, l->perm[i], s->b.x + (size_t)(i - lo) * per);
-        s->b.y[i - lo] = l->ds->labels[used];
+        float *x = s->b.x + (size_t)(i - lo) * per;
+        if (d) {
+            s->b.y[i - lo] = nb_loader_det_sample(l, l->epoch, l->perm[i], x, s->b.targets + (size_t)(i - lo) * 5 * d->n_priors);
+        } else {
+            int64_t used = nb_loader_sample(l, l->epoch, l->perm[i], x);
+            s->b.y[i - lo] = l->ds->labels[used];
+        }
     }
     s->b.n = (int)(hi - lo);
     s->b.index = b;
@@ -160,6 +197,8 @@ nb_loader *nb_loader_new(const nb_dataset *ds, const nb_loader_cfg *cfg) {
     for (int i = 0; i < l->n_slots; i++) {
         l->slots[i].b.x = nb_xmalloc(sizeof(float) * per * (size_t)l->cfg.batch);
         l->slots[i].b.y = nb_xmalloc(sizeof(int64_t) * (size_t)l->cfg.batch);
+        if (ds->det)
+            l->slots[i].b.targets = nb_xmalloc(sizeof(float) * 5 * (size_t)ds->det->n_priors * (size_t)l->cfg.batch);
         l->slots[i].ready_index = -1;
     }
     l->threads = nb_xcalloc((size_t)l->cfg.workers, sizeof *l->threads);
@@ -226,6 +265,7 @@ void nb_loader_free(nb_loader *l) {
     for (int i = 0; i < l->n_slots; i++) {
         free(l->slots[i].b.x);
         free(l->slots[i].b.y);
+        free(l->slots[i].b.targets);
     }
     free(l->slots);
     free(l->threads);

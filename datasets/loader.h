@@ -11,8 +11,9 @@
 #include "datasets/dataset.h"
 
 /* FLIP: random horizontal flip; CROP: random crop of a zero-padded image (in-memory data); RRC: random
- * resized crop (image folders; without it they are resized and centre-cropped) */
-enum { NB_AUG_FLIP = 1, NB_AUG_CROP = 2, NB_AUG_RRC = 4 };
+ * resized crop (image folders; without it they are resized and centre-cropped); SSD: detection data's
+ * photometric distortion, expand, min-IoU crop and flip (datasets/det_data.h) */
+enum { NB_AUG_FLIP = 1, NB_AUG_CROP = 2, NB_AUG_RRC = 4, NB_AUG_SSD = 8 };
 
 #define NB_MAX_CHANNELS 16
 
@@ -33,7 +34,8 @@ typedef struct {
 
 typedef struct {
     float *x;     /* [n, C, H, W], normalised */
-    int64_t *y;   /* [n] */
+    int64_t *y;   /* [n]: labels; for detection data, the index of each sample's image in the dataset */
+    float *targets; /* detection data: [n, P, 5] SSD targets (datasets/det_data.h), else NULL */
     int n;
     int global_n;  /* samples in the whole global batch (n without shards) */
     int64_t index; /* batch number within the epoch */
@@ -54,5 +56,7 @@ void nb_loader_stop(nb_loader *l);
  * itself, or for an image folder whose file cannot be decoded, the next readable one (the skipped file is
  * logged in the dataset's skip log). */
 int64_t nb_loader_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out);
+/* The same for detection data, with the sample's SSD targets [P, 5] (target may be NULL). */
+int64_t nb_loader_det_sample(const nb_loader *l, int64_t epoch, int64_t index, float *out, float *target);
 
 #endif

@@ -270,8 +270,9 @@ static int find_removable(exporter *e) {
 /* A weight initializer named `name`: float, or the layer's integer codes through DequantizeLinear. w is
  * [O, rest] after channel removal (O rows, inner per row); out_scale (O values, or NULL) multiplies each output
  * channel (a folded batch norm). in_keep/I/khw: input channels removed from a convolution weight. */
-static int weight(exporter *e, const nb_node *n, const nb_tensor *p, float *w, int64_t O, int64_t inner,
-                  const uint8_t *out_keep, const uint8_t *in_keep, int64_t I, int64_t khw, const float *out_scale) {
+static int weight(exporter *e, const nb_node *n, const nb_tensor *p, const char *wname, float *w, int64_t O,
+                  int64_t inner, const uint8_t *out_keep, const uint8_t *in_keep, int64_t I, int64_t khw,
+                  const float *out_scale) {
     int64_t n_all = nb_numel(p), O_all = p->shape[0];
     int ndim = p->ndim;
     int64_t dims[NB_MAX_DIMS];
@@ -286,7 +287,7 @@ static int weight(exporter *e, const nb_node *n, const nb_tensor *p, float *w, i
         if (out_scale)
             for (int64_t o = 0; o < O; o++)
                 for (int64_t i = 0; i < inner; i++) w[o * inner + i] *= out_scale[o];
-        ox_init_f32(e->g, p->name, ndim, dims, w);
+        ox_init_f32(e->g, wname, ndim, dims, w);
         e->r->float_weights += O * inner;
         return 0;
     }
@@ -324,9 +325,9 @@ static int weight(exporter *e, const nb_node *n, const nb_tensor *p, float *w, i
     bool int4 = e->o->opset >= 21;
     for (int64_t i = 0; i < O * inner && int4; i++) int4 = q.codes[i] >= -8 && q.codes[i] <= 7;
     char cn[256], sn[256], zn[256];
-    snprintf(cn, sizeof cn, "%s.codes", p->name);
-    snprintf(sn, sizeof sn, "%s.scale", p->name);
-    snprintf(zn, sizeof zn, "%s.zero_point", p->name);
+    snprintf(cn, sizeof cn, "%s.codes", wname);
+    snprintf(sn, sizeof sn, "%s.scale", wname);
+    snprintf(zn, sizeof zn, "%s.zero_point", wname);
     int8_t *zero = nb_xcalloc((size_t)O, 1);
     int64_t sdim[1] = {O};
     if (int4) {
@@ -339,7 +340,7 @@ static int weight(exporter *e, const nb_node *n, const nb_tensor *p, float *w, i
     }
     ox_init_f32(e->g, sn, per_channel, sdim, scale);
     Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){cn, sn, zn}, 1,
-                                  (const char *[]){p->name});
+                                  (const char *[]){wname});
     if (per_channel) ox_attr_int(dq, "axis", 0);
     e->r->quantized_layers++;
     e->r->quantized_weights += O * inner;
@@ -351,6 +352,14 @@ static int weight(exporter *e, const nb_node *n, const nb_tensor *p, float *w, i
     free(scale);
     nb_qweight_free(&q);
     return 0;
+}
+
+/* Convolutions that use weight wt (more than one: a head shared across scales) */
+static int conv_uses(const exporter *e, const nb_tensor *wt) {
+    int k = 0;
+    for (size_t i = 0; i < e->n_nodes; i++)
+        k += e->nodes[i]->op == NB_OP_CONV2D && e->nodes[i]->in[1] && param_source(e, e->nodes[i]->in[1]) == wt;
+    return k;
 }
 
 /* Conv, with the batch norm after it folded in when asked, and pruned channels removed */
@@ -404,12 +413,20 @@ static int export_conv(exporter *e, const nb_node *n) {
         keep_in_channels(w, O, I, khw, xv->keep);
         inner = xv->kept * khw;
     }
-    char bname[256];
-    int rc = weight(e, n, wt, w, O, inner, out_keep, xv->keep, I, khw, scale);
+    /* a weight shared by several convolutions is written once, unless a use changes it (a folded batch norm
+     * of its own, removed channels): that use gets initializers of its own */
+    char bname[256], wname[256];
+    bool shared = conv_uses(e, wt) > 1, changed = scale || out_keep || xv->keep;
+    char codes_name[280];
+    snprintf(codes_name, sizeof codes_name, "%s.codes", wt->name); /* a quantized weight's initializer */
+    bool reuse = shared && !changed && (ox_has_init(e->g, wt->name) || ox_has_init(e->g, codes_name));
+    if (shared && changed) fresh(e, n, "weight", wname, sizeof wname);
+    else snprintf(wname, sizeof wname, "%s", wt->name);
+    int rc = reuse ? 0 : weight(e, n, wt, wname, w, O, inner, out_keep, xv->keep, I, khw, scale);
     if (rc == 0 && has_bias) {
         snprintf(bname, sizeof bname, "%s", bt ? bt->name : "");
-        if (!bt) fresh(e, n, "bias", bname, sizeof bname);
-        ox_init_f32(e->g, bname, 1, (int64_t[]){O}, b);
+        if (!bt || (shared && changed)) fresh(e, n, "bias", bname, sizeof bname);
+        if (!(reuse && bt && ox_has_init(e->g, bname))) ox_init_f32(e->g, bname, 1, (int64_t[]){O}, b);
     }
     free(w);
     free(b);
@@ -422,7 +439,7 @@ static int export_conv(exporter *e, const nb_node *n) {
         snprintf(yname, sizeof yname, "logits");
     else
         fresh(e, n, "Conv", yname, sizeof yname);
-    const char *in[3] = {xv->name, wt->name, bname};
+    const char *in[3] = {xv->name, wname, bname};
     Onnx__NodeProto *c = node(e, n, "Conv", has_bias ? 3 : 2, in, 1, (const char *[]){yname});
     ox_attr_ints(c, "kernel_shape", (int64_t[]){wt->shape[2], wt->shape[3]}, 2);
     ox_attr_ints(c, "strides", (int64_t[]){a->stride[0], a->stride[1]}, 2);
@@ -496,7 +513,7 @@ static int export_linear(exporter *e, const nb_node *n) {
     if (is_param(e, wt) && !find(e, wt)) {
         float *w = host(wt);
         if (!w) return -1;
-        int rc = weight(e, n, wt, w, wt->shape[0], wt->shape[1], NULL, NULL, wt->shape[1], 1, NULL);
+        int rc = weight(e, n, wt, wt->name, w, wt->shape[0], wt->shape[1], NULL, NULL, wt->shape[1], 1, NULL);
         free(w);
         if (rc) return -1;
         wname = define(e, wt, wt->name, NULL, 0)->name;

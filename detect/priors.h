@@ -24,8 +24,10 @@ typedef struct {
 
 /* Default boxes per location of map k: 2 + 2 * n_ratios[k]. */
 int nb_priors_per_location(const nb_prior_cfg *c, int k);
-/* All default boxes, map by map, row by row, location by location (the order the heads' outputs are
- * flattened in): writes up to max of them into out and returns how many there are. */
+/* All default boxes, map by map; within a map box type by box type (1:1, the extra 1:1, then each ratio's
+ * pair), and row by row within a type: the order in which a head's [N, A * (4 + C), H, W] output, with
+ * channels value-major (channel j * A + a), flattens to [N, 4 + C, A * H * W] without a transpose. Writes up
+ * to max of them into out and returns how many there are. */
 int nb_priors(const nb_prior_cfg *c, nb_cbox *out, int max);
 
 #endif

@@ -9,25 +9,16 @@
 
 #include "core/check.h"
 #include "layers/layers.h"
+#include "models/mobilenetv2.h"
 #include "models/model.h"
 
 typedef struct {
-    char name[32];
-    bool expand, residual;
-    nb_conv_layer pw, dw, proj;
-    nb_bn_layer bn_pw, bn_dw, bn_proj;
-} inverted_residual;
-
-typedef struct {
-    nb_conv_layer stem, head;
-    nb_bn_layer bn_stem, bn_head;
-    inverted_residual blocks[17];
-    int n_blocks;
+    nb_mbv2_features f;
     nb_linear_layer fc;
 } mobilenetv2;
 
 /* torchvision's _make_divisible: round to the nearest multiple of 8, never more than 10% below v */
-static int make_divisible(float v, int divisor) {
+int nb_make_divisible(float v, int divisor) {
     int r = (int)(v + divisor / 2.0f) / divisor * divisor;
     if (r < divisor) r = divisor;
     if ((float)r < 0.9f * v) r += divisor;
@@ -39,9 +30,10 @@ static nb_tensor *conv_bn_relu6(nb_ctx *ctx, nb_conv_layer *c, nb_bn_layer *b, n
     return nb_relu6(h);
 }
 
-static nb_tensor *block_fwd(nb_ctx *ctx, inverted_residual *b, nb_tensor *x, bool training) {
+static nb_tensor *block_fwd(nb_ctx *ctx, nb_mbv2_block *b, nb_tensor *x, bool training, nb_tensor **expansion) {
     nb_tensor *h = x;
     if (b->expand) h = conv_bn_relu6(ctx, &b->pw, &b->bn_pw, h, training);
+    if (expansion) *expansion = h;
     h = conv_bn_relu6(ctx, &b->dw, &b->bn_dw, h, training);
     h = nb_bn_layer_fwd(ctx, &b->bn_proj, nb_conv_layer_fwd(ctx, &b->proj, h), training, false);
     if (!b->residual) return h;
@@ -49,18 +41,23 @@ static nb_tensor *block_fwd(nb_ctx *ctx, inverted_residual *b, nb_tensor *x, boo
     return nb_add(x, h);
 }
 
+nb_tensor *nb_mbv2_features_fwd(nb_ctx *ctx, nb_mbv2_features *f, nb_tensor *x, bool training, int tap_block,
+                                 nb_tensor **tap) {
+    nb_tensor *h = conv_bn_relu6(ctx, &f->stem, &f->bn_stem, x, training);
+    for (int i = 0; i < f->n_blocks; i++) h = block_fwd(ctx, &f->blocks[i], h, training, i + 1 == tap_block ? tap : NULL);
+    return conv_bn_relu6(ctx, &f->head, &f->bn_head, h, training);
+}
+
 static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     mobilenetv2 *s = m->impl;
     nb_ctx *ctx = m->ctx;
-    nb_tensor *h = conv_bn_relu6(ctx, &s->stem, &s->bn_stem, x, training);
-    for (int i = 0; i < s->n_blocks; i++) h = block_fwd(ctx, &s->blocks[i], h, training);
-    h = conv_bn_relu6(ctx, &s->head, &s->bn_head, h, training);
+    nb_tensor *h = nb_mbv2_features_fwd(ctx, &s->f, x, training, 0, NULL);
     nb_set_scope_name(ctx, "avgpool");
     h = nb_dropout(nb_flatten(nb_global_avgpool(h)), 0.2f, training);
     return nb_linear_layer_fwd(ctx, &s->fc, h);
 }
 
-static int block_init(inverted_residual *b, nb_params *ps, int index, int in, int out, int stride, int t) {
+static int block_init(nb_mbv2_block *b, nb_params *ps, int index, int in, int out, int stride, int t) {
     snprintf(b->name, sizeof b->name, "features.%d", index);
     int hidden = (int)(in * t + 0.5f);
     b->expand = t != 1;
@@ -87,27 +84,33 @@ static int block_init(inverted_residual *b, nb_params *ps, int index, int in, in
     return rc ? -1 : 0;
 }
 
-nb_model *nb_mobilenetv2_create(nb_ctx *ctx, const nb_model_spec *spec) {
+int nb_mbv2_features_init(nb_mbv2_features *f, nb_params *ps, int in_channels, float w) {
     static const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
                                        {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(mobilenetv2), forward, NULL);
-    mobilenetv2 *s = m->impl;
-    float w = spec->width;
-    int in = make_divisible(32 * w, 8), last = make_divisible(1280 * (w > 1.0f ? w : 1.0f), 8);
-    int rc = nb_conv_layer_init(&s->stem, &m->params, "features.0.0", spec->in_channels, in, 3, 2, 1, 1, false) ||
-             nb_bn_layer_init(&s->bn_stem, &m->params, "features.0.1", in);
+    int in = nb_make_divisible(32 * w, 8);
+    f->out_channels = nb_make_divisible(1280 * (w > 1.0f ? w : 1.0f), 8);
+    int rc = nb_conv_layer_init(&f->stem, ps, "features.0.0", in_channels, in, 3, 2, 1, 1, false) ||
+             nb_bn_layer_init(&f->bn_stem, ps, "features.0.1", in);
     for (int g = 0; g < 7 && !rc; g++) {
-        int out = make_divisible(settings[g][1] * w, 8);
-        for (int r = 0; r < settings[g][2] && !rc; r++, s->n_blocks++) {
-            rc = block_init(&s->blocks[s->n_blocks], &m->params, s->n_blocks + 1, in, out, r == 0 ? settings[g][3] : 1,
-                            settings[g][0]);
+        int out = nb_make_divisible(settings[g][1] * w, 8);
+        for (int r = 0; r < settings[g][2] && !rc; r++, f->n_blocks++) {
+            nb_mbv2_block *b = &f->blocks[f->n_blocks];
+            rc = block_init(b, ps, f->n_blocks + 1, in, out, r == 0 ? settings[g][3] : 1, settings[g][0]);
+            f->expansion_channels[f->n_blocks] = b->expand ? b->pw.weight->shape[0] : in;
             in = out;
         }
     }
     if (!rc)
-        rc = nb_conv_layer_init(&s->head, &m->params, "features.18.0", in, last, 1, 1, 0, 1, false) ||
-             nb_bn_layer_init(&s->bn_head, &m->params, "features.18.1", last) ||
-             nb_linear_layer_init(&s->fc, &m->params, "classifier.1", last, spec->num_classes, true);
+        rc = nb_conv_layer_init(&f->head, ps, "features.18.0", in, f->out_channels, 1, 1, 0, 1, false) ||
+             nb_bn_layer_init(&f->bn_head, ps, "features.18.1", f->out_channels);
+    return rc ? -1 : 0;
+}
+
+nb_model *nb_mobilenetv2_create(nb_ctx *ctx, const nb_model_spec *spec) {
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(mobilenetv2), forward, NULL);
+    mobilenetv2 *s = m->impl;
+    int rc = nb_mbv2_features_init(&s->f, &m->params, spec->in_channels, spec->width) ||
+             nb_linear_layer_init(&s->fc, &m->params, "classifier.1", s->f.out_channels, spec->num_classes, true);
     if (rc) {
         nb_model_free(m);
         return NULL;

@@ -26,6 +26,7 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
     if (nb_shufflenetv2_arch(spec->arch)) return nb_shufflenetv2_create(ctx, spec);
     if (nb_muffnet_arch(spec->arch)) return nb_muffnet_create(ctx, spec);
     if (!strcmp(spec->arch, "mobilenet_v2")) return nb_mobilenetv2_create(ctx, spec);
+    if (nb_ssd_arch(spec->arch)) return nb_ssd_create(ctx, spec);
     if (!strcmp(spec->arch, "alexnet")) return nb_alexnet_create(ctx, spec);
     /* torchvision's ImageNet ResNets at their depths; CIFAR-style ResNets at any other depth 6n+2 */
     if (!strncmp(spec->arch, "resnet", 6)) {
@@ -43,7 +44,7 @@ const char *nb_model_arch_list(void) {
     return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
            "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110); shufflenet_v2_x0_5, shufflenet_v2_x1_0, "
            "shufflenet_v2_x1_5, shufflenet_v2_x2_0; mobilenet_v2 (model.width: its width multiplier); alexnet; "
-           "muffnet_x0_5, muffnet_x1_0";
+           "muffnet_x0_5, muffnet_x1_0; detectors ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2";
 }
 
 void nb_model_free(nb_model *m) {

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "detect/priors.h"
 #include "layers/params.h"
 
 typedef struct {
@@ -17,6 +18,15 @@ typedef struct {
     float width;        /* channel multiplier: 1.0 is the published network */
     int zero_init_residual; /* ResNets: start each block's last BN scale at 0, so blocks begin as identities */
     uint64_t seed;      /* initialisation */
+    struct {            /* detectors (ssd_*, ssdlite_*, lrssd_*); num_classes then counts the background too */
+        int n_ratios;
+        float ratios[NB_PRIOR_RATIOS]; /* default boxes' aspect ratios a > 1 (each gives a and 1/a) */
+        float first_scale, min_scale, max_scale; /* SSD's s_1, and s_2 ... s_m spread evenly */
+        int head_channels;                       /* LRSSD: the shared head's width (0: 128 x model.width) */
+        float neg_pos;                           /* training: hard negatives per positive (3) */
+        float score_min, nms_iou;                /* inference: detect/decode.h */
+        int top_k;
+    } det;
 } nb_model_spec;
 
 typedef struct nb_model nb_model;
@@ -27,6 +37,8 @@ struct nb_model {
     nb_tensor *(*forward)(nb_model *m, nb_tensor *x, bool training); /* logits [N, num_classes] */
     void (*destroy)(nb_model *m);
     void *impl;
+    /* detectors: their default boxes; forward then returns [N, 4 + num_classes, P] (see detect/priors.h) */
+    const nb_prior_cfg *priors;
 };
 
 /* A model with its spec, context, an empty parameter list seeded by spec->seed and a zeroed impl of
@@ -49,5 +61,7 @@ bool nb_muffnet_arch(const char *arch); /* muffnet_x0_5, muffnet_x1_0 */
 nb_model *nb_muffnet_create(nb_ctx *ctx, const nb_model_spec *spec);
 bool nb_shufflenetv2_arch(const char *arch); /* shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0 */
 nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec);
+bool nb_ssd_arch(const char *arch); /* ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2 */
+nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec);
 
 #endif

@@ -2,7 +2,8 @@
  * boxes of the published SSD300 VOC configuration, matching (best prior per ground truth, then IoU > 0.5),
  * non-maximum suppression with ties, VOC AP (11-point and all-point, difficult objects, duplicates, classes
  * without ground truth, the devkit's pixel convention) and the VOC annotation reader on good and broken
- * files. */
+ * files; the multibox loss and its gradients against PyTorch (tests/fixtures/multibox.h5, written by
+ * scripts/gen_detect_fixtures.py) and finite differences. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,13 +64,16 @@ static void test_priors_ssd300(void **state) {
     assert_int_equal(nb_priors_per_location(&c, 1), 6);
     nb_cbox *p = malloc(sizeof *p * (size_t)n);
     assert_int_equal(nb_priors(&c, p, n), n);
+    int L = 38 * 38; /* boxes of one type on the first map */
     NEAR(p[0].cx, 0.5 / 38), NEAR(p[0].cy, 0.5 / 38), NEAR(p[0].w, 0.1), NEAR(p[0].h, 0.1);
-    NEAR(p[1].w, sqrt(0.1 * 0.2));
-    NEAR(p[2].w, 0.1 * sqrt(2.0)), NEAR(p[2].h, 0.1 / sqrt(2.0));
-    NEAR(p[3].w, 0.1 / sqrt(2.0)), NEAR(p[3].h, 0.1 * sqrt(2.0));
-    NEAR(p[4].cx, 1.5 / 38), NEAR(p[4].cy, 0.5 / 38); /* next location along the row */
-    /* the last map: 1x1, s = 0.88; its tall 1:2 box is clipped to the image */
-    NEAR(p[n - 3].w, sqrt(0.88 * 1.05) > 1 ? 1.0 : sqrt(0.88 * 1.05));
+    NEAR(p[1].cx, 1.5 / 38), NEAR(p[1].cy, 0.5 / 38); /* next location along the row, same type */
+    NEAR(p[38].cx, 0.5 / 38), NEAR(p[38].cy, 1.5 / 38); /* next row */
+    NEAR(p[L].w, sqrt(0.1 * 0.2)), NEAR(p[L].cx, 0.5 / 38);
+    NEAR(p[2 * L].w, 0.1 * sqrt(2.0)), NEAR(p[2 * L].h, 0.1 / sqrt(2.0));
+    NEAR(p[3 * L].w, 0.1 / sqrt(2.0)), NEAR(p[3 * L].h, 0.1 * sqrt(2.0));
+    NEAR(p[4 * L].w, 0.2), NEAR(p[4 * L].cx, 0.5 / 19); /* the second map starts */
+    /* the last map: 1x1, s = 0.88; its extra box and the tall 1:2 box are clipped to the image */
+    NEAR(p[n - 3].w, fmin(1.0, sqrt(0.88 * 1.05)));
     NEAR(p[n - 1].cx, 0.5), NEAR(p[n - 1].w, 0.88 / sqrt(2.0)), NEAR(p[n - 1].h, 1.0);
     free(p);
 }
@@ -253,10 +257,73 @@ static void test_voc_reader(void **state) {
     assert_int_equal(remove_test_dir(dir), 0);
 }
 
+typedef struct {
+    nb_tensor *target;
+    float ratio, beta;
+} multibox_args;
+
+static nb_tensor *multibox_fn(nb_tensor **in, void *user) {
+    multibox_args *a = user;
+    return nb_multibox_loss(in[0], a->target, a->ratio, a->beta);
+}
+
+static void test_multibox_loss(void **state) {
+    (void)state;
+    nb_ctx *ctx = tu_ctx();
+    hid_t f = tu_open("tests/fixtures/multibox.h5");
+    const char *cases[] = {"sparse", "dense", "ratio2", "empty"};
+    for (int c = 0; c < 4; c++) {
+        hid_t g = H5Gopen2(f, cases[c], H5P_DEFAULT);
+        nb_tensor *pred = tu_load(ctx, g, "pred"), *target = tu_load(ctx, g, "target");
+        multibox_args a = {target, (float)tu_attr_double(g, "neg_pos_ratio", 0), (float)tu_attr_double(g, "beta", 0)};
+        int nd;
+        int64_t sh[4];
+        float *y = tu_read_f32(g, "y", &nd, sh), *gy = tu_read_f32(g, "gy", &nd, sh);
+        float *gp = tu_read_f32(g, "grad_pred", &nd, sh);
+        nb_set_requires_grad(pred, true);
+        size_t mark = nb_scope_begin(ctx);
+        nb_tensor *loss = multibox_fn(&pred, &a);
+        char what[64];
+        snprintf(what, sizeof what, "multibox loss (%s)", cases[c]);
+        tu_assert_tensor_close(what, loss, y, 1, 1e-5);
+        assert_int_equal(nb_backward(nb_scale(loss, gy[0]), NULL), 0);
+        snprintf(what, sizeof what, "multibox gradient (%s)", cases[c]);
+        tu_assert_tensor_close(what, pred->grad, gp, nb_numel(pred), 1e-5);
+        nb_scope_end(ctx, mark);
+        if (c == 0) {
+            tu_gradcheck(ctx, multibox_fn, &pred, 1, 0, &a, 60, 1e-2, 1e-2, "multibox loss");
+            /* a class target that is no class is named with its image and prior */
+            float *t = tu_host(target);
+            t[(60 + 1) * 5] = 7; /* image 1, prior 1 */
+            nb_tensor *bt = nb_tensor_from_host(ctx, NB_F32, 3, target->shape, t);
+            assert_null(nb_multibox_loss(pred, bt, 3.0f, 1.0f));
+            tu_expect_error(ctx, "class target 7 of image 1, prior 1 is not an integer in [0, 5)");
+            t[(60 + 1) * 5] = 0.5f;
+            assert_int_equal(nb_tensor_copy_from_host(bt, t, sizeof(float) * (size_t)nb_numel(bt)), 0);
+            assert_null(nb_multibox_loss(pred, bt, 3.0f, 1.0f));
+            tu_expect_error(ctx, "class target 0.5 of image 1");
+            nb_release(bt);
+            free(t);
+            assert_null(nb_multibox_loss(pred, pred, 3.0f, 1.0f));
+            tu_expect_error(ctx, "must be [3, 60, 5]");
+            nb_tensor *few = nb_tensor_new(ctx, NB_F32, 3, (int64_t[]){3, 5, 60});
+            assert_null(nb_multibox_loss(few, target, 3.0f, 1.0f));
+            tu_expect_error(ctx, "must be [N, 4 + C, P] with C >= 2");
+            nb_release(few);
+        }
+        free(y), free(gy), free(gp);
+        nb_release(pred), nb_release(target);
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+    nb_ctx_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iou_and_encoding), cmocka_unit_test(test_priors_ssd300), cmocka_unit_test(test_matching),
         cmocka_unit_test(test_nms),              cmocka_unit_test(test_voc_ap),        cmocka_unit_test(test_voc_reader),
+        cmocka_unit_test(test_multibox_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,6 +328,22 @@ static const char *write_png(const char *file, const canvas *c, png_failure *fai
     return NULL;
 }
 
+/* The canvas into tmp, then renamed over path; err names path (after prefix) and the reason. */
+static int replace_png(const char *path, const char *tmp, const canvas *c, const char *prefix, char *err, size_t errlen) {
+    png_failure fail = {{0}};
+    const char *why = write_png(tmp, c, &fail);
+    if (why) {
+        snprintf(err, errlen, "%s%s: cannot write %s: %s", prefix, path, tmp, why);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s%s: cannot replace it with %s: %s", prefix, path, tmp, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int nb_chart_write(const char *path, const nb_panel *panels, int n_panels, char *err, size_t errlen) {
     char dummy[1];
     if (!err || !errlen) err = dummy, errlen = sizeof dummy;
@@ -348,18 +364,39 @@ int nb_chart_write(const char *path, const nb_panel *panels, int n_panels, char 
     memset(c.px, 255, (size_t)c.w * (size_t)c.h * 3);
     for (int i = 0; i < n_panels; i++) draw_panel(&c, i * PANEL_W, &panels[i]);
 
-    png_failure fail = {{0}};
-    const char *why = write_png(tmp, &c, &fail);
-    int rc = 0;
-    if (why) {
-        snprintf(err, errlen, "chart %s: cannot write %s: %s", path, tmp, why);
-        rc = -1;
-    } else if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "chart %s: cannot replace it with %s: %s", path, tmp, strerror(errno));
-        remove(tmp);
-        rc = -1;
-    }
+    int rc = replace_png(path, tmp, &c, "chart ", err, errlen);
     free(tmp);
     free(c.px);
+    return rc;
+}
+
+void nb_draw_box(unsigned char *px, int w, int h, int x0, int y0, int x1, int y1, int thick, unsigned char r,
+                 unsigned char g, unsigned char b) {
+    canvas c = {px, w, h};
+    rect clip = {0, 0, w - 1, h - 1};
+    rgb col = {r, g, b};
+    fill(&c, clip, x0, y0, x1, y0 + thick - 1, col);
+    fill(&c, clip, x0, y1 - thick + 1, x1, y1, col);
+    fill(&c, clip, x0, y0, x0 + thick - 1, y1, col);
+    fill(&c, clip, x1 - thick + 1, y0, x1, y1, col);
+}
+
+void nb_draw_label(unsigned char *px, int w, int h, int x, int y, const char *s, int scale, const unsigned char fg[3],
+                   const unsigned char bg[3]) {
+    canvas c = {px, w, h};
+    rect clip = {0, 0, w - 1, h - 1};
+    fill(&c, clip, x, y, x + text_width(s, scale) + 2 * scale, y + 9 * scale, (rgb){bg[0], bg[1], bg[2]});
+    text(&c, clip, x + scale, y + scale, s, scale, (rgb){fg[0], fg[1], fg[2]});
+}
+
+int nb_png_write_rgb(const char *path, const unsigned char *px, int w, int h, char *err, size_t errlen) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 5);
+    if (!tmp) return snprintf(err, errlen, "%s: out of memory", path), -1;
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp", 5);
+    canvas c = {(unsigned char *)px, w, h};
+    int rc = replace_png(path, tmp, &c, "", err, errlen);
+    free(tmp);
     return rc;
 }

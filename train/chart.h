@@ -19,4 +19,13 @@ typedef struct {
    in err (naming the path and the reason) when the file cannot be written. */
 int nb_chart_write(const char *path, const nb_panel *panels, int n_panels, char *err, size_t errlen);
 
+/* The chart's drawing for other pictures (bin/detect's boxes): an interleaved RGB image of w x h. */
+void nb_draw_box(unsigned char *px, int w, int h, int x0, int y0, int x1, int y1, int thick, unsigned char r,
+                 unsigned char g, unsigned char b);
+/* Text in the 5x7 font, scale pixels per dot, on a filled background rectangle (bg) so it stays legible. */
+void nb_draw_label(unsigned char *px, int w, int h, int x, int y, const char *s, int scale, const unsigned char fg[3],
+                   const unsigned char bg[3]);
+/* Writes the image to path through a temporary file and rename; 0, or -1 with err. */
+int nb_png_write_rgb(const char *path, const unsigned char *px, int w, int h, char *err, size_t errlen);
+
 #endif

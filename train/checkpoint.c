@@ -243,6 +243,10 @@ int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, bool strict
                 missing, unexpected, report);
         goto done;
     }
+    if (!strict && (missing || unexpected))
+        fprintf(stderr, "nibble: note: %s fills the parameters it names; %d keep their initialisation and %d of its "
+                        "tensors are not used:\n%s\n",
+                path, missing, unexpected, report);
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < ps->n; i++) {
             nb_tensor *t = ps->items[i].t;

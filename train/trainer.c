@@ -13,6 +13,8 @@
 
 #include "core/check.h"
 #include "core/ops.h"
+#include "datasets/det_data.h"
+#include "detect/decode.h"
 #include "train/chart.h"
 #include "train/history.h"
 
@@ -57,6 +59,17 @@ nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg) {
                           .width = (float)nb_cfg_float(cfg, "model.width"),
                           .zero_init_residual = nb_cfg_bool(cfg, "model.zero_init_residual"),
                           .seed = (uint64_t)nb_cfg_int(cfg, "train.seed")};
+    double ratios[NB_PRIOR_RATIOS + 1];
+    spec.det.n_ratios = nb_cfg_floats(cfg, "detect.ratios", ratios, NB_PRIOR_RATIOS + 1);
+    for (int r = 0; r < spec.det.n_ratios && r < NB_PRIOR_RATIOS; r++) spec.det.ratios[r] = (float)ratios[r];
+    spec.det.first_scale = (float)nb_cfg_float(cfg, "detect.first_scale");
+    spec.det.min_scale = (float)nb_cfg_float(cfg, "detect.min_scale");
+    spec.det.max_scale = (float)nb_cfg_float(cfg, "detect.max_scale");
+    spec.det.head_channels = (int)nb_cfg_int(cfg, "detect.head_channels");
+    spec.det.neg_pos = (float)nb_cfg_float(cfg, "detect.neg_pos");
+    spec.det.score_min = (float)nb_cfg_float(cfg, "detect.score_min");
+    spec.det.nms_iou = (float)nb_cfg_float(cfg, "detect.nms_iou");
+    spec.det.top_k = (int)nb_cfg_int(cfg, "detect.top_k");
     return nb_model_create(ctx, &spec);
 }
 
@@ -68,6 +81,7 @@ static void split_dir(const nb_cfg *cfg, bool val, char *out, size_t n) {
 bool nb_cfg_has_val(const nb_cfg *cfg) {
     const char *format = nb_cfg_str(cfg, "data.format");
     if (!strcmp(format, "cifar")) return true;
+    if (!strcmp(format, "voc")) return nb_cfg_str(cfg, "data.val")[0] != 0;
     if (!strcmp(format, "folder")) {
         char dir[1100];
         struct stat st;
@@ -80,6 +94,9 @@ bool nb_cfg_has_val(const nb_cfg *cfg) {
 int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds) {
     const char *format = nb_cfg_str(cfg, "data.format");
     int64_t limit = nb_cfg_int(cfg, val ? "data.val_limit" : "data.limit");
+    if (!strcmp(format, "voc"))
+        return nb_dataset_load_voc(ctx, ds, nb_cfg_str(cfg, "data.root"), nb_cfg_str(cfg, val ? "data.val" : "data.train"),
+                                   nb_cfg_str(cfg, "data.classes"), (int)nb_cfg_int(cfg, "model.input_size"), limit);
     if (!strcmp(format, "folder") || !strcmp(format, "cifar")) {
         NB_REQUIRE(ctx, nb_cfg_str(cfg, "data.root")[0], -1, "config", "data.format = %s needs data.root", format);
         if (!strcmp(format, "cifar")) return nb_dataset_load_cifar(ctx, ds, nb_cfg_str(cfg, "data.root"), !val, limit);
@@ -114,7 +131,12 @@ int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, boo
         if (strstr(aug, "flip")) lc->augment |= NB_AUG_FLIP;
         if (!strncmp(aug, "crop", 4)) lc->augment |= NB_AUG_CROP;
         if (!strncmp(aug, "rrc", 3)) lc->augment |= NB_AUG_RRC;
+        if (!strcmp(aug, "ssd")) lc->augment |= NB_AUG_SSD;
     }
+    NB_REQUIRE(ctx, !train || !ds->det || !strcmp(aug, "none") || !strcmp(aug, "ssd"), -1, "config",
+               "data.augment = %s: detection data (data.format = voc) takes none or ssd", aug);
+    NB_REQUIRE(ctx, !train || ds->det || strcmp(aug, "ssd"), -1, "config",
+               "data.augment = ssd is detection's augmentation; it needs data.format = voc");
     NB_REQUIRE(ctx, !(lc->augment & NB_AUG_CROP) || !ds->files, -1, "config",
                "data.augment = %s: the padded random crop is for in-memory data; image folders take rrc or rrc_flip",
                aug);
@@ -145,6 +167,14 @@ int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, boo
 
 static int check_data_fits(nb_ctx *ctx, const nb_model *m, const nb_dataset *ds) {
     NB_REQUIRE(ctx, ds->n > 0, -1, ds->source, "holds no samples");
+    NB_REQUIRE(ctx, !ds->det == !m->priors, -1, ds->source, "%s, but model.arch = %s is %s",
+               ds->det ? "is detection data (data.format = voc)" : "is classification data",
+               m->spec.arch, m->priors ? "a detector" : "a classifier");
+    if (ds->det)
+        NB_REQUIRE(ctx, ds->det->voc.n_classes + 1 == m->spec.num_classes, -1, ds->source,
+                   "has %d object classes, so the detector needs model.num_classes = %d (the background counts too), "
+                   "not %d",
+                   ds->det->voc.n_classes, ds->det->voc.n_classes + 1, m->spec.num_classes);
     NB_REQUIRE(ctx, ds->c == m->spec.in_channels, -1, ds->source,
                "images have %d channels but the model takes %d (model.in_channels)", ds->c, m->spec.in_channels);
     NB_REQUIRE(ctx, ds->h == m->spec.input_size && ds->w == m->spec.input_size, -1, ds->source,
@@ -153,6 +183,17 @@ static int check_data_fits(nb_ctx *ctx, const nb_model *m, const nb_dataset *ds)
     NB_REQUIRE(ctx, ds->max_label < m->spec.num_classes, -1, ds->source,
                "has label %lld but the model has %d classes (model.num_classes)", (long long)ds->max_label,
                m->spec.num_classes);
+    return 0;
+}
+
+int nb_data_for_model(nb_ctx *ctx, const nb_cfg *cfg, const nb_model *m, nb_dataset *ds) {
+    if (check_data_fits(ctx, m, ds)) return -1;
+    if (!ds->det) return 0;
+    int P = nb_priors(m->priors, NULL, 0);
+    nb_cbox *p = nb_xmalloc(sizeof(nb_cbox) * (size_t)P);
+    nb_priors(m->priors, p, P);
+    nb_dataset_set_priors(ds, p, P, (float)nb_cfg_float(cfg, "detect.match_iou"), (float)nb_cfg_float(cfg, "detect.expand_max"));
+    free(p);
     return 0;
 }
 
@@ -249,9 +290,12 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume, nb_di
     if (t->has_val && nb_data_from_cfg(ctx, cfg, true, &t->val)) return -1;
     t->model = nb_model_from_cfg(ctx, cfg);
     if (!t->model) return -1;
-    if (check_data_fits(ctx, t->model, &t->train) || (t->has_val && check_data_fits(ctx, t->model, &t->val))) return -1;
+    if (nb_data_for_model(ctx, cfg, t->model, &t->train) || (t->has_val && nb_data_for_model(ctx, cfg, t->model, &t->val)))
+        return -1;
+    NB_REQUIRE(ctx, !t->model->priors || !strstr(nb_cfg_str(cfg, "compress.methods"), "kd"), -1, "config",
+               "compress.methods: distillation (kd) is for classifiers; a detector takes admm, prune, twn, bwn");
     const char *init = nb_cfg_str(cfg, "model.init");
-    if (init[0] && nb_ckpt_load_model(ctx, init, &t->model->params, true)) return -1;
+    if (init[0] && nb_ckpt_load_model(ctx, init, &t->model->params, nb_cfg_bool(cfg, "model.init_strict"))) return -1;
     t->optim = nb_optim_from_cfg(ctx, cfg, t->model);
     if (!t->optim || make_schedule(ctx, cfg, &t->sched)) return -1;
     nb_loader_cfg lc;
@@ -324,7 +368,80 @@ static void count_correct(const float *logits, const int64_t *y, int n, int C, i
     }
 }
 
+/* Detectors: the multibox loss on the matched targets, and VOC mAP of the decoded detections against every
+ * ground-truth object of the images (difficult ones included, as VOC counts them), in the devkit's pixels. */
+static int evaluate_detector(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_eval_result *r) {
+    const nb_det_data *d = ds->det;
+    nb_loader *l = nb_loader_new(ds, lc);
+    bool prev = nb_set_grad_enabled(ctx, false);
+    int C = m->spec.num_classes, P = d->n_priors, D = 4 + C, rc = 0;
+    nb_decode_cfg dc = {0.1f, 0.2f, m->spec.det.score_min, m->spec.det.nms_iou, m->spec.det.top_k};
+    float *out = nb_xmalloc(sizeof(float) * (size_t)lc->batch * (size_t)D * (size_t)P);
+    int64_t cap = 1024, n_det = 0, n_img = 0;
+    nb_detection *dets = nb_xmalloc(sizeof(nb_detection) * (size_t)cap);
+    double loss_sum = 0;
+    nb_loader_start(l, 0, 0);
+    const nb_batch *b;
+    while ((b = nb_loader_next(l))) {
+        if (b->n == 0) continue;
+        size_t mark = nb_scope_begin(ctx);
+        int64_t xs[4] = {b->n, ds->c, ds->h, ds->w}, ts[3] = {b->n, P, 5};
+        nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_F32, 3, ts, b->targets);
+        nb_tensor *z = m->forward(m, x, false);
+        nb_tensor *loss = nb_multibox_loss(z, y, m->spec.det.neg_pos, 1.0f);
+        if (!loss || nb_tensor_to_host(z, out, sizeof(float) * (size_t)b->n * (size_t)D * (size_t)P)) rc = -1;
+        for (int i = 0; i < b->n && !rc; i++) {
+            if (n_det + dc.top_k > cap) {
+                cap = 2 * cap + dc.top_k;
+                dets = nb_xrealloc(dets, sizeof(nb_detection) * (size_t)cap);
+            }
+            const nb_voc_image *im = &d->voc.images[b->y[i]];
+            int k = nb_decode(&dc, out + (size_t)i * D * P, P, d->priors, P, C, (int)b->y[i], dets + n_det);
+            for (int j = 0; j < k; j++) { /* fractions -> the devkit's 1-based pixels */
+                nb_box *bx = &dets[n_det + j].box;
+                *bx = (nb_box){bx->x1 * (float)im->width + 1, bx->y1 * (float)im->height + 1, bx->x2 * (float)im->width + 1,
+                               bx->y2 * (float)im->height + 1};
+            }
+            n_det += k;
+        }
+        if (!rc) {
+            loss_sum += (double)nb_item(loss) * b->n;
+            n_img += b->n;
+        }
+        nb_release(x);
+        nb_release(y);
+        nb_scope_end(ctx, mark);
+        if (rc) break;
+    }
+    nb_loader_free(l);
+    free(out);
+    nb_set_grad_enabled(ctx, prev);
+    int64_t n_gt = 0;
+    for (int64_t i = 0; i < d->voc.n; i++) n_gt += d->voc.images[i].n_objects;
+    nb_gt_object *gt = nb_xmalloc(sizeof(nb_gt_object) * (size_t)(n_gt ? n_gt : 1));
+    int64_t g = 0;
+    for (int64_t i = 0; i < d->voc.n; i++)
+        for (int k = 0; k < d->voc.images[i].n_objects; k++) {
+            const nb_voc_object *o = &d->voc.images[i].objects[k];
+            gt[g++] = (nb_gt_object){(int)i, o->cls, o->box, o->difficult};
+        }
+    double *ap = nb_xmalloc(sizeof(double) * (size_t)C);
+    nb_voc_eval_cfg e07 = {true, true, 0.5f}, eall = {false, true, 0.5f};
+    r->map07 = rc ? NAN : nb_voc_map(&e07, dets, (int)n_det, gt, (int)n_gt, C - 1, ap);
+    r->map = rc ? NAN : nb_voc_map(&eall, dets, (int)n_det, gt, (int)n_gt, C - 1, ap);
+    r->n = n_img;
+    r->loss = n_img ? loss_sum / (double)n_img : NAN;
+    r->top1 = r->map07;
+    r->top5 = NAN;
+    free(ap);
+    free(gt);
+    free(dets);
+    return rc;
+}
+
 int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_eval_result *r) {
+    r->map07 = r->map = NAN;
+    if (ds->det) return evaluate_detector(ctx, m, ds, lc, r);
     nb_loader *l = nb_loader_new(ds, lc);
     bool prev = nb_set_grad_enabled(ctx, false);
     int C = m->spec.num_classes, rc = 0;
@@ -375,7 +492,7 @@ int nb_evaluate(nb_ctx *ctx, nb_model *m, const nb_dataset *ds, const nb_loader_
 static int forward_backward(nb_model *m, nb_optim *o, nb_step *s, float label_smoothing, nb_compress_set *set,
                             float *loss, float *logits) {
     nb_tensor *z = m->forward(m, s->x, true);
-    nb_tensor *l = nb_cross_entropy(z, s->y, label_smoothing);
+    nb_tensor *l = m->priors ? nb_multibox_loss(z, s->y, m->spec.det.neg_pos, 1.0f) : nb_cross_entropy(z, s->y, label_smoothing);
     s->logits = z;
     s->loss = l;
     if (l && set && nb_compress_step(set, NB_HOOK_BEFORE_BACKWARD, s)) return -1;
@@ -519,6 +636,7 @@ int nb_trainer_run(nb_trainer *t) {
     double clip = nb_cfg_float(cfg, "optim.clip_norm");
     bool per_step = !strcmp(nb_cfg_str(cfg, "optim.schedule_unit"), "step");
     int C = m->spec.num_classes;
+    bool detector = m->priors != NULL;
     if (epochs <= 0) epochs = (t->steps_limit + nb - 1) / nb;
     nb_loader_cfg elc;
     if (t->has_val && nb_loader_cfg_from(ctx, cfg, &t->val, false, &elc)) return -1;
@@ -548,7 +666,7 @@ int nb_trainer_run(nb_trainer *t) {
                 m->spec.arch, (long long)nb_params_count(&m->params, NULL), (long long)t->train.n, (long long)nb,
                 (int)nb_cfg_int(cfg, "train.batch"), omp_get_max_threads(), ranks > 1 ? " per rank, " : "",
                 ranks > 1 ? nb_dist_describe(t->dist) : "", t->out);
-    if (t->has_val) {
+    if (t->has_val && !detector) { /* detection's mAP needs every image's detections: each rank does them all */
         elc.shard = nb_dist_rank(t->dist);
         elc.shards = ranks;
     }
@@ -574,10 +692,12 @@ int nb_trainer_run(nb_trainer *t) {
             nb_optim_set_lr(t->optim, lr);
             nb_ctx_seed(ctx, seed, (uint64_t)t->st.global_step); /* dropout masks depend on the step alone */
             int64_t xs[4] = {b->n, t->train.c, t->train.h, t->train.w}, ys[1] = {b->n};
-            nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *y = nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
+            nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x);
+            nb_tensor *y = detector ? nb_tensor_from_host(ctx, NB_F32, 3, (int64_t[]){b->n, t->train.det->n_priors, 5}, b->targets)
+                                    : nb_tensor_from_host(ctx, NB_I64, 1, ys, b->y);
             float lv;
             rc = nb_train_step_hooked(ctx, m, t->optim, x, y, smoothing, clip, &t->compress, t->st.global_step, e, &lv,
-                                      logits);
+                                      detector ? NULL : logits);
             nb_release(x);
             nb_release(y);
             if (rc == 1) {
@@ -586,7 +706,7 @@ int nb_trainer_run(nb_trainer *t) {
                         (double)lv, (long long)e, (long long)b->index, (long long)t->st.global_step, t->out);
                 rc = -1;
             }
-            if (!rc) count_correct(logits, b->y, b->n, C, &ep_top1, &ep_top5);
+            if (!rc && !detector) count_correct(logits, b->y, b->n, C, &ep_top1, &ep_top5);
             if (rc) break;
             t->st.batch = b->index + 1;
             t->st.global_step++;
@@ -694,14 +814,14 @@ int nb_trainer_run(nb_trainer *t) {
             ep_top5 = (int64_t)counts[1];
         }
         /* evaluation and best.h5 see the compressed network */
-        nb_eval_result ev = {NAN, NAN, NAN, 0};
+        nb_eval_result ev = {NAN, NAN, NAN, 0, NAN, NAN};
         if (nb_compress_eval(&t->compress, true) || (t->has_val && nb_evaluate(ctx, m, &t->val, &elc, &ev))) {
             rc = -1;
             break;
         }
         report_skipped(&t->train, &skipped_train);
         if (t->has_val) report_skipped(&t->val, &skipped_val);
-        double train_loss = ep_n ? ep_loss / (double)ep_n : NAN, train_top1 = ep_n ? (double)ep_top1 / (double)ep_n : NAN;
+        double train_loss = ep_n ? ep_loss / (double)ep_n : NAN, train_top1 = ep_n && !detector ? (double)ep_top1 / (double)ep_n : NAN;
         double lr_now = nb_schedule_lr(&t->sched, (double)(e + 1));
         t->st.seconds = seconds0 + (now() - session_start);
         bool best = t->has_val && ev.top1 > t->st.best_top1;
@@ -714,15 +834,24 @@ int nb_trainer_run(nb_trainer *t) {
         if (ranks > 1)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"ranks\": %d, \"ranks_consistent\": %s",
                      ranks, consistent == 1 ? "true" : "false");
+        char acc[160];
+        if (detector) /* best.h5 goes by VOC07 mAP, which evaluation also returns as top1 */
+            snprintf(acc, sizeof acc, "\"val_map07\": %.6f, \"val_map\": %.6f", ev.map07, ev.map);
+        else
+            snprintf(acc, sizeof acc, "\"train_top1\": %.6f, \"val_top1\": %.6f, \"val_top5\": %.6f", train_top1, ev.top1,
+                     ev.top5);
         fprintf(mf,
                 "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
-                "\"train_top1\": %.6f, \"val_loss\": %.6f, \"val_top1\": %.6f, \"val_top5\": %.6f, \"img_per_s\": %.1f, "
-                "\"seconds\": %.1f%s}\n",
-                (long long)e + 1, (long long)t->st.global_step, lr_now, train_loss, train_top1, ev.loss, ev.top1, ev.top5,
+                "\"val_loss\": %.6f, %s, \"img_per_s\": %.1f, \"seconds\": %.1f%s}\n",
+                (long long)e + 1, (long long)t->st.global_step, lr_now, train_loss, ev.loss, acc,
                 (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, extra);
         fflush(mf);
         nb_history_add_epoch(&hist, (double)(e + 1), train_top1, ev.loss, ev.top1);
-        if (!t->quiet)
+        if (!t->quiet && detector)
+            fprintf(stderr, "epoch %lld/%lld  train loss %.4f  val loss %.4f mAP (VOC07) %.2f%% (all-point) %.2f%%%s  (%.0fs)\n",
+                    (long long)e + 1, (long long)epochs, train_loss, ev.loss, 100 * ev.map07, 100 * ev.map,
+                    best ? "  best" : "", t->st.seconds);
+        else if (!t->quiet)
             fprintf(stderr, "epoch %lld/%lld  train loss %.4f top-1 %.2f%%  val loss %.4f top-1 %.2f%% top-5 %.2f%%%s  (%.0fs)\n",
                     (long long)e + 1, (long long)epochs, train_loss, 100 * train_top1, ev.loss, 100 * ev.top1,
                     100 * ev.top5, best ? "  best" : "", t->st.seconds);

@@ -22,6 +22,7 @@
 typedef struct {
     double loss, top1, top5;
     int64_t n;
+    double map07, map; /* detectors: VOC07 11-point and all-point mAP (top1 = map07, so best.h5 follows it) */
 } nb_eval_result;
 
 typedef struct {
@@ -78,6 +79,9 @@ nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg);
 /* Whether the configuration names validation data (data.val, or a val/ folder beside train/). */
 bool nb_cfg_has_val(const nb_cfg *cfg);
 int nb_data_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, bool val, nb_dataset *ds);
+/* Check that a dataset suits the model (channels, size, classes, detection or not) and give detection data the
+ * detector's default boxes. */
+int nb_data_for_model(nb_ctx *ctx, const nb_cfg *cfg, const nb_model *m, nb_dataset *ds);
 /* Loader settings (normalisation, augmentation) for the configured data. */
 int nb_loader_cfg_from(nb_ctx *ctx, const nb_cfg *cfg, const nb_dataset *ds, bool train, nb_loader_cfg *lc);
 /* Loss, top-1 and top-5 of the model on a dataset (evaluation mode, no gradients). */

@@ -114,6 +114,8 @@ int cpu_shape_forward(cpu_backend *be, nb_node *n); /* mul_channel, channel shuf
 int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_loss_forward(cpu_backend *be, nb_node *n); /* softmax, log-softmax, losses */
 int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int cpu_multibox_forward(cpu_backend *be, nb_node *n);
+int cpu_multibox_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 
 /* Kernels over physical buffers */
 int cpu_fill(nb_backend *be, nb_tensor *t, double v);

@@ -461,6 +461,7 @@ static int cpu_forward(nb_backend *b, nb_node *n) {
     case NB_OP_KL_DIV:
     case NB_OP_SMOOTH_L1:
     case NB_OP_MSE: return cpu_loss_forward(be, n);
+    case NB_OP_MULTIBOX: return cpu_multibox_forward(be, n);
     default: break;
     }
     NB_FAIL(b->ctx, nb_op_name(n->op), "the CPU backend has no forward for this op");
@@ -492,6 +493,7 @@ static int cpu_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_te
     case NB_OP_KL_DIV:
     case NB_OP_SMOOTH_L1:
     case NB_OP_MSE: return cpu_loss_backward(be, n, gout, gin);
+    case NB_OP_MULTIBOX: return cpu_multibox_backward(be, n, gout, gin);
     default: break;
     }
     NB_FAIL(b->ctx, nb_op_name(n->op), "the CPU backend has no backward for this op");

@@ -364,6 +364,7 @@ static int cuda_forward(nb_backend *b, nb_node *n) {
     case NB_OP_KL_DIV:
     case NB_OP_SMOOTH_L1:
     case NB_OP_MSE: return cuda_loss_forward(be, n);
+    case NB_OP_MULTIBOX: return cuda_multibox_forward(be, n);
     default: break;
     }
     NB_FAIL(b->ctx, nb_op_name(n->op), "the CUDA backend has no forward for this op");
@@ -395,6 +396,7 @@ static int cuda_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_t
     case NB_OP_KL_DIV:
     case NB_OP_SMOOTH_L1:
     case NB_OP_MSE: return cuda_loss_backward(be, n, gout, gin);
+    case NB_OP_MULTIBOX: return cuda_multibox_backward(be, n, gout, gin);
     default: break;
     }
     NB_FAIL(b->ctx, nb_op_name(n->op), "the CUDA backend has no backward for this op");

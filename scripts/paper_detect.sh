@@ -1,0 +1,36 @@
+#!/bin/sh
+# make paper-detect: the synthetic-data detection table (paper/detect_tables.md): SSD, SSDLite and LRSSD on a
+# MobileNetV2 backbone trained on the synthetic VOC-format shapes, LRSSD quantized by ADMM to {0,±1,±2,±4}
+# and by int8 round-to-nearest (per output channel) after training, every model's VOC mAP (bin/eval), FLOPs
+# and parameters (bin/train --summary), and bin/detect pictures of four test images. Finished runs are kept,
+# interrupted ones resumed. About an hour on a 2-core machine.
+set -eu
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+DATA=data/synth_voc
+[ -f "$DATA/SYNTH/ImageSets/Main/test.txt" ] || /usr/bin/python3 scripts/make_synth_voc.py "$DATA" --train 3000 --test 600
+
+train() { # experiment name
+    echo "== $1"
+    if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
+}
+for e in lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth_admm_pm4; do train "$e"; done
+
+out=runs/detect_eval
+mkdir -p "$out" paper/detect_examples
+"$BIN/quantize" runs/lrssd_mbv2_synth/best.h5 "$out/lrssd_int8.h5" compress.codebook=int8 quantize.scale=channel \
+    > "$out/lrssd_int8.quant.json"
+for e in ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
+    "$BIN/eval" "runs/$e/best.h5" > "$out/$e.eval.json"
+    "$BIN/train" "experiments/$e.cfg" --summary > "$out/$e.summary.txt"
+    echo "== $e: $(cat "$out/$e.eval.json")"
+done
+"$BIN/eval" "$out/lrssd_int8.h5" > "$out/lrssd_int8.eval.json"
+echo "== lrssd int8: $(cat "$out/lrssd_int8.eval.json")"
+# the last checkpoint of the ADMM run holds the weights on the codebook (best.h5 too: evaluation sees them so)
+imgs=""
+for i in 003000 003001 003002 003003; do imgs="$imgs $DATA/SYNTH/JPEGImages/$i.jpg"; done
+for e in ssd_mbv2_synth lrssd_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
+    "$BIN/detect" "runs/$e/best.h5" $imgs -o "paper/detect_examples/$e.png" detect.score_min=0.3 > "$out/$e.detect.jsonl"
+done
+/usr/bin/python3 scripts/detect_tables.py
