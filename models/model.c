@@ -44,7 +44,8 @@ const char *nb_model_arch_list(void) {
     return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
            "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110); shufflenet_v2_x0_5, shufflenet_v2_x1_0, "
            "shufflenet_v2_x1_5, shufflenet_v2_x2_0; mobilenet_v2 (model.width: its width multiplier); alexnet; "
-           "muffnet_x0_5, muffnet_x1_0; detectors ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2";
+           "muffnet_x0_5, muffnet_x1_0; detectors ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2, ssd_resnet18, "
+           "ssdlite_resnet18, lrssd_resnet18";
 }
 
 void nb_model_free(nb_model *m) {

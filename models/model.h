@@ -61,7 +61,7 @@ bool nb_muffnet_arch(const char *arch); /* muffnet_x0_5, muffnet_x1_0 */
 nb_model *nb_muffnet_create(nb_ctx *ctx, const nb_model_spec *spec);
 bool nb_shufflenetv2_arch(const char *arch); /* shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0 */
 nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec);
-bool nb_ssd_arch(const char *arch); /* ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2 */
+bool nb_ssd_arch(const char *arch); /* {ssd,ssdlite,lrssd}_{mobilenet_v2,resnet18} */
 nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec);
 
 #endif

@@ -1,8 +1,9 @@
-/* Single-shot detectors on a MobileNetV2 backbone: SSD (Liu et al. 2016), SSDLite (Sandler et al. 2018) and
- * LRSSD, nibble's reading of the light-refine SSD.
+/* Single-shot detectors on a MobileNetV2 or ResNet-18 backbone: SSD (Liu et al. 2016), SSDLite (Sandler et al.
+ * 2018) and LRSSD, nibble's reading of the light-refine SSD.
  *
- * Feature maps (all three): the output of block features.14's 1x1 expansion (stride 16) and the backbone's
- * last layer (stride 32), as SSDLite attaches them, then extra blocks that halve the resolution until it
+ * Feature maps (all three): on MobileNetV2 the output of block features.14's 1x1 expansion (stride 16) and
+ * the backbone's last layer (stride 32), as SSDLite attaches them; on ResNet-18 the outputs of layer3 and
+ * layer4 (strides 16 and 32). Then extra blocks that halve the resolution until it
  * reaches 1x1 (at most 6 maps in all): a 1x1 reduction to half the block's width, then a 3x3 stride-2
  * convolution (SSD) or a 3x3 stride-2 depthwise + 1x1 pair (SSDLite, LRSSD) to 512, 256, 256, 128 channels
  * (times model.width). BN and ReLU6 after every convolution but the predictors.
@@ -27,7 +28,8 @@
  * Output: [N, 4 + C, P], the 4 box offsets (SSD's encoding, variances 0.1 and 0.2) and the C class scores of
  * each default box along axis 1, boxes ordered as detect/priors.h lays them out. Every head writes output
  * channel j * A + a for value j of box type a, so this is a reshape, not a transpose. The backbone's
- * parameters keep torchvision's mobilenet_v2 names (features.*), so a classifier checkpoint can start it. */
+ * parameters keep torchvision's names (mobilenet_v2's features.*, resnet18's conv1, bn1, layer1 ... layer4),
+ * so a classifier checkpoint can start it (model.init_strict = false). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +38,7 @@
 #include "layers/layers.h"
 #include "models/mobilenetv2.h"
 #include "models/model.h"
+#include "models/resnet_blocks.h"
 
 #define MAX_MAPS 6
 
@@ -52,9 +55,17 @@ typedef struct { /* SSDLite's predictor: 3x3 depthwise + BN + ReLU6, then 1x1 */
     nb_bn_layer bn;
 } separable_pred;
 
+typedef struct { /* ResNet-18's layers up to layer4 */
+    nb_conv_layer conv1;
+    nb_bn_layer bn1;
+    nb_res_block blocks[8];
+} resnet18_features;
+
 typedef struct {
     head_kind kind;
+    bool resnet;
     nb_mbv2_features f;
+    resnet18_features r;
     int n_maps, A, C;
     int map_ch[MAX_MAPS], map_size[MAX_MAPS];
     extra_block extras[MAX_MAPS];
@@ -66,7 +77,41 @@ typedef struct {
 } ssd;
 
 bool nb_ssd_arch(const char *arch) {
-    return !strcmp(arch, "ssd_mobilenet_v2") || !strcmp(arch, "ssdlite_mobilenet_v2") || !strcmp(arch, "lrssd_mobilenet_v2");
+    static const char *const names[] = {"ssd_mobilenet_v2", "ssdlite_mobilenet_v2", "lrssd_mobilenet_v2",
+                                        "ssd_resnet18",     "ssdlite_resnet18",     "lrssd_resnet18"};
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(arch, names[i])) return true;
+    return false;
+}
+
+/* layer3's output (stride 16) into *tap, layer4's (stride 32) returned */
+static nb_tensor *resnet18_fwd(nb_ctx *ctx, resnet18_features *r, nb_tensor *x, bool training, nb_tensor **tap) {
+    nb_tensor *h = nb_bn_layer_fwd(ctx, &r->bn1, nb_conv_layer_fwd(ctx, &r->conv1, x), training, true);
+    nb_set_scope_name(ctx, "maxpool");
+    h = nb_maxpool2d(h, (nb_pool_attr){.kernel = {3, 3}, .stride = {2, 2}, .pad = {1, 1}});
+    for (int i = 0; i < 8; i++) {
+        h = nb_res_block_fwd(ctx, &r->blocks[i], h, training);
+        if (i == 5) *tap = h;
+    }
+    return h;
+}
+
+static int resnet18_init(resnet18_features *r, nb_params *ps, int in_channels, float w, int *c16, int *c32) {
+    int stem = (int)(64 * w + 0.5f), in = stem, k = 0;
+    int rc = nb_conv_layer_init(&r->conv1, ps, "conv1", in_channels, stem, 7, 2, 3, 1, false) ||
+             nb_bn_layer_init(&r->bn1, ps, "bn1", stem);
+    for (int s = 0; s < 4 && !rc; s++) {
+        int planes = (int)((64 << s) * w + 0.5f);
+        for (int b = 0; b < 2 && !rc; b++, k++) {
+            char name[32];
+            snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
+            rc = nb_res_block_init(&r->blocks[k], ps, name, in, planes, b == 0 && s > 0 ? 2 : 1, false, false);
+            in = planes;
+        }
+        if (s == 2) *c16 = in;
+    }
+    *c32 = in;
+    return rc;
 }
 
 static nb_tensor *cbr(nb_ctx *ctx, nb_conv_layer *c, nb_bn_layer *b, nb_tensor *x, bool training) {
@@ -89,7 +134,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     ssd *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *maps[MAX_MAPS] = {NULL}, *tap = NULL;
-    maps[1] = nb_mbv2_features_fwd(ctx, &s->f, x, training, 14, &tap);
+    maps[1] = s->resnet ? resnet18_fwd(ctx, &s->r, x, training, &tap) : nb_mbv2_features_fwd(ctx, &s->f, x, training, 14, &tap);
     maps[0] = tap;
     for (int k = 2; k < s->n_maps; k++) maps[k] = extra_fwd(ctx, &s->extras[k], maps[k - 1], training);
     int D = 4 + s->C;
@@ -207,10 +252,16 @@ nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec) {
     s->A = 2 + 2 * spec->det.n_ratios;
     s->C = spec->num_classes;
     float w = spec->width;
-    int rc = nb_mbv2_features_init(&s->f, &m->params, spec->in_channels, w);
+    s->resnet = strstr(spec->arch, "resnet18") != NULL;
+    int rc;
+    if (s->resnet) {
+        rc = resnet18_init(&s->r, &m->params, spec->in_channels, w, &s->map_ch[0], &s->map_ch[1]);
+    } else {
+        rc = nb_mbv2_features_init(&s->f, &m->params, spec->in_channels, w);
+        s->map_ch[0] = s->f.expansion_channels[13];
+        s->map_ch[1] = s->f.out_channels;
+    }
     static const int extra_out[4] = {512, 256, 256, 128};
-    s->map_ch[0] = s->f.expansion_channels[13];
-    s->map_ch[1] = s->f.out_channels;
     s->map_size[0] = size;
     s->map_size[1] = (size + 1) / 2;
     s->n_maps = 2;

@@ -22,6 +22,7 @@
 #include "detect/nms.h"
 #include "detect/priors.h"
 #include "detect/voc_eval.h"
+#include "models/model.h"
 #include "support/run.h"
 #include "support/testutil.h"
 
@@ -319,11 +320,51 @@ static void test_multibox_loss(void **state) {
     nb_ctx_free(ctx);
 }
 
+/* Every detector: output [N, 4 + C, P] with P the default boxes of its maps; LRSSD shares one prediction
+ * layer over the scales (its parameters do not grow with the number of maps) */
+static void test_detector_shapes(void **state) {
+    (void)state;
+    nb_ctx *ctx = tu_ctx();
+    const char *archs[] = {"ssd_mobilenet_v2", "ssdlite_mobilenet_v2", "lrssd_mobilenet_v2",
+                           "ssd_resnet18",     "ssdlite_resnet18",     "lrssd_resnet18"};
+    for (int a = 0; a < 6; a++) {
+        nb_model_spec spec = {.arch = archs[a], .num_classes = 4, .in_channels = 3, .input_size = 96, .width = 0.25f,
+                              .seed = 1};
+        spec.det.n_ratios = 1;
+        spec.det.ratios[0] = 2;
+        spec.det.first_scale = 0.1f, spec.det.min_scale = 0.2f, spec.det.max_scale = 0.9f;
+        nb_model *m = nb_model_create(ctx, &spec);
+        assert_non_null(m);
+        assert_non_null(m->priors);
+        /* 96 -> 6 (stride 16), 3, 2, 1: four maps of 4 boxes per location */
+        assert_int_equal(m->priors->n_maps, 4);
+        int P = nb_priors(m->priors, NULL, 0);
+        assert_int_equal(P, 4 * (36 + 9 + 4 + 1));
+        nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){2, 3, 96, 96});
+        tu_randn(x, 3);
+        size_t mark = nb_scope_begin(ctx);
+        nb_tensor *y = m->forward(m, x, false);
+        assert_non_null(y);
+        assert_int_equal(y->ndim, 3);
+        assert_int_equal(y->shape[0], 2);
+        assert_int_equal(y->shape[1], 4 + 4);
+        assert_int_equal(y->shape[2], P);
+        nb_scope_end(ctx, mark);
+        nb_release(x);
+        nb_model_free(m);
+    }
+    nb_model_spec bad = {.arch = "lrssd_mobilenet_v2", .num_classes = 1, .in_channels = 3, .input_size = 96, .width = 1};
+    assert_null(nb_model_create(ctx, &bad));
+    tu_expect_error(ctx, "counts the background too");
+    nb_ctx_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iou_and_encoding), cmocka_unit_test(test_priors_ssd300), cmocka_unit_test(test_matching),
         cmocka_unit_test(test_nms),              cmocka_unit_test(test_voc_ap),        cmocka_unit_test(test_voc_reader),
         cmocka_unit_test(test_multibox_loss),
+        cmocka_unit_test(test_detector_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
