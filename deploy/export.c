@@ -771,7 +771,7 @@ int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, c
         }
         ox_graph_io(e.g, 1, o->softmax ? "probabilities" : "logits", OX_FLOAT, y->ndim, y->shape, "N");
         r->int_bits = r->quantized_layers ? (e.int4_layers == r->quantized_layers ? 4 : 8) : 0;
-        char buf[512];
+        char buf[1536];
         mp->doc_string = strdup("exported by nibble's bin/export from a recorded forward pass");
         ox_metadata(mp, "nibble.arch", m->spec.arch);
         snprintf(buf, sizeof buf, "%d", m->spec.num_classes);
@@ -787,6 +787,27 @@ int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, c
                  (long long)r->channels_removed, (long long)r->prunable_channels,
                  stored ? 100.0 * (double)r->zero_weights / (double)stored : 0.0);
         ox_metadata(mp, "nibble.pruning", buf);
+        if (m->priors) { /* a detector's raw output and what a deployment needs to decode it */
+            const nb_prior_cfg *pc = m->priors;
+            ox_metadata(mp, "nibble.output",
+                        "logits [N, 4 + C, P]: per default box p, 4 box offsets (dx, dy, dw, dh) then C class scores "
+                        "(class 0 the background) along axis 1. Decode: softmax over the scores; centre = prior "
+                        "centre + 0.1 * (dx, dy) * prior size; size = prior size * exp(0.2 * (dw, dh)); then "
+                        "per-class NMS. Default boxes in nibble.priors, in the order of P");
+            int k = snprintf(buf, sizeof buf, "{\"image_size\": %d, \"clip\": %s, \"variances\": [0.1, 0.2], \"order\": "
+                                              "\"map, box type, row, column\", \"maps\": [",
+                             pc->image_size, pc->clip ? "true" : "false");
+            for (int i = 0; i < pc->n_maps && k < (int)sizeof buf - 120; i++) {
+                k += snprintf(buf + k, sizeof buf - (size_t)k, "%s{\"size\": %d, \"min\": %g, \"max\": %g, \"ratios\": [",
+                              i ? ", " : "", pc->map_size[i], (double)pc->min_size[i], (double)pc->max_size[i]);
+                for (int r2 = 0; r2 < pc->n_ratios[i]; r2++)
+                    k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%g", r2 ? ", " : "", (double)pc->ratios[i][r2]);
+                k += snprintf(buf + k, sizeof buf - (size_t)k, "]}");
+            }
+            snprintf(buf + k, sizeof buf - (size_t)k, "], \"types\": \"1:1 at min, 1:1 at sqrt(min*max), then a and "
+                                                      "1/a for each ratio\"}");
+            ox_metadata(mp, "nibble.priors", buf);
+        }
         size_t bytes;
         uint8_t *packed = ox_pack(mp, &bytes);
         r->nodes = (int64_t)e.g->n_node;

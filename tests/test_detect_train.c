@@ -268,6 +268,13 @@ static void test_export_to_onnx_runtime(void **st) {
     run_cmd(&r, ARGV("/usr/bin/python3", "scripts/onnx_check.py", onnx));
     if (r.status) fail_msg("%s%s", r.out, r.err);
     ort_matches(ckpt, onnx);
+    /* the default boxes a deployment decodes with travel in the metadata: 64x64 gives maps of 4, 2 and 1 */
+    run_cmd(&r, ARGV("/usr/bin/python3", "-c",
+                     "import json, sys, onnx; m = onnx.load(sys.argv[1]); "
+                     "p = json.loads({q.key: q.value for q in m.metadata_props}['nibble.priors']); "
+                     "print([k['size'] for k in p['maps']])",
+                     onnx));
+    if (r.status || !strstr(r.out, "[4, 2, 1]")) fail_msg("nibble.priors metadata: %s%s", r.out, r.err);
     snprintf(onnx, sizeof onnx, "%s/lrssd_folded.onnx", dir);
     run_ok(ARGV("export", ckpt, "-o", onnx, "--fold-bn"), &r);
     run_cmd(&r, ARGV("/usr/bin/python3", "scripts/onnx_check.py", onnx));
