@@ -60,7 +60,7 @@ def main():
     r18 = f"{tmp}/r18.cfg"
     with open(r18, "w") as f:
         f.write(f"[model]\narch = resnet18\nnum_classes = 1000\nin_channels = 3\ninput_size = 224\n"
-                f"[data]\nformat = hdf5\ntrain = {h5}\naugment = flip\nmean = 0.485, 0.456, 0.406\n"
+                f"[data]\nformat = hdf5\ntrain = {h5}\nval = {h5}\naugment = flip\nmean = 0.485, 0.456, 0.406\n"
                 f"std = 0.229, 0.224, 0.225\nworkers = 1\n[train]\nbatch = 32\n"
                 f"[optim]\ntype = sgd\nlr = 0.01\nmomentum = 0.9\nwd = 1e-4\n")
     cases = [("fmnist_resnet20", "experiments/fmnist_resnet20.cfg", 60, 10), ("resnet18_224", r18, 8, 2)]

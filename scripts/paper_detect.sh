@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 DATA=data/synth_voc
 [ -f "$DATA/SYNTH/ImageSets/Main/test.txt" ] || /usr/bin/python3 scripts/make_synth_voc.py "$DATA" --train 3000 --test 600
+[ -f "$DATA/crops_train.h5" ] || /usr/bin/python3 scripts/make_synth_crops.py "$DATA"
 
 train() { # experiment name
     echo "== $1"
     if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
 }
-for e in lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth_admm_pm4; do train "$e"; done
+for e in mbv2_synth_crops lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth_admm_pm4; do train "$e"; done
 
 out=runs/detect_eval
 mkdir -p "$out" paper/detect_examples
@@ -31,6 +32,6 @@ echo "== lrssd int8: $(cat "$out/lrssd_int8.eval.json")"
 imgs=""
 for i in 003000 003001 003002 003003; do imgs="$imgs $DATA/SYNTH/JPEGImages/$i.jpg"; done
 for e in ssd_mbv2_synth lrssd_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
-    "$BIN/detect" "runs/$e/best.h5" $imgs -o "paper/detect_examples/$e.png" detect.score_min=0.3 > "$out/$e.detect.jsonl"
+    "$BIN/detect" "runs/$e/best.h5" $imgs -o "paper/detect_examples/$e.png" detect.score_min=0.15 > "$out/$e.detect.jsonl"
 done
 /usr/bin/python3 scripts/detect_tables.py

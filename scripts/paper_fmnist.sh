@@ -15,7 +15,7 @@ train() { # experiment name
 
 train fmnist_resnet20
 for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prune90 prune50_oneshot \
-         prune75_oneshot prune90_oneshot r8 kd_r8 combined; do
+         prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_alpha01 combined; do
     train fmnist_$e
 done
 
