@@ -15,13 +15,15 @@ train() { # experiment name
     echo "== $1"
     if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
 }
-for e in mbv2_synth_crops lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth_admm_pm4; do train "$e"; done
+for e in mbv2_synth_crops lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
+    train "$e"
+done
 
 out=runs/detect_eval
 mkdir -p "$out" paper/detect_examples
 "$BIN/quantize" runs/lrssd_mbv2_synth/best.h5 "$out/lrssd_int8.h5" compress.codebook=int8 quantize.scale=channel \
     > "$out/lrssd_int8.quant.json"
-for e in ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
+for e in ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4; do
     "$BIN/eval" "runs/$e/best.h5" > "$out/$e.eval.json"
     "$BIN/train" "experiments/$e.cfg" --summary > "$out/$e.summary.txt"
     echo "== $e: $(cat "$out/$e.eval.json")"
