@@ -179,6 +179,7 @@ fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models.h5
+	$(PYTHON) scripts/gen_detect_fixtures.py tests/fixtures/multibox.h5
 
 clean:
 	rm -rf build bin
