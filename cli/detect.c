@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "datasets/det_data.h"
+#include "datasets/voc.h"
 #include "detect/decode.h"
 #include "train/chart.h"
 #include "train/trainer.h"
@@ -62,17 +63,10 @@ int main(int argc, char **argv) {
     int nm = nb_cfg_floats(&cfg, "data.mean", mean, 3), ns = nb_cfg_floats(&cfg, "data.std", std, 3);
     float fm[3], fs[3];
     for (int c = 0; c < 3; c++) fm[c] = (float)mean[nm == 3 ? c : 0], fs[c] = (float)std[ns == 3 ? c : 0];
-    /* class names: the data's list when the cfg has one */
-    char names[64][32];
-    const char *list = nb_cfg_str(&cfg, "data.classes");
-    int n_names = 0;
-    for (const char *p = list; *p && n_names < 64;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        while (len && *p == ' ') p++, len--;
-        snprintf(names[n_names++], sizeof names[0], "%.*s", (int)len, p);
-        p = e ? e + 1 : p + len;
-    }
+    /* class names as the training data had them (VOC's twenty when data.classes is empty) */
+    int n_names;
+    char **names = nb_voc_class_names(ctx, nb_cfg_str(&cfg, "data.classes"), &n_names);
+    if (!names) return 1;
     nb_decode_cfg dc = {0.1f, 0.2f, m->spec.det.score_min, m->spec.det.nms_iou, m->spec.det.top_k};
     nb_detection *dets = nb_xmalloc(sizeof(nb_detection) * (size_t)(dc.top_k > 0 ? dc.top_k : 1));
     float *x = nb_xmalloc(sizeof(float) * 3 * (size_t)S * S), *pred = nb_xmalloc(sizeof(float) * (size_t)(4 + C) * P);
@@ -128,6 +122,7 @@ int main(int argc, char **argv) {
         nb_image_free(&full);
     }
     free(x), free(pred), free(dets), free(priors), free(images), free(rest);
+    nb_voc_free_names(names, n_names);
     nb_model_free(m);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);

@@ -21,14 +21,8 @@ typedef struct {
 } link;
 
 static int find_links(nb_ctx *ctx, nb_model *m, link *links, int max) {
-    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){1, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
-    if (!x) return -1;
-    bool prev = nb_set_grad_enabled(ctx, false);
-    nb_set_record_all(ctx, true);
-    size_t mark = nb_scope_begin(ctx);
-    nb_tensor *y = m->forward(m, x, false);
-    nb_set_record_all(ctx, false);
-    nb_set_grad_enabled(ctx, prev);
+    size_t mark;
+    nb_tensor *x, *y = nb_record_forward(m, 1, &mark, &x);
     int n = 0;
     for (size_t i = 0; y && i < nb_tape_size(ctx) && n < max; i++) {
         const nb_node *conv = nb_tape_node(ctx, i), *c1[2], *c2[2], *c3[2];

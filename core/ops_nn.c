@@ -182,15 +182,20 @@ static nb_tensor *spatial_map(nb_tensor *x, int oh, int ow, float *m) {
     return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
 }
 
+/* what adaptive pooling and upsampling both need: a 4-d float input and a non-empty output size */
+static int check_resize(nb_ctx *ctx, const char *op, const nb_tensor *x, int oh, int ow) {
+    if (nb_check_f32(ctx, op, "input", x, 4)) return -1;
+    NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, -1, op,
+               "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
+    return 0;
+}
+
 /* Composed from other ops, so every backend has it: the identity, an ordinary average pooling when the
  * windows tile the input, and otherwise the linear map that averages each window ([oh*ow, H*W] weights),
  * which is what the general case is. */
 nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow) {
     if (!x) return NULL;
-    nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "adaptive_avgpool", "input", x, 4)) return NULL;
-    NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, NULL, "adaptive_avgpool",
-               "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
+    if (check_resize(x->ctx, "adaptive_avgpool", x, oh, ow)) return NULL;
     int64_t H = x->shape[2], W = x->shape[3];
     if (H == oh && W == ow) return x;
     if (H % oh == 0 && W % ow == 0)
@@ -211,10 +216,7 @@ nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow) {
 
 nb_tensor *nb_upsample_nearest(nb_tensor *x, int oh, int ow) {
     if (!x) return NULL;
-    nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "upsample_nearest", "input", x, 4)) return NULL;
-    NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, NULL, "upsample_nearest",
-               "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
+    if (check_resize(x->ctx, "upsample_nearest", x, oh, ow)) return NULL;
     int64_t H = x->shape[2], W = x->shape[3];
     if (H == oh && W == ow) return x;
     int64_t cells = (int64_t)oh * ow, px = H * W;

@@ -140,17 +140,18 @@ static void free_image(nb_voc_image *im) {
 void nb_voc_free(nb_voc_set *set) {
     for (int64_t i = 0; i < set->n; i++) free_image(&set->images[i]);
     free(set->images);
-    for (int c = 0; c < set->n_classes; c++) free(set->classes[c]);
-    free(set->classes);
+    nb_voc_free_names(set->classes, set->n_classes);
     memset(set, 0, sizeof *set);
 }
 
-static int parse_classes(nb_ctx *ctx, nb_voc_set *set, const char *list) {
+char **nb_voc_class_names(nb_ctx *ctx, const char *list, int *n) {
+    char **names = NULL;
+    *n = 0;
     if (!list || !*list) {
-        set->n_classes = 20;
-        set->classes = nb_xmalloc(sizeof(char *) * 20);
-        for (int c = 0; c < 20; c++) set->classes[c] = strdup(nb_voc_classes[c]);
-        return 0;
+        names = nb_xmalloc(sizeof(char *) * 20);
+        for (int c = 0; c < 20; c++) names[c] = strdup(nb_voc_classes[c]);
+        *n = 20;
+        return names;
     }
     char *copy = strdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -158,18 +159,30 @@ static int parse_classes(nb_ctx *ctx, nb_voc_set *set, const char *list) {
         size_t k = strlen(t);
         while (k && t[k - 1] == ' ') t[--k] = 0;
         if (!k) continue;
-        for (int c = 0; c < set->n_classes; c++)
-            if (!strcmp(set->classes[c], t)) {
-                NB_FAIL(ctx, "data.classes", "class '%s' is listed twice in '%s'", t, list);
-                free(copy);
-                return -1;
-            }
-        set->classes = nb_xrealloc(set->classes, sizeof(char *) * (size_t)(set->n_classes + 1));
-        set->classes[set->n_classes++] = strdup(t);
+        bool twice = false;
+        for (int c = 0; c < *n && !twice; c++) twice = !strcmp(names[c], t);
+        if (twice) {
+            NB_FAIL(ctx, "data.classes", "class '%s' is listed twice in '%s'", t, list);
+            nb_voc_free_names(names, *n);
+            free(copy);
+            *n = 0;
+            return NULL;
+        }
+        names = nb_xrealloc(names, sizeof(char *) * (size_t)(*n + 1));
+        names[(*n)++] = strdup(t);
     }
     free(copy);
-    NB_REQUIRE(ctx, set->n_classes > 0, -1, "data.classes", "no class names in '%s'", list);
-    return 0;
+    if (*n == 0) {
+        NB_FAIL(ctx, "data.classes", "no class names in '%s'", list);
+        free(names);
+        return NULL;
+    }
+    return names;
+}
+
+void nb_voc_free_names(char **names, int n) {
+    for (int c = 0; c < n; c++) free(names[c]);
+    free(names);
 }
 
 static int load_split(nb_ctx *ctx, nb_voc_set *set, const char *root, const char *part, int64_t limit, int64_t *cap) {
@@ -214,10 +227,8 @@ static int load_split(nb_ctx *ctx, nb_voc_set *set, const char *root, const char
 int nb_voc_load(nb_ctx *ctx, nb_voc_set *set, const char *root, const char *splits, const char *classes, int64_t limit) {
     memset(set, 0, sizeof *set);
     xmlInitParser();
-    if (parse_classes(ctx, set, classes)) {
-        nb_voc_free(set);
-        return -1;
-    }
+    set->classes = nb_voc_class_names(ctx, classes, &set->n_classes);
+    if (!set->classes) return -1;
     char *copy = strdup(splits ? splits : ""), *save = NULL;
     int64_t cap = 0;
     int rc = 0, parts = 0;

@@ -38,6 +38,11 @@ typedef struct {
 
 extern const char *const nb_voc_classes[20];
 
+/* The class list data.classes names: names separated by commas (spaces trimmed), or NULL / "" for VOC's
+ * twenty. NULL after reporting a name listed twice or an empty list; free with nb_voc_free_names. */
+char **nb_voc_class_names(nb_ctx *ctx, const char *list, int *n);
+void nb_voc_free_names(char **names, int n);
+
 /* splits: "VOC2007/trainval+VOC2012/trainval", each part <dir relative to root>/<split>. classes: names
  * separated by commas, or NULL / "" for VOC's twenty. limit > 0 keeps the first `limit` images. */
 int nb_voc_load(nb_ctx *ctx, nb_voc_set *set, const char *root, const char *splits, const char *classes, int64_t limit);

@@ -50,8 +50,7 @@ static int setup(void **st) {
              voc);
     write_test_file(dir, "det.cfg", text);
     snprintf(cfg, sizeof cfg, "%s/det.cfg", dir);
-    const char *ort = getenv("NB_ORT_NODE_PATH");
-    setenv("NODE_PATH", ort && ort[0] ? ort : "build/ort/node_modules", 1);
+    use_ort_node_path();
     return 0;
 }
 

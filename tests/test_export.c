@@ -59,8 +59,7 @@ static int setup(void **st) {
              "[optim]\ntype = sgd\nlr = 0.05\nmomentum = 0.9\n",
              dir, dir);
     write_test_file(dir, "rgb.cfg", text);
-    const char *ort = getenv("NB_ORT_NODE_PATH");
-    setenv("NODE_PATH", ort && ort[0] ? ort : "build/ort/node_modules", 1);
+    use_ort_node_path();
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "compress/channel_deps.h"
 #include "core/ops.h"
 #include "datasets/det_data.h"
 #include "detect/decode.h"
@@ -872,15 +873,8 @@ int nb_trainer_run(nb_trainer *t) {
 /* ---- summary ---- */
 
 int nb_print_summary(nb_ctx *ctx, nb_model *m, FILE *f) {
-    int64_t xs[4] = {1, m->spec.in_channels, m->spec.input_size, m->spec.input_size};
-    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, xs);
-    if (!x) return -1;
-    bool prev = nb_set_grad_enabled(ctx, false);
-    nb_set_record_all(ctx, true);
-    size_t mark = nb_scope_begin(ctx);
-    nb_tensor *y = m->forward(m, x, false);
-    nb_set_record_all(ctx, false);
-    nb_set_grad_enabled(ctx, prev);
+    size_t mark;
+    nb_tensor *x, *y = nb_record_forward(m, 1, &mark, &x);
     if (!y) {
         nb_tape_clear(ctx);
         nb_scope_end(ctx, mark);

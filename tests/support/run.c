@@ -138,3 +138,8 @@ void write_test_file(const char *dir, const char *name, const char *text) {
         abort();
     }
 }
+
+void use_ort_node_path(void) {
+    const char *ort = getenv("NB_ORT_NODE_PATH");
+    setenv("NODE_PATH", ort && ort[0] ? ort : "build/ort/node_modules", 1);
+}

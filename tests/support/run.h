@@ -20,6 +20,9 @@ void run_cmd(run_result *r, const char *const *argv);
 /* Start without waiting (stderr to errfile); returns the pid. */
 pid_t spawn_prog(const char *const *argv, const char *errfile);
 int wait_prog(pid_t pid);
+/* NODE_PATH for scripts/ort_run.js: onnxruntime-node where `make test` installed it (NB_ORT_NODE_PATH, else
+ * build/ort/node_modules). */
+void use_ort_node_path(void);
 /* A fresh, empty /tmp/nibble-test-<name>-<pid> in dir (size n); 0 on success. */
 int make_test_dir(char *dir, size_t n, const char *name);
 /* Write text into dir/name (fails the current test when it cannot). */
