@@ -320,6 +320,43 @@ static void test_multibox_loss(void **state) {
     nb_ctx_free(ctx);
 }
 
+static nb_tensor *upsample_fn(nb_tensor **in, void *user) {
+    const int *size = user;
+    return nb_upsample_nearest(in[0], size[0], size[1]);
+}
+
+/* LRSSD's cascade upsampling: PyTorch's nearest rule (source floor(i * in / out)), written out by hand, and
+ * its gradient by finite differences */
+static void test_upsample_nearest(void **state) {
+    (void)state;
+    nb_ctx *ctx = tu_ctx();
+    int sizes[2][4] = {{5, 5, 10, 10}, {3, 2, 7, 5}};
+    for (int k = 0; k < 2; k++) {
+        int H = sizes[k][0], W = sizes[k][1], oh = sizes[k][2], ow = sizes[k][3];
+        nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){2, 3, H, W});
+        tu_randn(x, 5 + k);
+        nb_set_requires_grad(x, true);
+        size_t mark = nb_scope_begin(ctx);
+        nb_tensor *y = nb_upsample_nearest(x, oh, ow);
+        assert_non_null(y);
+        float *xv = tu_host(x), *yv = tu_host(y), *want = malloc(sizeof(float) * 6 * (size_t)(oh * ow));
+        for (int c = 0; c < 6; c++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                    want[(c * oh + i) * ow + j] = xv[(c * H + i * H / oh) * W + j * W / ow];
+        tu_assert_close("upsample_nearest", yv, want, 6 * oh * ow, 0.0);
+        free(xv), free(yv), free(want);
+        nb_scope_end(ctx, mark);
+        tu_gradcheck(ctx, upsample_fn, &x, 1, 0, sizes[k] + 2, 20, 1e-2, 1e-3, "upsample_nearest");
+        nb_release(x);
+    }
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 3, (int64_t[]){1, 2, 3});
+    assert_null(nb_upsample_nearest(x, 4, 4));
+    tu_expect_error(ctx, "upsample_nearest");
+    nb_release(x);
+    nb_ctx_free(ctx);
+}
+
 /* Every detector: output [N, 4 + C, P] with P the default boxes of its maps; LRSSD shares one prediction
  * layer over the scales (its parameters do not grow with the number of maps) */
 static void test_detector_shapes(void **state) {
@@ -365,6 +402,7 @@ int main(void) {
         cmocka_unit_test(test_nms),              cmocka_unit_test(test_voc_ap),        cmocka_unit_test(test_voc_reader),
         cmocka_unit_test(test_multibox_loss),
         cmocka_unit_test(test_detector_shapes),
+        cmocka_unit_test(test_upsample_nearest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -302,6 +302,16 @@ static void test_errors(void **st) {
     run_prog(&r, ARGV("train", cfg, outkv, "data.augment=crop"));
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "takes none or ssd"));
+    /* bin/detect: a picture that does not decode is named, and no output is left behind */
+    char ckpt[400], bad[400], png[400];
+    snprintf(ckpt, sizeof ckpt, "%s/run_a/best.h5", dir);
+    snprintf(bad, sizeof bad, "%s/SYNTH/JPEGImages/000000.png", voc); /* the corrupt one */
+    snprintf(png, sizeof png, "%s/nothing.png", dir);
+    run_prog(&r, ARGV("detect", ckpt, bad, "-o", png));
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "000000.png"));
+    assert_null(fopen(png, "rb"));
+
 }
 
 int main(void) {
