@@ -3,8 +3,10 @@
  * and a scaled dual U:
  *   W-step: SGD on loss(W) + (ρ/2)||W - G + U||², i.e. ρ(W - G + U) added to W's gradient every step
  *           (optionally by extragradient, the trainer's two-gradient step);
- *   G-step: G = Proj(W + U), the optimal α and codes (compress/codebook.c), every admm_interval steps;
- *   U-step: U = U + W - G, right after.
+ *   G-step: G = Proj(W + U), the optimal α and codes (compress/codebook.c), every admm_interval steps; one α
+ *           per layer, or per output channel with compress.scale = channel (depthwise filters, whose ranges
+ *           differ from channel to channel by orders of magnitude, lose too much under one α);
+ *   U-step: U = U + W - G, right after, then rescaled for the next ρ (below).
  * ρ grows by rho_growth at every G-step, which pulls W onto the codebook as training proceeds. Evaluation and
  * best.h5 see the network quantized (W replaced by Proj(W)); at the end of training W becomes Proj(W) for
  * good, and every checkpoint carries the integer codes and α of each layer. */
@@ -22,7 +24,8 @@ typedef struct {
     nb_tensor *w;            /* the parameter (borrowed) */
     nb_codebook cb;
     nb_tensor *G, *U;        /* like w */
-    nb_tensor *codes, *alpha; /* int8 like w (plain), f32 [1]: the last projection of W itself */
+    nb_tensor *codes, *alpha; /* int8 like w (plain), f32 [groups]: the last projection of W itself */
+    int64_t groups;           /* 1, or w's output channels with compress.scale = channel (an α for each) */
     nb_tensor *stash;        /* W during evaluation */
 } admm_layer;
 
@@ -37,20 +40,34 @@ typedef struct {
 
 static double rho_at(const admm *a, int64_t step) { return a->rho0 * pow(a->growth, (double)(step / a->interval)); }
 
-/* codes and alpha of Proj(v); writes alpha * codes into out when out is not NULL */
+/* The optimal projection of v (w's plain layout, output channel major) group by group: codes into q, the
+ * groups' α into alpha, α·q into out. */
+static void project_groups(const admm_layer *l, const float *v, int8_t *q, float *alpha, float *out) {
+    int64_t n = nb_numel(l->w), per = n / l->groups;
+    for (int64_t g = 0; g < l->groups; g++) {
+        alpha[g] = nb_project_optimal(&l->cb, v + g * per, per, q + g * per);
+        for (int64_t i = g * per; i < (g + 1) * per; i++) out[i] = alpha[g] * (float)q[i];
+    }
+}
+
+/* codes and alpha of Proj(v); writes alpha * codes into out */
 static int project(admm_layer *l, const float *v, float *out) {
     int64_t n = nb_numel(l->w);
     int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
-    float alpha = nb_project_optimal(&l->cb, v, n, q);
-    if (out)
-        for (int64_t i = 0; i < n; i++) out[i] = alpha * (float)q[i];
-    int rc = nb_tensor_copy_from_host(l->codes, q, (size_t)n) || nb_tensor_copy_from_host(l->alpha, &alpha, sizeof alpha);
+    float *alpha = nb_xmalloc(sizeof(float) * (size_t)l->groups);
+    project_groups(l, v, q, alpha, out);
+    int rc = nb_tensor_copy_from_host(l->codes, q, (size_t)n) ||
+             nb_tensor_copy_from_host(l->alpha, alpha, sizeof(float) * (size_t)l->groups);
     free(q);
+    free(alpha);
     return rc ? -1 : 0;
 }
 
-/* G = Proj(W + U); U = U + W - G */
+/* G = Proj(W + U); U = (U + W - G) / growth. U is the dual scaled by 1/ρ, and ρ grows by `growth` for the
+ * steps that follow: without the division the unscaled dual ρU would grow with ρ too, and the pull toward
+ * the codebook would compound (Boyd et al. 2011, §3.4.1, varying penalty). */
 static int g_and_u_steps(admm *a) {
+    float shrink = (float)(1.0 / a->growth);
     double dist = 0.0, norm = 0.0;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
@@ -59,16 +76,17 @@ static int g_and_u_steps(admm *a) {
         if (!w || !u) return -1;
         for (int64_t i = 0; i < n; i++) v[i] = w[i] + u[i];
         int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
-        float alpha = nb_project_optimal(&l->cb, v, n, q);
+        float *alpha = nb_xmalloc(sizeof(float) * (size_t)l->groups);
+        project_groups(l, v, q, alpha, v); /* v becomes G */
         for (int64_t i = 0; i < n; i++) {
-            float g = alpha * (float)q[i];
-            v[i] = g;
-            u[i] += w[i] - g;
+            float g = v[i];
+            u[i] = (u[i] + w[i] - g) * shrink;
             dist += ((double)w[i] - g) * ((double)w[i] - g);
             norm += (double)w[i] * w[i];
         }
         int rc = nb_host_store(l->G, v) || nb_host_store(l->U, u);
         free(q);
+        free(alpha);
         free(w);
         free(u);
         free(v);
@@ -209,6 +227,7 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     a->interval = interval;
     a->layers = nb_xcalloc((size_t)n, sizeof *a->layers);
     const char *overrides = nb_cfg_str(cfg, "compress.codebook_layers");
+    bool per_channel = !strcmp(nb_cfg_str(cfg, "compress.scale"), "channel");
     for (int k = 0; k < n; k++) {
         admm_layer *l = &a->layers[k];
         l->w = sel[k];
@@ -224,7 +243,8 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
         l->G = named(nb_tensor_like(l->w), "G", l->w->name);
         l->U = named(nb_tensor_like(l->w), "U", l->w->name);
         l->codes = named(nb_tensor_new(ctx, NB_I8, l->w->ndim, l->w->shape), "codes", l->w->name);
-        l->alpha = named(nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){1}), "alpha", l->w->name);
+        l->groups = per_channel ? l->w->shape[0] : 1;
+        l->alpha = named(nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){l->groups}), "alpha", l->w->name);
         a->n = k + 1;
         if (!l->G || !l->U || !l->codes || !l->alpha) {
             free_admm(a);

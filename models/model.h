@@ -23,6 +23,7 @@ typedef struct {
         float ratios[NB_PRIOR_RATIOS]; /* default boxes' aspect ratios a > 1 (each gives a and 1/a) */
         float first_scale, min_scale, max_scale; /* SSD's s_1, and s_2 ... s_m spread evenly */
         int head_channels;                       /* LRSSD: the shared head's width (0: 128 x model.width) */
+        bool dense_predictor;                    /* LRSSD: the shared predictor a dense 3x3 (else 3x3 dw + 1x1) */
         float neg_pos;                           /* training: hard negatives per positive (3) */
         float score_min, nms_iou;                /* inference: detect/decode.h */
         int top_k;

@@ -17,6 +17,8 @@
  *              O_k   = 1x1 shared_pw(ReLU6(BN_k(3x3 shared_dw(F_k))))   (4 + C)A outputs, weights shared,
  *                                                                  a batch norm per scale (their statistics
  *                                                                  differ from scale to scale)
+ *                      or, with detect.predictor = dense, O_k = 3x3 shared_conv(F_k): SSD's predictor, one
+ *                      for all scales
  *              box_k = O_k[box] + cascade(up(box_{k+1}))           k from the second-coarsest map down
  *            where up() is nearest upsampling of the next coarser map's box offsets to map k's size and
  *            cascade a 1x1 convolution (4A -> 4A, shared, starting at zero, so that training begins from the
@@ -71,8 +73,10 @@ typedef struct {
     extra_block extras[MAX_MAPS];
     nb_conv_layer loc[MAX_MAPS], conf[MAX_MAPS]; /* SSD */
     separable_pred sloc[MAX_MAPS], sconf[MAX_MAPS]; /* SSDLite */
-    nb_conv_layer lateral[MAX_MAPS], shared_dw, shared_pw, cascade; /* LRSSD */
+    nb_conv_layer lateral[MAX_MAPS], shared_dw, shared_pw, cascade; /* LRSSD; shared_pw is the dense 3x3 when
+                                                                       dense_predictor (no shared_dw then) */
     nb_bn_layer bn_lateral[MAX_MAPS], bn_shared[MAX_MAPS];
+    bool dense_predictor; /* LRSSD's shared predictor one 3x3 convolution (head.shared.conv) */
     nb_prior_cfg priors;
 } ssd;
 
@@ -143,8 +147,10 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
         nb_tensor *box_coarser = NULL;
         for (int k = s->n_maps - 1; k >= 0; k--) {
             nb_tensor *f = cbr(ctx, &s->lateral[k], &s->bn_lateral[k], maps[k], training);
-            nb_tensor *g = nb_relu6(nb_bn_layer_fwd(ctx, &s->bn_shared[k], nb_conv_layer_fwd(ctx, &s->shared_dw, f),
-                                                    training, false));
+            nb_tensor *g = s->dense_predictor ? f
+                                              : nb_relu6(nb_bn_layer_fwd(ctx, &s->bn_shared[k],
+                                                                         nb_conv_layer_fwd(ctx, &s->shared_dw, f),
+                                                                         training, false));
             nb_tensor *o = nb_conv_layer_fwd(ctx, &s->shared_pw, g);
             if (!o) return NULL;
             nb_tensor *box = nb_slice(o, 1, 0, 4 * s->A), *cls = nb_slice(o, 1, 4 * s->A, (int64_t)s->C * s->A);
@@ -282,11 +288,15 @@ nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec) {
             rc = nb_conv_layer_init(&s->lateral[k], &m->params, n, s->map_ch[k], D, 1, 1, 0, 1, false) ||
                  nb_bn_layer_init(&s->bn_lateral[k], &m->params, b, D);
             snprintf(b, sizeof b, "head.shared.bn.%d", k);
-            rc = rc || nb_bn_layer_init(&s->bn_shared[k], &m->params, b, D);
+            if (!spec->det.dense_predictor) rc = rc || nb_bn_layer_init(&s->bn_shared[k], &m->params, b, D);
         }
-        rc = rc || nb_conv_layer_init(&s->shared_dw, &m->params, "head.shared.dw", D, D, 3, 1, 1, D, false) ||
-             nb_conv_layer_init(&s->shared_pw, &m->params, "head.shared.pw", D, (4 + C) * A, 1, 1, 0, 1, true) ||
-             nb_conv_layer_init(&s->cascade, &m->params, "head.cascade", 4 * A, 4 * A, 1, 1, 0, 1, false);
+        s->dense_predictor = spec->det.dense_predictor;
+        if (s->dense_predictor)
+            rc = rc || nb_conv_layer_init(&s->shared_pw, &m->params, "head.shared.conv", D, (4 + C) * A, 3, 1, 1, 1, true);
+        else
+            rc = rc || nb_conv_layer_init(&s->shared_dw, &m->params, "head.shared.dw", D, D, 3, 1, 1, D, false) ||
+                 nb_conv_layer_init(&s->shared_pw, &m->params, "head.shared.pw", D, (4 + C) * A, 1, 1, 0, 1, true);
+        rc = rc || nb_conv_layer_init(&s->cascade, &m->params, "head.cascade", 4 * A, 4 * A, 1, 1, 0, 1, false);
         if (!rc) rc = m->ctx->backend->fill(m->ctx->backend, s->cascade.weight, 0.0);
     } else {
         for (int k = 0; k < s->n_maps && !rc; k++) {

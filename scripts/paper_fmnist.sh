@@ -18,6 +18,15 @@ for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prun
          prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_alpha01 combined; do
     train fmnist_$e
 done
+# distillation's gain against seed noise: the student with and without the teacher, two more seeds
+for seed in 2 3; do
+    for e in r8 kd_r8; do
+        out=runs/fmnist_${e}_s$seed
+        echo "== fmnist_$e seed $seed"
+        if [ -f "$out/last.h5" ]; then set -- --resume; else set --; fi
+        "$BIN/train" "experiments/fmnist_$e.cfg" train.seed=$seed train.out=$out "$@"
+    done
+done
 
 # post-training quantization of the full-precision checkpoint: no data, no training
 mkdir -p runs/fmnist_ptq

@@ -1,6 +1,6 @@
 /* Compression: the projection onto each codebook is optimal (against exhaustive search on small vectors);
- * after ADMM training every quantized layer lies on its codebook (at most the codebook's values, equal to
- * α·codes, which the checkpoint carries); pruning leaves exactly the target sparsity in each layer, and masked
+ * ADMM's scaled dual follows the growing penalty; after ADMM training every quantized layer lies on its codebook (at most the codebook's values, equal to
+ * α·codes, which the checkpoint carries, with α per layer or per output channel); pruning leaves exactly the target sparsity in each layer, and masked
  * weights stay zero through SGD steps with momentum and weight decay; channel pruning zeroes whole filters and
  * their batch-norm scale and shift, only where no residual sum reads the channel; the distillation loss and
  * its gradient match PyTorch; a combined prune + ADMM + distillation run resumes bit for bit; post-training
@@ -18,6 +18,8 @@
 #include <cmocka.h>
 
 #include "compress/codebook.h"
+#include "compress/compressor.h"
+#include "core/backend.h"
 #include "datasets/synth_images.h"
 #include "core/rng.h"
 #include "tests/support/ckpt_bytes.h"
@@ -158,12 +160,9 @@ static const char *const resnet8_convs[] = {"layer1.0.conv1.weight", "layer1.0.c
                                             "layer3.0.conv1.weight", "layer3.0.conv2.weight",
                                             "layer3.0.downsample.0.weight"};
 
-static void test_admm_on_codebook(void **st) {
-    (void)st;
-    char out[600], outkv[620];
-    snprintf(out, sizeof out, "%s/admm", dir);
-    snprintf(outkv, sizeof outkv, "train.out=%s", out);
-    run_ok(ARGV("train", cfg, outkv, "compress.methods=admm", "compress.codebook=pm2"));
+/* Every quantized layer of the run's last.h5 and best.h5 equals alpha x codes, codes in {0,±1,±2}, with one
+ * alpha per layer or one per output channel; at most 5 distinct values per alpha. */
+static void check_on_codebook(const char *out, bool per_channel) {
     char path[700];
     for (int which = 0; which < 2; which++) {
         snprintf(path, sizeof path, "%s/%s", out, which ? "best.h5" : "last.h5");
@@ -179,20 +178,31 @@ static void test_admm_on_codebook(void **st) {
             snprintf(name, sizeof name, "compress/admm/alpha/%s", resnet8_convs[k]);
             float *alpha = read_ds(f, name, &na);
             assert_int_equal(n, nc);
-            assert_int_equal(na, 1);
-            assert_true(alpha[0] > 0);
-            float distinct[16];
-            int nd = 0;
-            for (int64_t i = 0; i < n; i++) {
-                if (w[i] != alpha[0] * codes[i])
-                    fail_msg("%s %s[%lld] = %.9g, not alpha %.9g x code %g", path, resnet8_convs[k], (long long)i, w[i],
-                             alpha[0], codes[i]);
-                assert_true(fabsf(codes[i]) <= 2);
-                bool seen = false;
-                for (int j = 0; j < nd; j++) seen |= distinct[j] == w[i];
-                if (!seen && nd < 16) distinct[nd++] = w[i];
+            if (per_channel ? na < 8 || n % na : na != 1)
+                fail_msg("%s %s: %lld scales for %lld weights (%s)", path, resnet8_convs[k], (long long)na, (long long)n,
+                         per_channel ? "one per output channel wanted" : "one per layer wanted");
+            int64_t per = n / na;
+            for (int64_t g = 0; g < na; g++) {
+                assert_true(alpha[g] > 0);
+                float distinct[16];
+                int nd = 0;
+                for (int64_t i = g * per; i < (g + 1) * per; i++) {
+                    if (w[i] != alpha[g] * codes[i])
+                        fail_msg("%s %s[%lld] = %.9g, not alpha %.9g x code %g", path, resnet8_convs[k], (long long)i,
+                                 w[i], alpha[g], codes[i]);
+                    assert_true(fabsf(codes[i]) <= 2);
+                    bool seen = false;
+                    for (int j = 0; j < nd; j++) seen |= distinct[j] == w[i];
+                    if (!seen && nd < 16) distinct[nd++] = w[i];
+                }
+                if (nd > 5) fail_msg("%s %s holds %d distinct values under one alpha; {0,±1,±2} allows 5", path,
+                                     resnet8_convs[k], nd);
             }
-            if (nd > 5) fail_msg("%s %s holds %d distinct values; {0,±1,±2} allows 5", path, resnet8_convs[k], nd);
+            if (per_channel) { /* the scales are the channels' own, not one repeated */
+                int differ = 0;
+                for (int64_t g = 1; g < na; g++) differ += alpha[g] != alpha[0];
+                assert_true(differ > 0);
+            }
             free(w);
             free(codes);
             free(alpha);
@@ -206,6 +216,19 @@ static void test_admm_on_codebook(void **st) {
         free(w);
         H5Fclose(f);
     }
+}
+
+static void test_admm_on_codebook(void **st) {
+    (void)st;
+    char out[600], outkv[620];
+    snprintf(out, sizeof out, "%s/admm", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_ok(ARGV("train", cfg, outkv, "compress.methods=admm", "compress.codebook=pm2"));
+    check_on_codebook(out, false);
+    snprintf(out, sizeof out, "%s/admm_channel", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_ok(ARGV("train", cfg, outkv, "compress.methods=admm", "compress.codebook=pm2", "compress.scale=channel"));
+    check_on_codebook(out, true);
 }
 
 static void test_pruning(void **st) {
@@ -424,6 +447,84 @@ static void test_bad_settings(void **st) {
     }
 }
 
+static float *ckpt_extra_host(const nb_ckpt_extra *x, const char *path) {
+    for (int i = 0; i < x->n; i++)
+        if (!strcmp(x->items[i].path, path)) return nb_host_copy(x->items[i].tensor);
+    fail_msg("the ADMM state lists no %s", path);
+    return NULL;
+}
+
+/* One G/U step by hand: G = Proj(W + U), then the scaled dual U = (U + W - G) / growth, so that the penalty
+ * gradient at the grown rho, rho0 growth (W - G + U), carries the unscaled dual rho0 (W - G) that ADMM's
+ * multiplier update gives, not one inflated by the growth. */
+static void test_admm_dual_follows_rho(void **st) {
+    (void)st;
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "resnet8", .num_classes = 4, .in_channels = 1, .input_size = 12, .width = 1.0f, .seed = 1};
+    nb_model *m = nb_model_create(ctx, &spec);
+    assert_non_null(m);
+    nb_cfg c;
+    nb_cfg_init(&c);
+    assert_int_equal(nb_cfg_load_string(&c,
+                                        "[compress]\nmethods = admm\ncodebook = ternary\nrho = 0.1\n"
+                                        "rho_growth = 2\nadmm_interval = 1\n",
+                                        "dual.cfg"),
+                     0);
+    nb_compress_set set;
+    assert_int_equal(nb_compress_from_cfg(ctx, &c, m, 10, &set), 0);
+    assert_int_equal(set.n, 1);
+    const char *name = "layer2.0.conv1.weight";
+    nb_tensor *w = nb_params_find(&m->params, name);
+    assert_non_null(w);
+    int64_t n = nb_numel(w);
+    float *w1 = nb_host_copy(w);
+    nb_rng rng = nb_rng_make(5, 0);
+    for (int64_t i = 0; i < n; i++) w1[i] = 1.5f * w1[i] + 0.01f * (nb_rng_unit(&rng) - 0.5f);
+    assert_int_equal(nb_host_store(w, w1), 0);
+    nb_step s = {.ctx = ctx, .model = m, .step = 0};
+    assert_int_equal(nb_compress_step(&set, NB_HOOK_BATCH_END, &s), 0); /* the G and U steps */
+    nb_ckpt_extra x = {0};
+    nb_compress_state(&set, &x);
+    char path[200];
+    snprintf(path, sizeof path, "compress/admm/G/%s", name);
+    float *g = ckpt_extra_host(&x, path);
+    snprintf(path, sizeof path, "compress/admm/U/%s", name);
+    float *u = ckpt_extra_host(&x, path);
+    int8_t *q = malloc((size_t)n);
+    nb_codebook cb;
+    assert_int_equal(nb_codebook_parse("ternary", &cb), 0);
+    float alpha = nb_project_optimal(&cb, w1, n, q); /* U was 0: G = Proj(W) */
+    double moved = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabsf(g[i] - alpha * (float)q[i]) > 1e-6f * alpha) fail_msg("G[%lld] = %g, Proj(W) = %g", (long long)i, g[i], alpha * q[i]);
+        if (fabsf(u[i] - (w1[i] - g[i]) / 2) > 1e-6f) fail_msg("U[%lld] = %g, (W - G) / 2 = %g", (long long)i, u[i], (w1[i] - g[i]) / 2);
+        moved += fabs(w1[i] - g[i]);
+    }
+    assert_true(moved > 0); /* the residual is not trivially zero */
+    /* the next step's penalty gradient: rho 0.2 (W - G + U) = 0.2 (W - G) + 0.1 (W - G) */
+    w->grad = nb_tensor_like(w);
+    assert_non_null(w->grad);
+    assert_int_equal(ctx->backend->fill(ctx->backend, w->grad, 0.0), 0);
+    s.step = 1;
+    assert_int_equal(nb_compress_step(&set, NB_HOOK_BEFORE_STEP, &s), 0);
+    float *grad = nb_host_copy(w->grad);
+    for (int64_t i = 0; i < n; i++) {
+        float want = 0.3f * (w1[i] - g[i]);
+        if (fabsf(grad[i] - want) > 1e-6f + 1e-5f * fabsf(want))
+            fail_msg("penalty gradient [%lld] = %g, want 0.2 (W - G) + 0.1 (W - G) = %g", (long long)i, grad[i], want);
+    }
+    free(grad);
+    free(q);
+    free(g);
+    free(u);
+    free(w1);
+    nb_ckpt_extra_free(&x);
+    nb_compress_free(&set);
+    nb_cfg_free(&c);
+    nb_model_free(m);
+    nb_ctx_free(ctx);
+}
+
 /* The ImageNet recipe starts on an ImageNet-style folder (a synthetic one, shrunk) and runs a few steps. */
 static void test_admm_r18_recipe(void **st) {
     (void)st;
@@ -442,6 +543,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admm_r18_recipe),
         cmocka_unit_test(test_projection_optimal), cmocka_unit_test(test_admm_on_codebook),
+        cmocka_unit_test(test_admm_dual_follows_rho),
         cmocka_unit_test(test_pruning),            cmocka_unit_test(test_kd_loss_vs_torch),
         cmocka_unit_test(test_combined_resume),    cmocka_unit_test(test_post_training),
         cmocka_unit_test(test_bad_settings),

@@ -358,15 +358,16 @@ static void test_upsample_nearest(void **state) {
 }
 
 /* Every detector: output [N, 4 + C, P] with P the default boxes of its maps; LRSSD shares one prediction
- * layer over the scales (its parameters do not grow with the number of maps) */
+ * layer over the scales (its parameters do not grow with the number of maps), separable or dense */
 static void test_detector_shapes(void **state) {
     (void)state;
     nb_ctx *ctx = tu_ctx();
     const char *archs[] = {"ssd_mobilenet_v2", "ssdlite_mobilenet_v2", "lrssd_mobilenet_v2",
-                           "ssd_resnet18",     "ssdlite_resnet18",     "lrssd_resnet18"};
-    for (int a = 0; a < 6; a++) {
+                           "ssd_resnet18",     "ssdlite_resnet18",     "lrssd_resnet18", "lrssd_mobilenet_v2"};
+    for (int a = 0; a < 7; a++) {
         nb_model_spec spec = {.arch = archs[a], .num_classes = 4, .in_channels = 3, .input_size = 96, .width = 0.25f,
                               .seed = 1};
+        spec.det.dense_predictor = a == 6; /* the last: LRSSD's shared predictor one dense 3x3 convolution */
         spec.det.n_ratios = 1;
         spec.det.ratios[0] = 2;
         spec.det.first_scale = 0.1f, spec.det.min_scale = 0.2f, spec.det.max_scale = 0.9f;
@@ -388,6 +389,15 @@ static void test_detector_shapes(void **state) {
         assert_int_equal(y->shape[2], P);
         nb_scope_end(ctx, mark);
         nb_release(x);
+        if (a == 6) { /* one 3x3 predictor D -> (4 + C)A for every scale, D = 128 x 0.25 */
+            nb_tensor *w = nb_params_find(&m->params, "head.shared.conv.weight");
+            assert_non_null(w);
+            assert_int_equal(w->shape[0], (4 + 4) * 4);
+            assert_int_equal(w->shape[1], 32);
+            assert_int_equal(w->shape[2], 3);
+            assert_null(nb_params_find(&m->params, "head.shared.dw.weight"));
+            assert_null(nb_params_find(&m->params, "head.shared.bn.0.weight"));
+        }
         nb_model_free(m);
     }
     nb_model_spec bad = {.arch = "lrssd_mobilenet_v2", .num_classes = 1, .in_channels = 3, .input_size = 96, .width = 1};

@@ -2,7 +2,8 @@
  * SSD augmentation keeps every box on its object; bin/train trains an LRSSD with the multibox loss, skips and
  * counts a corrupt picture, evaluates VOC mAP each epoch and resumes bit for bit; ADMM quantizes the whole
  * detector onto its codebook (prediction layers excludable); bin/eval and bin/detect read the checkpoint;
- * bin/export writes it as ONNX (float, folded, and ADMM-quantized) that ONNX Runtime runs to the same raw
+ * bin/export writes it as ONNX (float, folded, ADMM-quantized with a scale per layer, and the dense-predictor
+ * LRSSD with a scale per output channel) that ONNX Runtime runs to the same raw
  * outputs as bin/predict; a classifier on detection data and a wrong class count are clear errors. */
 #include <hdf5.h>
 #include <math.h>
@@ -286,6 +287,28 @@ static void test_export_to_onnx_runtime(void **st) {
     if (!strstr(r.out, " layers as int8 codes (admm)") && !strstr(r.err, " layers as int8 codes (admm)"))
         fail_msg("expected int8 codes: %s%s", r.out, r.err);
     ort_matches(qckpt, qonnx);
+    /* LRSSD with the dense shared predictor, every layer on {0,±1,±2,±4} with a scale per output channel */
+    char outkv[320];
+    snprintf(outkv, sizeof outkv, "train.out=%s/admm_dense", dir);
+    run_ok(ARGV("train", cfg, outkv, "train.epochs=1", "data.limit=24", "detect.predictor=dense", "compress.methods=admm",
+                "compress.codebook=pm4", "compress.scale=channel", "compress.rho=0.5", "compress.admm_interval=1"),
+           &r);
+    snprintf(qckpt, sizeof qckpt, "%s/admm_dense/last.h5", dir);
+    hid_t f = tu_open(qckpt);
+    int nd;
+    int64_t sh[4];
+    float *alpha = tu_read_f32(f, "compress/admm/alpha/head.shared.conv.weight", &nd, sh);
+    assert_non_null(alpha);
+    assert_int_equal(sh[0], (4 + 3) * 6); /* (4 + C) A output channels, each its own scale */
+    free(alpha);
+    H5Fclose(f);
+    for (int fold = 0; fold < 2; fold++) { /* folded: each channel's α times its batch norm's scale */
+        snprintf(qonnx, sizeof qonnx, "%s/lrssd_dense_pm4%s.onnx", dir, fold ? "_folded" : "");
+        run_ok(fold ? ARGV("export", qckpt, "-o", qonnx, "--fold-bn") : ARGV("export", qckpt, "-o", qonnx), &r);
+        if (!strstr(r.out, " layers as int8 codes (admm)") && !strstr(r.err, " layers as int8 codes (admm)"))
+            fail_msg("expected int8 codes: %s%s", r.out, r.err);
+        ort_matches(qckpt, qonnx);
+    }
 }
 
 static void test_errors(void **st) {

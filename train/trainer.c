@@ -67,6 +67,7 @@ nb_model *nb_model_from_cfg(nb_ctx *ctx, const nb_cfg *cfg) {
     spec.det.min_scale = (float)nb_cfg_float(cfg, "detect.min_scale");
     spec.det.max_scale = (float)nb_cfg_float(cfg, "detect.max_scale");
     spec.det.head_channels = (int)nb_cfg_int(cfg, "detect.head_channels");
+    spec.det.dense_predictor = !strcmp(nb_cfg_str(cfg, "detect.predictor"), "dense");
     spec.det.neg_pos = (float)nb_cfg_float(cfg, "detect.neg_pos");
     spec.det.score_min = (float)nb_cfg_float(cfg, "detect.score_min");
     spec.det.nms_iou = (float)nb_cfg_float(cfg, "detect.nms_iou");
