@@ -72,7 +72,9 @@ def main():
                 "data. The dense LRSSD's one prediction layer, shared by every scale, is a 3x3 convolution like SSD's\n"
                 "(`detect.predictor = dense`); the plain LRSSD's is a 3x3 depthwise + 1x1 pair. One seed per row (a second\n"
                 "for SSD and the dense LRSSD below). Training img/s: 60 steps of each, one after the other on the same\n"
-                "otherwise idle 2-core machine, batch 32, rate of the last 20.\n"
+                "otherwise idle 2-core machine, batch 32, rate of the last 20. There is no separate validation split:\n"
+                "best.h5 is the epoch with the best VOC07 mAP on these same test pictures, and the dense ADMM row's rho\n"
+                "was chosen on them (`experiments/lrssd_dense_mbv2_synth_admm_pm4.cfg`).\n"
                 "Pictures: `paper/detect_examples/` (bin/detect, score >= 0.15).\n\n")
         f.write("| detector | mAP VOC07 (11-point) | mAP (all-point) | head MFLOPs | head / SSD's | total MFLOPs | parameters | train img/s |\n")
         f.write("|---|---:|---:|---:|---:|---:|---:|---:|\n")
