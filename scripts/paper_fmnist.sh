@@ -2,7 +2,7 @@
 # make paper: the Fashion-MNIST compression grid (every row of paper/fmnist_tables.md), then the tables and
 # plots. Runs that have finished are kept; an interrupted one is resumed. The full-precision ResNet-20
 # (experiments/fmnist_resnet20.cfg) comes first: every compression row starts from its best.h5.
-# Takes about an hour and a half on a 2-core machine.
+# Takes about two hours on a 2-core machine.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -15,12 +15,12 @@ train() { # experiment name
 
 train fmnist_resnet20
 for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prune90 prune50_oneshot \
-         prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_alpha01 combined; do
+         prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_t2 kd_r8_alpha01 combined; do
     train fmnist_$e
 done
 # distillation's gain against seed noise: the student with and without the teacher, two more seeds
 for seed in 2 3; do
-    for e in r8 kd_r8; do
+    for e in r8 kd_r8 kd_r8_t2; do
         out=runs/fmnist_${e}_s$seed
         echo "== fmnist_$e seed $seed"
         if [ -f "$out/last.h5" ]; then set -- --resume; else set --; fi
