@@ -74,9 +74,8 @@ typedef struct {
     nb_conv_layer loc[MAX_MAPS], conf[MAX_MAPS]; /* SSD */
     separable_pred sloc[MAX_MAPS], sconf[MAX_MAPS]; /* SSDLite */
     nb_conv_layer lateral[MAX_MAPS], shared_dw, shared_pw, cascade; /* LRSSD; shared_pw is the dense 3x3 when
-                                                                       dense_predictor (no shared_dw then) */
+                                                                       spec.det.dense_predictor (no shared_dw) */
     nb_bn_layer bn_lateral[MAX_MAPS], bn_shared[MAX_MAPS];
-    bool dense_predictor; /* LRSSD's shared predictor one 3x3 convolution (head.shared.conv) */
     nb_prior_cfg priors;
 } ssd;
 
@@ -147,7 +146,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
         nb_tensor *box_coarser = NULL;
         for (int k = s->n_maps - 1; k >= 0; k--) {
             nb_tensor *f = cbr(ctx, &s->lateral[k], &s->bn_lateral[k], maps[k], training);
-            nb_tensor *g = s->dense_predictor ? f
+            nb_tensor *g = m->spec.det.dense_predictor ? f
                                               : nb_relu6(nb_bn_layer_fwd(ctx, &s->bn_shared[k],
                                                                          nb_conv_layer_fwd(ctx, &s->shared_dw, f),
                                                                          training, false));
@@ -290,8 +289,7 @@ nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec) {
             snprintf(b, sizeof b, "head.shared.bn.%d", k);
             if (!spec->det.dense_predictor) rc = rc || nb_bn_layer_init(&s->bn_shared[k], &m->params, b, D);
         }
-        s->dense_predictor = spec->det.dense_predictor;
-        if (s->dense_predictor)
+        if (spec->det.dense_predictor)
             rc = rc || nb_conv_layer_init(&s->shared_pw, &m->params, "head.shared.conv", D, (4 + C) * A, 3, 1, 1, 1, true);
         else
             rc = rc || nb_conv_layer_init(&s->shared_dw, &m->params, "head.shared.dw", D, D, 3, 1, 1, D, false) ||

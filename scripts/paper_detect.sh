@@ -12,44 +12,37 @@ DATA=data/synth_voc
 [ -f "$DATA/SYNTH/ImageSets/Main/test.txt" ] || /usr/bin/python3 scripts/make_synth_voc.py "$DATA" --train 3000 --test 600
 [ -f "$DATA/crops_train.h5" ] || /usr/bin/python3 scripts/make_synth_crops.py "$DATA"
 
-train() { # experiment name
-    echo "== $1"
-    if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
-}
-for e in mbv2_synth_crops lrssd_mbv2_synth ssd_mbv2_synth ssdlite_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4 \
-         lrssd_dense_mbv2_synth lrssd_dense_mbv2_synth_admm_pm4; do
+. scripts/train_run.sh
+# every detector of the table, each float one before its quantized ones
+DETECTORS="ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4
+           lrssd_dense_mbv2_synth lrssd_dense_mbv2_synth_admm_pm4"
+for e in mbv2_synth_crops $DETECTORS; do
     train "$e"
 done
 # the seed-to-seed spread of the two rows the comparison rests on
 for e in ssd_mbv2_synth lrssd_dense_mbv2_synth; do
-    echo "== $e seed 2"
-    if [ -f "runs/${e}_s2/last.h5" ]; then set -- --resume; else set --; fi
-    "$BIN/train" "experiments/$e.cfg" train.seed=2 train.out=runs/${e}_s2 "$@"
+    train "$e" "runs/${e}_s2" train.seed=2
 done
 
 out=runs/detect_eval
 mkdir -p "$out" paper/detect_examples
-"$BIN/quantize" runs/lrssd_mbv2_synth/best.h5 "$out/lrssd_int8.h5" compress.codebook=int8 quantize.scale=channel \
-    > "$out/lrssd_int8.quant.json"
-"$BIN/quantize" runs/lrssd_dense_mbv2_synth/best.h5 "$out/lrssd_dense_int8.h5" compress.codebook=int8 quantize.scale=channel \
-    > "$out/lrssd_dense_int8.quant.json"
-for e in ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4 \
-         lrssd_dense_mbv2_synth lrssd_dense_mbv2_synth_admm_pm4; do
+for e in $DETECTORS; do
     "$BIN/eval" "runs/$e/best.h5" > "$out/$e.eval.json"
     "$BIN/train" "experiments/$e.cfg" --summary > "$out/$e.summary.txt"
     echo "== $e: $(cat "$out/$e.eval.json")"
 done
-"$BIN/eval" "$out/lrssd_int8.h5" > "$out/lrssd_int8.eval.json"
-echo "== lrssd int8: $(cat "$out/lrssd_int8.eval.json")"
-"$BIN/eval" "$out/lrssd_dense_int8.h5" > "$out/lrssd_dense_int8.eval.json"
-echo "== lrssd dense int8: $(cat "$out/lrssd_dense_int8.eval.json")"
+for e in lrssd lrssd_dense; do # int8 round-to-nearest per output channel, no data
+    "$BIN/quantize" "runs/${e}_mbv2_synth/best.h5" "$out/${e}_int8.h5" compress.codebook=int8 quantize.scale=channel \
+        > "$out/${e}_int8.quant.json"
+    "$BIN/eval" "$out/${e}_int8.h5" > "$out/${e}_int8.eval.json"
+    echo "== $e int8: $(cat "$out/${e}_int8.eval.json")"
+done
 for e in ssd_mbv2_synth lrssd_dense_mbv2_synth; do
     "$BIN/eval" "runs/${e}_s2/best.h5" > "$out/${e}_s2.eval.json"
 done
 # training throughput, every detector side by side on an otherwise idle machine: 60 steps each, the rate of the
 # last 20 (the runs' own rates depend on what else the machine was doing)
-for e in ssd_mbv2_synth ssdlite_mbv2_synth lrssd_mbv2_synth lrssd128_mbv2_synth lrssd_mbv2_synth_admm_pm4 \
-         lrssd_dense_mbv2_synth lrssd_dense_mbv2_synth_admm_pm4; do
+for e in $DETECTORS; do
     rm -rf "$out/speed/$e"
     "$BIN/train" "experiments/$e.cfg" train.steps=60 train.log_every=20 train.out="$out/speed/$e" 2> /dev/null
 done

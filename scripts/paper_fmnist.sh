@@ -7,11 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 
-# a run with a last.h5 is resumed: that does nothing when it has finished
-train() { # experiment name
-    echo "== $1"
-    if [ -f "runs/$1/last.h5" ]; then "$BIN/train" "experiments/$1.cfg" --resume; else "$BIN/train" "experiments/$1.cfg"; fi
-}
+. scripts/train_run.sh
 
 train fmnist_resnet20
 for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prune90 prune50_oneshot \
@@ -21,10 +17,7 @@ done
 # distillation's gain against seed noise: the student with and without the teacher, two more seeds
 for seed in 2 3; do
     for e in r8 kd_r8 kd_r8_t2; do
-        out=runs/fmnist_${e}_s$seed
-        echo "== fmnist_$e seed $seed"
-        if [ -f "$out/last.h5" ]; then set -- --resume; else set --; fi
-        "$BIN/train" "experiments/fmnist_$e.cfg" train.seed=$seed train.out=$out "$@"
+        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
     done
 done
 
