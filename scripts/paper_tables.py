@@ -35,6 +35,12 @@ def top1(runs, name):
     return f["val_top1"] if f else None
 
 
+def best_top1(runs, name):
+    """the score of the run's best.h5, the checkpoint a teacher is loaded from"""
+    e = epochs(runs, name)
+    return max(x["val_top1"] for x in e) if e else None
+
+
 def ptq(runs, name):
     path = os.path.join(runs, "fmnist_ptq", name + ".eval.json")
     return json.load(open(path))["top1"] if os.path.exists(path) else None
@@ -119,11 +125,8 @@ def main():
     L.append("## Knowledge distillation\n")
     L.append("| student | teacher | seed | without teacher | with teacher | gain |")
     L.append("|---|---|---|---|---|---|")
-    # the teachers are best.h5, so their scores are the best epoch's
-    wide = epochs(R, "fmnist_wrn20x2")
-    teacher_wide = max(e["val_top1"] for e in wide) if wide else None
-    r20_label = "ResNet-20 (%s%%)" % pct(fp)
-    wide_label = "ResNet-20x2 (%s%%)" % pct(teacher_wide)
+    r20_label = "ResNet-20 (%s%%)" % pct(best_top1(R, "fmnist_resnet20"))
+    wide_label = "ResNet-20x2 (%s%%)" % pct(best_top1(R, "fmnist_wrn20x2"))
     for label, teacher, kd_run in (("alpha 0.5, T = 4", r20_label, "fmnist_kd_r8"),
                                    ("alpha 0.5, T = 2", r20_label, "fmnist_kd_r8_t2"),
                                    ("alpha 0.5, T = 4", wide_label, "fmnist_kd_r8_wrn")):
