@@ -7,10 +7,14 @@
  *           per layer, or per output channel with compress.scale = channel (depthwise filters, whose ranges
  *           differ from channel to channel by orders of magnitude, lose too much under one α);
  *   U-step: U = U + W - G, right after, then rescaled for the next ρ (below).
- * ρ grows by rho_growth at every G-step, which pulls W onto the codebook as training proceeds. Evaluation and
+ * ρ grows by rho_growth at every G-step, which pulls W onto the codebook as training proceeds. Two options
+ * take the loss gradient at Proj(W) and pass it straight through to W, as BWN/TWN do: admm_forward = quantized
+ * in every step, admm_final_epochs = N in the last N epochs only, which then drop the penalty and the G/U
+ * steps (the quantized retraining that follows ADMM in ADMM-NN, Ren et al. 2019). Evaluation and
  * best.h5 see the network quantized (W replaced by Proj(W)); at the end of training W becomes Proj(W) for
  * good, and every checkpoint carries the integer codes and α of each layer. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,7 @@ typedef struct {
     nb_tensor *codes, *alpha; /* int8 like w (plain), f32 [groups]: the last projection of W itself */
     int64_t groups;           /* 1, or w's output channels with compress.scale = channel (an α for each) */
     nb_tensor *stash;        /* W during evaluation */
+    nb_tensor *latent;       /* the float W during a quantized-forward step */
 } admm_layer;
 
 typedef struct {
@@ -35,6 +40,8 @@ typedef struct {
     int n;
     double rho0, growth;
     int64_t interval;
+    bool quantized_forward; /* the W-step's loss gradient taken at Proj(W), straight through to W */
+    int64_t final_from;     /* from this step on: quantized forward, no penalty, no G/U steps (INT64_MAX: never) */
     double last_dist; /* ||W - G||² / ||W||² at the last G-step */
 } admm;
 
@@ -103,12 +110,32 @@ static int align(admm_layer *l) {
     return 0;
 }
 
+/* Quantized forward: the batch runs on Proj(W), and before the optimizer step the float W comes back to take
+ * the loss gradient of the projected network (the straight-through estimator) plus the ADMM penalty's. */
+static bool forward_quantized(const admm *a, int64_t step) { return a->quantized_forward || step >= a->final_from; }
+
+static int batch_begin(nb_compressor *c, nb_step *s) {
+    admm *a = c->impl;
+    if (!forward_quantized(a, s->step)) return 0;
+    for (int k = 0; k < a->n; k++) {
+        admm_layer *l = &a->layers[k];
+        if (nb_tensor_copy(l->latent, l->w)) return -1;
+        float *w = nb_host_copy(l->w);
+        int rc = !w || project(l, w, w) || nb_host_store(l->w, w);
+        free(w);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
 static int before_step(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
     nb_backend *be = a->ctx->backend;
     float rho = (float)rho_at(a, s->step);
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
+        if (forward_quantized(a, s->step) && nb_tensor_copy(l->w, l->latent)) return -1;
+        if (s->step >= a->final_from) continue;
         nb_tensor *g = l->w->grad;
         if (!g) continue;
         if (align(l)) return -1;
@@ -122,7 +149,7 @@ static int before_step(nb_compressor *c, nb_step *s) {
 
 static int batch_end(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
-    return (s->step + 1) % a->interval == 0 ? g_and_u_steps(a) : 0;
+    return (s->step + 1) % a->interval == 0 && s->step < a->final_from ? g_and_u_steps(a) : 0;
 }
 
 /* W <- Proj(W), keeping the float W in the stash when asked */
@@ -182,6 +209,7 @@ static void free_admm(admm *a) {
         nb_release(l->codes);
         nb_release(l->alpha);
         nb_release(l->stash);
+        nb_release(l->latent);
     }
     free(a->layers);
     free(a);
@@ -225,6 +253,24 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     a->rho0 = rho;
     a->growth = growth;
     a->interval = interval;
+    a->quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
+    double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
+    int64_t epochs = nb_cfg_int(cfg, "train.epochs");
+    if (!(final_epochs >= 0 && final_epochs < (double)epochs)) {
+        NB_FAIL(ctx, "config", "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs,
+                (long long)epochs);
+        free(a);
+        return NULL;
+    }
+    a->final_from = final_epochs > 0 ? (int64_t)llround(((double)epochs - final_epochs) * (double)steps_per_epoch)
+                                     : INT64_MAX;
+    if ((a->quantized_forward || final_epochs > 0) && nb_cfg_bool(cfg, "compress.extragradient")) {
+        NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+                               "compress.extragradient = true: the extragradient's second gradient would be taken at "
+                               "the float weights");
+        free(a);
+        return NULL;
+    }
     a->layers = nb_xcalloc((size_t)n, sizeof *a->layers);
     const char *overrides = nb_cfg_str(cfg, "compress.codebook_layers");
     bool per_channel = !strcmp(nb_cfg_str(cfg, "compress.scale"), "channel");
@@ -245,8 +291,9 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
         l->codes = named(nb_tensor_new(ctx, NB_I8, l->w->ndim, l->w->shape), "codes", l->w->name);
         l->groups = per_channel ? l->w->shape[0] : 1;
         l->alpha = named(nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){l->groups}), "alpha", l->w->name);
+        if (a->quantized_forward || a->final_from < INT64_MAX) l->latent = named(nb_tensor_like(l->w), "latent", l->w->name);
         a->n = k + 1;
-        if (!l->G || !l->U || !l->codes || !l->alpha) {
+        if (!l->G || !l->U || !l->codes || !l->alpha || ((a->quantized_forward || a->final_from < INT64_MAX) && !l->latent)) {
             free_admm(a);
             return NULL;
         }
@@ -260,7 +307,8 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
         }
     }
     nb_compressor *c = nb_xcalloc(1, sizeof *c);
-    *c = (nb_compressor){.name = "admm", .impl = a, .before_step = before_step, .batch_end = batch_end,
+    *c = (nb_compressor){.name = "admm", .impl = a, .batch_begin = batch_begin,
+                         .before_step = before_step, .batch_end = batch_end,
                          .eval_begin = eval_begin, .eval_end = eval_end, .finish = finish, .state = state,
                          .metrics = metrics, .destroy = destroy};
     return c;

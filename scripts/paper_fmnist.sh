@@ -3,7 +3,7 @@
 # plots. Runs that have finished are kept; an interrupted one is resumed. The full-precision ResNet-20
 # (experiments/fmnist_resnet20.cfg) comes first: every compression row starts from its best.h5; the wide
 # ResNet-20x2 next, the second distillation teacher.
-# Takes about three and a half hours on a 2-core machine (the ResNet-20x2 teacher alone about 80 minutes).
+# Takes about six hours on a 2-core machine (the ResNet-20x2 teacher alone about 80 minutes).
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -12,13 +12,26 @@ BIN=${BIN:-bin}
 
 train fmnist_resnet20
 train fmnist_wrn20x2
-for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn prune50 prune75 prune90 prune50_oneshot \
+for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn admm_ste_binary admm_ste_ternary admm_final3_binary \
+         admm_final3_ternary prune50 prune75 prune90 prune50_oneshot \
          prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_t2 kd_r8_wrn kd_r8_alpha01 combined; do
     train fmnist_$e
 done
-# distillation's gain against seed noise: the student with and without the teacher, two more seeds
+# the quantization-aware baselines' spread over seeds, against ADMM's distance to them
+for seed in 2 3; do
+    for e in twn bwn; do
+        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
+    done
+done
+# distillation's gain against seed noise: the student with and without the teacher, two more seeds, and two
+# beyond those for the ResNet-20x2 teacher
 for seed in 2 3; do
     for e in r8 kd_r8 kd_r8_t2 kd_r8_wrn; do
+        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
+    done
+done
+for seed in 4 5; do
+    for e in r8 kd_r8_wrn; do
         train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
     done
 done

@@ -105,6 +105,30 @@ def main():
              "forward passes and straight-through gradients for the same 6 epochs. The BN-folded columns quantize "
              "weights with the batch norms folded in, as deployment does; the others keep batch norm in float.\n")
 
+    L.append("### ADMM against BWN and TWN: variants and seeds\n")
+    L.append("| codebook | ADMM (float W-step) | ADMM, quantized forward | ADMM 3 epochs, then 3 quantized | "
+             "TWN / BWN, seeds 1 / 2 / 3 | TWN / BWN mean ± sd |")
+    L.append("|---|---|---|---|---|---|")
+    for cb, base in (("binary", "fmnist_bwn"), ("ternary", "fmnist_twn")):
+        variants = [top1(R, "fmnist_admm_%s%s" % (kind, cb)) for kind in ("", "ste_", "final3_")]
+        seeds = [top1(R, base + suffix) for suffix in ("", "_s2", "_s3")]
+        done = [v for v in seeds if v is not None]
+        spread = ""
+        if len(done) > 1:
+            mean = sum(done) / len(done)
+            sd = (sum((v - mean) ** 2 for v in done) / (len(done) - 1)) ** 0.5
+            spread = "%.2f ± %.2f" % (100 * mean, 100 * sd)
+        L.append("| %s | %s | %s |" % (dict((b[0], b[1]) for b in BOOKS)[cb],
+                                        " | ".join(pct(v) + delta(v, fp) for v in variants),
+                                        " / ".join(pct(v) for v in seeds) + " | " + spread))
+    L.append("\nThe same 6 epochs from the FP checkpoint in every column. ADMM, quantized forward "
+             "(`experiments/fmnist_admm_ste_*.cfg`): the W-step's loss gradient is taken at Proj(W) and passed "
+             "straight through to W, as BWN/TWN do, with ADMM's penalty and G/U steps kept. ADMM 3 + 3 "
+             "(`experiments/fmnist_admm_final3_*.cfg`): ADMM with rho growing 1.45x per update, so that W is on the "
+             "codebook after 3 epochs, then 3 epochs of quantized forward passes with straight-through gradients "
+             "and no penalty (`compress.admm_final_epochs`). TWN/BWN seeds 2 and 3 override `train.seed` (sample "
+             "order and flips; the starting weights are the same checkpoint).\n")
+
     L.append("## Pruning\n")
     L.append("| sparsity | progressive (cubic schedule) | one-shot + fine-tuning | measured sparsity |")
     L.append("|---|---|---|---|")
@@ -131,7 +155,7 @@ def main():
                                    ("alpha 0.5, T = 2", r20_label, "fmnist_kd_r8_t2"),
                                    ("alpha 0.5, T = 4", wide_label, "fmnist_kd_r8_wrn")):
         gains = []
-        for seed in (1, 2, 3):
+        for seed in (1, 2, 3, 4, 5):
             suffix = "" if seed == 1 else "_s%d" % seed
             r8, kd = top1(R, "fmnist_r8" + suffix), top1(R, kd_run + suffix)
             if kd is None:
@@ -153,8 +177,9 @@ def main():
     L.append("\nAll trained from scratch with the FP recipe (`experiments/fmnist_r8.cfg`, `fmnist_kd_r8.cfg`, "
              "`fmnist_kd_r8_t2.cfg`, `fmnist_kd_r8_alpha01.cfg`, `fmnist_kd_r8_wrn.cfg`: loss alpha CE + (1 - alpha) T^2 KL); "
              "the ResNet-20x2 teacher is `fmnist_wrn20x2.cfg` (twice the width, 30 epochs with crops and flips); "
-             "seeds 2 and 3 are the same "
-             "cfgs with `train.seed` (initialisation, sample order, augmentation) overridden (runs/*_s2, *_s3), "
+             "seeds 2 to 5 are the same "
+             "cfgs with `train.seed` (initialisation, sample order, augmentation) overridden (runs/*_s2 ... *_s5; "
+             "seeds 4 and 5 for the ResNet-20x2 teacher only), "
              "± is the standard deviation over seeds; a teacher's score is its test top-1.\n")
 
     L.append("## Quantization, pruning and distillation together\n")

@@ -432,6 +432,7 @@ static void test_bad_settings(void **st) {
         {"compress.methods=kd", "compress.kd_alpha=0.5", "compress.teacher names no checkpoint"},
         {"compress.methods=admm", "compress.layers=nothing.*", "selects no convolution or linear weight"},
         {"compress.methods=prune", "compress.granularity=filters", "compress.granularity"},
+        {"compress.methods=admm", "compress.admm_final_epochs=2", "compress.admm_final_epochs (2) must be in [0, train.epochs = 2)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char out[600], outkv[620];
@@ -445,6 +446,17 @@ static void test_bad_settings(void **st) {
                      r.err);
         assert_int_not_equal(access(out, F_OK), 0); /* nothing was written */
     }
+    /* two settings that are each valid but not together */
+    char out[600], outkv[620];
+    snprintf(out, sizeof out, "%s/bad_pair", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_result r;
+    run_prog(&r, ARGV("train", cfg, outkv, "compress.methods=admm", "compress.admm_forward=quantized",
+                      "compress.extragradient=true"));
+    assert_int_not_equal(r.status, 0);
+    if (!strstr(r.err, "does not combine with compress.extragradient"))
+        fail_msg("expected the quantized forward and extragradient to be refused, got:\n%s", r.err);
+    assert_int_not_equal(access(out, F_OK), 0);
 }
 
 static float *ckpt_extra_host(const nb_ckpt_extra *x, const char *path) {
@@ -454,25 +466,43 @@ static float *ckpt_extra_host(const nb_ckpt_extra *x, const char *path) {
     return NULL;
 }
 
+/* A ResNet-8 with an ADMM compressor from cfg_text (10 steps an epoch), for the tests that drive its hooks by
+ * hand. */
+typedef struct {
+    nb_ctx *ctx;
+    nb_model *m;
+    nb_cfg cfg;
+    nb_compress_set set;
+} admm_fixture;
+
+static void admm_fixture_open(admm_fixture *f, uint64_t seed, const char *cfg_text) {
+    f->ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "resnet8", .num_classes = 4, .in_channels = 1, .input_size = 12, .width = 1.0f, .seed = seed};
+    f->m = nb_model_create(f->ctx, &spec);
+    assert_non_null(f->m);
+    nb_cfg_init(&f->cfg);
+    assert_int_equal(nb_cfg_load_string(&f->cfg, cfg_text, "admm.cfg"), 0);
+    assert_int_equal(nb_compress_from_cfg(f->ctx, &f->cfg, f->m, 10, &f->set), 0);
+    assert_int_equal(f->set.n, 1);
+}
+
+static void admm_fixture_close(admm_fixture *f) {
+    nb_compress_free(&f->set);
+    nb_cfg_free(&f->cfg);
+    nb_model_free(f->m);
+    nb_ctx_free(f->ctx);
+}
+
 /* One G/U step by hand: G = Proj(W + U), then the scaled dual U = (U + W - G) / growth, so that the penalty
  * gradient at the grown rho, rho0 growth (W - G + U), carries the unscaled dual rho0 (W - G) that ADMM's
  * multiplier update gives, not one inflated by the growth. */
 static void test_admm_dual_follows_rho(void **st) {
     (void)st;
-    nb_ctx *ctx = tu_ctx();
-    nb_model_spec spec = {.arch = "resnet8", .num_classes = 4, .in_channels = 1, .input_size = 12, .width = 1.0f, .seed = 1};
-    nb_model *m = nb_model_create(ctx, &spec);
-    assert_non_null(m);
-    nb_cfg c;
-    nb_cfg_init(&c);
-    assert_int_equal(nb_cfg_load_string(&c,
-                                        "[compress]\nmethods = admm\ncodebook = ternary\nrho = 0.1\n"
-                                        "rho_growth = 2\nadmm_interval = 1\n",
-                                        "dual.cfg"),
-                     0);
-    nb_compress_set set;
-    assert_int_equal(nb_compress_from_cfg(ctx, &c, m, 10, &set), 0);
-    assert_int_equal(set.n, 1);
+    admm_fixture f;
+    admm_fixture_open(&f, 1, "[compress]\nmethods = admm\ncodebook = ternary\nrho = 0.1\nrho_growth = 2\nadmm_interval = 1\n");
+    nb_ctx *ctx = f.ctx;
+    nb_model *m = f.m;
+    nb_compress_set set = f.set;
     const char *name = "layer2.0.conv1.weight";
     nb_tensor *w = nb_params_find(&m->params, name);
     assert_non_null(w);
@@ -519,10 +549,128 @@ static void test_admm_dual_follows_rho(void **st) {
     free(u);
     free(w1);
     nb_ckpt_extra_free(&x);
-    nb_compress_free(&set);
-    nb_cfg_free(&c);
-    nb_model_free(m);
-    nb_ctx_free(ctx);
+    admm_fixture_close(&f);
+}
+
+/* ADMM with the quantized forward: a batch runs on Proj(W), and before the optimizer step the float W is back,
+ * bit for bit, with the batch's gradient (taken at Proj(W), straight through) plus rho (W - G + U). */
+static void test_admm_quantized_forward(void **st) {
+    (void)st;
+    admm_fixture f;
+    admm_fixture_open(&f, 2, "[compress]\nmethods = admm\ncodebook = pm2\nrho = 0.25\nadmm_forward = quantized\nadmm_interval = 5\n");
+    nb_ctx *ctx = f.ctx;
+    nb_compress_set set = f.set;
+    nb_tensor *w = nb_params_find(&f.m->params, "layer3.0.conv2.weight");
+    assert_non_null(w);
+    int64_t n = nb_numel(w);
+    float *w1 = nb_host_copy(w);
+    int8_t *q = malloc((size_t)n);
+    nb_codebook cb;
+    assert_int_equal(nb_codebook_parse("pm2", &cb), 0);
+    float alpha = nb_project_optimal(&cb, w1, n, q); /* G starts at Proj(W), U at 0 */
+    nb_step s = {.ctx = ctx, .model = f.m, .step = 0};
+    assert_int_equal(nb_compress_step(&set, NB_HOOK_BATCH_BEGIN, &s), 0);
+    float *seen = nb_host_copy(w);
+    int64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (seen[i] != alpha * (float)q[i]) fail_msg("forward weight [%lld] = %g, Proj(W) = %g", (long long)i, seen[i], alpha * q[i]);
+        off += seen[i] != w1[i];
+    }
+    assert_true(off > n / 2); /* the float weights really were replaced */
+    float *gs = malloc(sizeof(float) * (size_t)n);
+    nb_rng rng = nb_rng_make(9, 0);
+    for (int64_t i = 0; i < n; i++) gs[i] = nb_rng_unit(&rng) - 0.5f;
+    w->grad = nb_tensor_like(w);
+    assert_non_null(w->grad);
+    assert_int_equal(nb_host_store(w->grad, gs), 0);
+    assert_int_equal(nb_compress_step(&set, NB_HOOK_BEFORE_STEP, &s), 0);
+    float *back = nb_host_copy(w), *grad = nb_host_copy(w->grad);
+    for (int64_t i = 0; i < n; i++) {
+        if (back[i] != w1[i]) fail_msg("float weight [%lld] came back as %g, was %g", (long long)i, back[i], w1[i]);
+        float want = gs[i] + 0.25f * (w1[i] - alpha * (float)q[i]);
+        if (fabsf(grad[i] - want) > 1e-6f + 1e-5f * fabsf(want))
+            fail_msg("gradient [%lld] = %g, want g + rho (W - G) = %g", (long long)i, grad[i], want);
+    }
+    free(back);
+    free(grad);
+    free(gs);
+    free(seen);
+    free(q);
+    free(w1);
+    admm_fixture_close(&f);
+}
+
+/* ADMM's final epochs (admm_final_epochs): until then a step is plain ADMM (the float W forward, the penalty in
+ * the gradient, G/U steps); from then on the forward is Proj(W), the gradient reaches the float W untouched,
+ * and G and U stay where ADMM left them. */
+static void test_admm_final_epochs(void **st) {
+    (void)st;
+    admm_fixture f; /* the final epoch starts at step 20 */
+    admm_fixture_open(&f, 3,
+                      "[train]\nepochs = 3\n[compress]\nmethods = admm\ncodebook = ternary\nrho = 0.5\nrho_growth = 1\n"
+                      "admm_interval = 1\nadmm_final_epochs = 1\n");
+    nb_ctx *ctx = f.ctx;
+    nb_compress_set set = f.set;
+    nb_tensor *w = nb_params_find(&f.m->params, "layer2.0.conv2.weight");
+    assert_non_null(w);
+    int64_t n = nb_numel(w);
+    float *gs = malloc(sizeof(float) * (size_t)n);
+    nb_rng rng = nb_rng_make(4, 0);
+    for (int64_t i = 0; i < n; i++) gs[i] = nb_rng_unit(&rng) - 0.5f;
+    w->grad = nb_tensor_like(w);
+    assert_non_null(w->grad);
+    nb_codebook cb;
+    assert_int_equal(nb_codebook_parse("ternary", &cb), 0);
+    int8_t *q = malloc((size_t)n);
+    char gpath[200];
+    snprintf(gpath, sizeof gpath, "compress/admm/G/%s", w->name);
+    for (int64_t step = 19; step <= 20; step++) {
+        bool final = step == 20;
+        float *w1 = nb_host_copy(w);
+        nb_ckpt_extra x0 = {0};
+        nb_compress_state(&set, &x0);
+        float *g0 = ckpt_extra_host(&x0, gpath);
+        nb_step s = {.ctx = ctx, .model = f.m, .step = step};
+        assert_int_equal(nb_compress_step(&set, NB_HOOK_BATCH_BEGIN, &s), 0);
+        float *seen = nb_host_copy(w);
+        float alpha = nb_project_optimal(&cb, w1, n, q);
+        for (int64_t i = 0; i < n; i++) {
+            float want = final ? alpha * (float)q[i] : w1[i];
+            if (seen[i] != want) fail_msg("step %lld: forward weight [%lld] = %g, want %g", (long long)step, (long long)i, seen[i], want);
+        }
+        assert_int_equal(nb_host_store(w->grad, gs), 0);
+        assert_int_equal(nb_compress_step(&set, NB_HOOK_BEFORE_STEP, &s), 0);
+        float *back = nb_host_copy(w), *grad = nb_host_copy(w->grad);
+        int64_t changed = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (back[i] != w1[i]) fail_msg("step %lld: float weight [%lld] = %g, was %g", (long long)step, (long long)i, back[i], w1[i]);
+            changed += grad[i] != gs[i];
+        }
+        if (final) assert_int_equal(changed, 0); /* no penalty */
+        else assert_true(changed > n / 2);       /* the penalty rho (W - G + U) */
+        /* the optimizer moves W; the G step follows it before the final epoch only */
+        for (int64_t i = 0; i < n; i++) back[i] -= 0.1f * gs[i];
+        assert_int_equal(nb_host_store(w, back), 0);
+        assert_int_equal(nb_compress_step(&set, NB_HOOK_BATCH_END, &s), 0);
+        nb_ckpt_extra x1 = {0};
+        nb_compress_state(&set, &x1);
+        float *g1 = ckpt_extra_host(&x1, gpath);
+        int64_t moved = 0;
+        for (int64_t i = 0; i < n; i++) moved += g1[i] != g0[i];
+        if (final) assert_int_equal(moved, 0);
+        else assert_true(moved > 0);
+        free(g0);
+        free(g1);
+        nb_ckpt_extra_free(&x0);
+        nb_ckpt_extra_free(&x1);
+        free(back);
+        free(grad);
+        free(seen);
+        free(w1);
+    }
+    free(q);
+    free(gs);
+    admm_fixture_close(&f);
 }
 
 /* The ImageNet recipe starts on an ImageNet-style folder (a synthetic one, shrunk) and runs a few steps. */
@@ -543,7 +691,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admm_r18_recipe),
         cmocka_unit_test(test_projection_optimal), cmocka_unit_test(test_admm_on_codebook),
-        cmocka_unit_test(test_admm_dual_follows_rho),
+        cmocka_unit_test(test_admm_dual_follows_rho), cmocka_unit_test(test_admm_quantized_forward),
+        cmocka_unit_test(test_admm_final_epochs),
         cmocka_unit_test(test_pruning),            cmocka_unit_test(test_kd_loss_vs_torch),
         cmocka_unit_test(test_combined_resume),    cmocka_unit_test(test_post_training),
         cmocka_unit_test(test_bad_settings),
