@@ -42,7 +42,7 @@ typedef struct {
     int64_t interval;
     bool quantized_forward; /* the W-step's loss gradient taken at Proj(W), straight through to W */
     int64_t final_from;     /* from this step on: quantized forward, no penalty, no G/U steps (INT64_MAX: never) */
-    double last_dist; /* ||W - G||² / ||W||² at the last G-step */
+    double last_dist; /* ||W - G||² / ||W||² at the last G-step; ||W - Proj(W)||² / ||W||² in the final epochs */
 } admm;
 
 static double rho_at(const admm *a, int64_t step) { return a->rho0 * pow(a->growth, (double)(step / a->interval)); }
@@ -117,14 +117,24 @@ static bool forward_quantized(const admm *a, int64_t step) { return a->quantized
 static int batch_begin(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
     if (!forward_quantized(a, s->step)) return 0;
+    bool final = s->step >= a->final_from;
+    double dist = 0.0, norm = 0.0;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
         if (nb_tensor_copy(l->latent, l->w)) return -1;
-        float *w = nb_host_copy(l->w);
-        int rc = !w || project(l, w, w) || nb_host_store(l->w, w);
+        int64_t n = nb_numel(l->w);
+        float *w = nb_host_copy(l->w), *p = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+        int rc = !w || project(l, w, p) || nb_host_store(l->w, p);
+        for (int64_t i = 0; final && !rc && i < n; i++) {
+            dist += ((double)w[i] - p[i]) * ((double)w[i] - p[i]);
+            norm += (double)w[i] * w[i];
+        }
         free(w);
+        free(p);
         if (rc) return -1;
     }
+    /* without G-steps in the final epochs, the distance reported is the float W's to its projection */
+    if (final) a->last_dist = norm > 0 ? dist / norm : 0.0;
     return 0;
 }
 
@@ -256,9 +266,17 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     a->quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
     double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
     int64_t epochs = nb_cfg_int(cfg, "train.epochs");
-    if (!(final_epochs >= 0 && final_epochs < (double)epochs)) {
+    if (final_epochs != 0 && !(final_epochs > 0 && final_epochs < (double)epochs)) {
         NB_FAIL(ctx, "config", "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs,
                 (long long)epochs);
+        free(a);
+        return NULL;
+    }
+    /* the trainer's hooks run in list order, so another method's before_step would see Proj(W), and pruning's
+     * masks would be applied to it and then undone by the restore */
+    if ((a->quantized_forward || final_epochs > 0) && strstr(nb_cfg_str(cfg, "compress.methods"), "prune")) {
+        NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+                               "prune in compress.methods");
         free(a);
         return NULL;
     }

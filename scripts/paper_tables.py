@@ -21,9 +21,28 @@ def epochs(runs, name):
     return [json.loads(l) for l in open(path) if '"type": "epoch"' in l]
 
 
+def planned_epochs(runs, name):
+    """train.epochs from the run's resolved config.cfg, or None"""
+    path, section = os.path.join(runs, name, "config.cfg"), None
+    if not os.path.exists(path):
+        return None
+    for line in open(path):
+        line = line.split("#")[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif section == "train" and line.startswith("epochs") and "=" in line:
+            return int(line.split("=")[1])
+    return None
+
+
 def final(runs, name):
+    """the last epoch's metrics of a finished run; None while it is still running (a half-trained number in a
+    table would look like a result)"""
     e = epochs(runs, name)
-    return e[-1] if e else None
+    if not e:
+        return None
+    planned = planned_epochs(runs, name)
+    return e[-1] if planned is None or e[-1]["epoch"] >= planned else None
 
 
 def pct(v):

@@ -457,6 +457,17 @@ static void test_bad_settings(void **st) {
     if (!strstr(r.err, "does not combine with compress.extragradient"))
         fail_msg("expected the quantized forward and extragradient to be refused, got:\n%s", r.err);
     assert_int_not_equal(access(out, F_OK), 0);
+    /* an ADMM run measured in steps alone (train.epochs = 0) is valid while admm_final_epochs stays 0 */
+    snprintf(out, sizeof out, "%s/admm_steps", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_ok(ARGV("train", cfg, outkv, "compress.methods=admm", "train.epochs=0", "train.steps=3"));
+    snprintf(out, sizeof out, "%s/bad_prune_admm", dir);
+    snprintf(outkv, sizeof outkv, "train.out=%s", out);
+    run_prog(&r, ARGV("train", cfg, outkv, "compress.methods=prune,admm", "compress.admm_forward=quantized"));
+    assert_int_not_equal(r.status, 0);
+    if (!strstr(r.err, "does not combine with prune"))
+        fail_msg("expected the quantized forward and pruning to be refused, got:\n%s", r.err);
+    assert_int_not_equal(access(out, F_OK), 0);
 }
 
 static float *ckpt_extra_host(const nb_ckpt_extra *x, const char *path) {
