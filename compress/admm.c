@@ -70,6 +70,14 @@ static int project(admm_layer *l, const float *v, float *out) {
     return rc ? -1 : 0;
 }
 
+/* Adds ||w - g||² and ||w||² of one layer to the running sums of the relative distance admm_dist reports. */
+static void add_distance(const float *w, const float *g, int64_t n, double *dist, double *norm) {
+    for (int64_t i = 0; i < n; i++) {
+        *dist += ((double)w[i] - g[i]) * ((double)w[i] - g[i]);
+        *norm += (double)w[i] * w[i];
+    }
+}
+
 /* G = Proj(W + U); U = (U + W - G) / growth. U is the dual scaled by 1/ρ, and ρ grows by `growth` for the
  * steps that follow: without the division the unscaled dual ρU would grow with ρ too, and the pull toward
  * the codebook would compound (Boyd et al. 2011, §3.4.1, varying penalty). */
@@ -85,12 +93,8 @@ static int g_and_u_steps(admm *a) {
         int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
         float *alpha = nb_xmalloc(sizeof(float) * (size_t)l->groups);
         project_groups(l, v, q, alpha, v); /* v becomes G */
-        for (int64_t i = 0; i < n; i++) {
-            float g = v[i];
-            u[i] = (u[i] + w[i] - g) * shrink;
-            dist += ((double)w[i] - g) * ((double)w[i] - g);
-            norm += (double)w[i] * w[i];
-        }
+        for (int64_t i = 0; i < n; i++) u[i] = (u[i] + w[i] - v[i]) * shrink;
+        add_distance(w, v, n, &dist, &norm);
         int rc = nb_host_store(l->G, v) || nb_host_store(l->U, u);
         free(q);
         free(alpha);
@@ -125,10 +129,7 @@ static int batch_begin(nb_compressor *c, nb_step *s) {
         int64_t n = nb_numel(l->w);
         float *w = nb_host_copy(l->w), *p = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
         int rc = !w || project(l, w, p) || nb_host_store(l->w, p);
-        for (int64_t i = 0; final && !rc && i < n; i++) {
-            dist += ((double)w[i] - p[i]) * ((double)w[i] - p[i]);
-            norm += (double)w[i] * w[i];
-        }
+        if (final && !rc) add_distance(w, p, n, &dist, &norm);
         free(w);
         free(p);
         if (rc) return -1;
@@ -265,6 +266,7 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     a->interval = interval;
     a->quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
     double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
+    bool straight_through = a->quantized_forward || final_epochs > 0; /* in some steps: needs latent copies */
     int64_t epochs = nb_cfg_int(cfg, "train.epochs");
     if (final_epochs != 0 && !(final_epochs > 0 && final_epochs < (double)epochs)) {
         NB_FAIL(ctx, "config", "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs,
@@ -274,7 +276,7 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     }
     /* the trainer's hooks run in list order, so another method's before_step would see Proj(W), and pruning's
      * masks would be applied to it and then undone by the restore */
-    if ((a->quantized_forward || final_epochs > 0) && strstr(nb_cfg_str(cfg, "compress.methods"), "prune")) {
+    if (straight_through && strstr(nb_cfg_str(cfg, "compress.methods"), "prune")) {
         NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
                                "prune in compress.methods");
         free(a);
@@ -282,7 +284,7 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     }
     a->final_from = final_epochs > 0 ? (int64_t)llround(((double)epochs - final_epochs) * (double)steps_per_epoch)
                                      : INT64_MAX;
-    if ((a->quantized_forward || final_epochs > 0) && nb_cfg_bool(cfg, "compress.extragradient")) {
+    if (straight_through && nb_cfg_bool(cfg, "compress.extragradient")) {
         NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
                                "compress.extragradient = true: the extragradient's second gradient would be taken at "
                                "the float weights");
@@ -309,9 +311,9 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
         l->codes = named(nb_tensor_new(ctx, NB_I8, l->w->ndim, l->w->shape), "codes", l->w->name);
         l->groups = per_channel ? l->w->shape[0] : 1;
         l->alpha = named(nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){l->groups}), "alpha", l->w->name);
-        if (a->quantized_forward || a->final_from < INT64_MAX) l->latent = named(nb_tensor_like(l->w), "latent", l->w->name);
+        if (straight_through) l->latent = named(nb_tensor_like(l->w), "latent", l->w->name);
         a->n = k + 1;
-        if (!l->G || !l->U || !l->codes || !l->alpha || ((a->quantized_forward || a->final_from < INT64_MAX) && !l->latent)) {
+        if (!l->G || !l->U || !l->codes || !l->alpha || (straight_through && !l->latent)) {
             free_admm(a);
             return NULL;
         }

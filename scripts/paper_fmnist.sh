@@ -17,24 +17,20 @@ for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn admm_ste_binary admm
          prune75_oneshot prune90_oneshot r8 kd_r8 kd_r8_t2 kd_r8_wrn kd_r8_alpha01 combined; do
     train fmnist_$e
 done
-# the quantization-aware baselines' spread over seeds, against ADMM's distance to them
-for seed in 2 3; do
-    for e in twn bwn; do
-        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
+# reseeded(SEEDS, EXPERIMENTS): each experiment again with train.seed overridden, into runs/fmnist_<e>_s<seed>
+reseeded() {
+    for seed in $1; do
+        for e in $2; do
+            train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
+        done
     done
-done
+}
+# the quantization-aware baselines' spread over seeds, against ADMM's distance to them
+reseeded "2 3" "twn bwn"
 # distillation's gain against seed noise: the student with and without the teacher, two more seeds, and two
 # beyond those for the ResNet-20x2 teacher
-for seed in 2 3; do
-    for e in r8 kd_r8 kd_r8_t2 kd_r8_wrn; do
-        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
-    done
-done
-for seed in 4 5; do
-    for e in r8 kd_r8_wrn; do
-        train fmnist_$e runs/fmnist_${e}_s$seed train.seed=$seed
-    done
-done
+reseeded "2 3" "r8 kd_r8 kd_r8_t2 kd_r8_wrn"
+reseeded "4 5" "r8 kd_r8_wrn"
 
 # post-training quantization of the full-precision checkpoint: no data, no training
 mkdir -p runs/fmnist_ptq

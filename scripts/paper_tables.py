@@ -60,6 +60,12 @@ def best_top1(runs, name):
     return max(x["val_top1"] for x in e) if e else None
 
 
+def mean_sd(values):
+    """mean and sample standard deviation (two or more values)"""
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
 def ptq(runs, name):
     path = os.path.join(runs, "fmnist_ptq", name + ".eval.json")
     return json.load(open(path))["top1"] if os.path.exists(path) else None
@@ -134,8 +140,7 @@ def main():
         done = [v for v in seeds if v is not None]
         spread = ""
         if len(done) > 1:
-            mean = sum(done) / len(done)
-            sd = (sum((v - mean) ** 2 for v in done) / (len(done) - 1)) ** 0.5
+            mean, sd = mean_sd(done)
             spread = "%.2f ± %.2f" % (100 * mean, 100 * sd)
         L.append("| %s | %s | %s |" % (dict((b[0], b[1]) for b in BOOKS)[cb],
                                         " | ".join(pct(v) + delta(v, fp) for v in variants),
@@ -185,8 +190,7 @@ def main():
             L.append("| ResNet-8 (78k parameters), %s | %s | %d | %s | %s | %s |"
                      % (label, teacher, seed, pct(r8), pct(kd), "" if gain is None else "%+.2f" % gain))
         if len(gains) > 1:
-            mean = sum(gains) / len(gains)
-            sd = (sum((g - mean) ** 2 for g in gains) / (len(gains) - 1)) ** 0.5
+            mean, sd = mean_sd(gains)
             L.append("| %s, %s: mean gain over %d seeds | | | | | **%+.2f ± %.2f** |"
                      % (label, teacher, len(gains), mean, sd))
     r8, kd01 = top1(R, "fmnist_r8"), top1(R, "fmnist_kd_r8_alpha01")
