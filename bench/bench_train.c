@@ -1,6 +1,7 @@
 /* Training throughput of a model on random batches (by default 1x28x28, Fashion-MNIST's shape): forward,
  * cross-entropy, backward and an SGD step, as bin/train runs them (the loss read back every step), without
- * the data loader. Prints one JSON line.
+ * the data loader. Prints one JSON line, with the step's multiply-accumulates per image (forward, gradient of
+ * the weights, and gradient of the input wherever the input needs one) and the GFLOP/s they come to.
  * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE [cpu|cuda [CLASSES]]]]]]] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,19 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Multiply-accumulates of one training step, read from the forward's tape: each convolution and linear layer
+ * runs once forward, once for its weight gradient and once more for its input's gradient unless the input
+ * needs none (the stem, whose input is the batch). */
+static double step_macs(const nb_ctx *ctx) {
+    double macs = 0;
+    for (size_t i = 0; i < nb_tape_size(ctx); i++) {
+        const nb_node *n = nb_tape_node(ctx, i);
+        int passes = 2 + (n->in[0] && n->in[0]->requires_grad);
+        macs += (double)nb_node_macs(n) * passes;
+    }
+    return macs;
 }
 
 int main(int argc, char **argv) {
@@ -44,11 +58,12 @@ int main(int argc, char **argv) {
     int64_t *lab = malloc(sizeof(int64_t) * (size_t)B);
     for (int i = 0; i < B; i++) lab[i] = i % classes;
     nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){B}, lab);
-    double t0 = 0;
+    double t0 = 0, train_macs = 0;
     for (int s = -5; s < steps; s++) {
         if (s == 0) t0 = now();
         size_t mark = nb_scope_begin(ctx);
         nb_tensor *loss = nb_cross_entropy(m->forward(m, x, true), y, 0.0f);
+        if (s == -5) train_macs = step_macs(ctx) / B;
         nb_item(loss);
         nb_optim_zero_grad(o);
         nb_backward(loss, NULL);
@@ -61,8 +76,10 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"name\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
+           "\"train_mmacs_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_mem_mib\": %.0f, \"max_rss_mib\": %.0f}\n",
-           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, (double)ms.peak_in_use / (1 << 20), (double)ru.ru_maxrss / 1024.0);
+           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, train_macs / 1e6,
+           2 * train_macs * steps * B / dt / 1e9, (double)ms.peak_in_use / (1 << 20), (double)ru.ru_maxrss / 1024.0);
     free(lab);
     nb_release(x);
     nb_release(y);

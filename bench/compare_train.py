@@ -2,6 +2,8 @@
 """Training throughput on Fashion-MNIST-shaped batches (1x28x28, 10 classes): nibble's bench_train against
 PyTorch running the same architecture (scripts/torch_models.py), forward + cross-entropy + backward + SGD
 step, same batch and thread count, taking turns for several rounds and keeping each side's best round.
+Both sides do the same arithmetic, so each rate is also given as GFLOP/s and as a share of the machine's FMA
+ceiling (bench_peak): that share says how much room any implementation has left on this CPU.
 
 usage: compare_train.py BUILD_DIR ARCH[:WIDTH] ... [--batch B] [--steps S] [--rounds R]"""
 import argparse
@@ -45,7 +47,11 @@ def main():
     torch.set_num_threads(threads)
     print("training throughput, batch %d, 1x28x28, %d steps x %d alternating rounds (best), %d threads"
           % (a.batch, a.steps, a.rounds, threads))
-    print("%-16s %12s %12s %9s" % ("model", "nibble img/s", "torch img/s", "speed-up"))
+    peak = json.loads(subprocess.run([os.path.join(a.build, "bench", "bench_peak")], check=True, capture_output=True,
+                                     text=True).stdout)
+    print("FMA ceiling: %.0f GFLOP/s (%s, %d threads)" % (peak["peak_gflop_per_s"], peak["isa"], peak["threads"]))
+    print("%-16s %12s %12s %9s %15s %15s %14s" % ("model", "nibble img/s", "torch img/s", "speed-up", "nibble GFLOP/s",
+                                                 "torch GFLOP/s", "2x torch needs"))
     rows = []
     for spec in a.models:
         arch, _, width = spec.partition(":")
@@ -54,12 +60,19 @@ def main():
         for _ in range(a.rounds):
             out = subprocess.run([os.path.join(a.build, "bench", "bench_train"), arch, str(a.batch), str(a.steps), str(width)],
                                  check=True, capture_output=True, text=True).stdout
-            ours = max(ours, json.loads(out)["img_per_s"])
+            r = json.loads(out)
+            ours = max(ours, r["img_per_s"])
             theirs = max(theirs, torch_rate(arch, width, a.batch, a.steps))
+        gflop_per_img = 2 * r["train_mmacs_per_img"] / 1e3
+        share = lambda img_per_s: img_per_s * gflop_per_img / peak["peak_gflop_per_s"]
         row = {"name": spec, "batch": a.batch, "nibble_img_per_s": ours, "torch_img_per_s": theirs,
-               "speedup": ours / theirs, "threads": threads}
+               "speedup": ours / theirs, "threads": threads, "train_mmacs_per_img": r["train_mmacs_per_img"],
+               "peak_gflop_per_s": peak["peak_gflop_per_s"], "nibble_peak_share": share(ours),
+               "torch_peak_share": share(theirs), "twice_torch_peak_share": share(2 * theirs)}
         rows.append(row)
-        print("%-16s %12.0f %12.0f %8.2fx" % (spec, ours, theirs, ours / theirs), flush=True)
+        print("%-16s %12.0f %12.0f %8.2fx %8.0f (%3.0f%%) %8.0f (%3.0f%%) %8.0f%% peak"
+              % (spec, ours, theirs, ours / theirs, ours * gflop_per_img, 100 * share(ours), theirs * gflop_per_img,
+                 100 * share(theirs), 100 * share(2 * theirs)), flush=True)
     os.makedirs("bench/out", exist_ok=True)
     with open("bench/out/train.jsonl", "w") as f:
         for r in rows:
