@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "tests/support/run.h"
 #include "train/config.h"
@@ -105,10 +106,37 @@ static void test_errors(void **st) {
     nb_cfg_free(&c);
 }
 
+/* Every committed cfg resolves: its includes exist, every key is in the schema and every value parses. A key
+ * renamed in the schema would otherwise break an experiment only when someone next runs it. */
+static void test_committed_cfgs_load(void **st) {
+    (void)st;
+    const char *folders[] = {"experiments", "configs"};
+    for (int f = 0; f < 2; f++) {
+        DIR *d = opendir(folders[f]);
+        assert_non_null(d); /* the suite runs from the repository root */
+        int loaded = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n < 5 || strcmp(e->d_name + n - 4, ".cfg")) continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", folders[f], e->d_name);
+            nb_cfg c;
+            nb_cfg_init(&c);
+            if (nb_cfg_load(&c, path) != 0) fail_msg("%s does not load: %s", path, c.err);
+            nb_cfg_free(&c);
+            loaded++;
+        }
+        closedir(d);
+        assert_true(loaded >= 5);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values_includes_overrides),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_committed_cfgs_load),
     };
     return cmocka_run_group_tests_name("configuration files", tests, setup, teardown);
 }
