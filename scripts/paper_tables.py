@@ -21,18 +21,24 @@ def epochs(runs, name):
     return [json.loads(l) for l in open(path) if '"type": "epoch"' in l]
 
 
-def planned_epochs(runs, name):
-    """train.epochs from the run's resolved config.cfg, or None"""
-    path, section = os.path.join(runs, name, "config.cfg"), None
+def planned_value(runs, name, section, key):
+    """a key's value (a string) from the run's resolved config.cfg, or None"""
+    path, current = os.path.join(runs, name, "config.cfg"), None
     if not os.path.exists(path):
         return None
     for line in open(path):
         line = line.split("#")[0].strip()
         if line.startswith("["):
-            section = line.strip("[]")
-        elif section == "train" and line.startswith("epochs") and "=" in line:
-            return int(line.split("=")[1])
+            current = line.strip("[]")
+        elif current == section and "=" in line and line.split("=")[0].strip() == key:
+            return line.split("=", 1)[1].strip()
     return None
+
+
+def planned_epochs(runs, name):
+    """train.epochs from the run's resolved config.cfg, or None"""
+    v = planned_value(runs, name, "train", "epochs")
+    return None if v is None else int(v)
 
 
 def final(runs, name):
@@ -153,6 +159,19 @@ def main():
              "and no penalty (`compress.admm_final_epochs`). TWN/BWN seeds 2 and 3 override `train.seed` (sample "
              "order and flips; the starting weights are the same checkpoint).\n")
 
+    L.append("### Twice as long: 12 epochs\n")
+    L.append("| codebook | ADMM 6 epochs, then 6 quantized | TWN / BWN, 12 epochs | ADMM − TWN / BWN |")
+    L.append("|---|---|---|---|")
+    for cb, base in (("binary", "fmnist_bwn_e12"), ("ternary", "fmnist_twn_e12")):
+        admm, ste = top1(R, "fmnist_admm_e12_%s" % cb), top1(R, base)
+        gap = "%+.2f" % (100 * (admm - ste)) if admm is not None and ste is not None else ""
+        L.append("| %s | %s | %s | %s |" % (dict((b[0], b[1]) for b in BOOKS)[cb], pct(admm) + delta(admm, fp),
+                                           pct(ste) + delta(ste, fp), gap))
+    L.append("\nFrom the same FP checkpoint, the cosine schedule stretched over 12 epochs "
+             "(`experiments/fmnist_admm_e12_*.cfg`, `fmnist_bwn_e12.cfg`, `fmnist_twn_e12.cfg`). ADMM keeps the "
+             "6-epoch run's rho schedule (0.05 growing 1.2x per update), which puts W on the codebook by epoch 6, "
+             "then retrains the quantized network for 6 epochs as the 3 + 3 variant does.\n")
+
     L.append("## Pruning\n")
     L.append("| sparsity | progressive (cubic schedule) | one-shot + fine-tuning | measured sparsity |")
     L.append("|---|---|---|---|")
@@ -175,9 +194,11 @@ def main():
     L.append("|---|---|---|---|---|---|")
     r20_label = "ResNet-20 (%s%%)" % pct(best_top1(R, "fmnist_resnet20"))
     wide_label = "ResNet-20x2 (%s%%)" % pct(best_top1(R, "fmnist_wrn20x2"))
+    nols_label = "ResNet-20 without label smoothing (%s%%)" % pct(best_top1(R, "fmnist_resnet20_nols"))
     for label, teacher, kd_run in (("alpha 0.5, T = 4", r20_label, "fmnist_kd_r8"),
                                    ("alpha 0.5, T = 2", r20_label, "fmnist_kd_r8_t2"),
-                                   ("alpha 0.5, T = 4", wide_label, "fmnist_kd_r8_wrn")):
+                                   ("alpha 0.5, T = 4", wide_label, "fmnist_kd_r8_wrn"),
+                                   ("alpha 0.5, T = 4", nols_label, "fmnist_kd_r8_nols")):
         gains = []
         for seed in (1, 2, 3, 4, 5):
             suffix = "" if seed == 1 else "_s%d" % seed
@@ -193,17 +214,51 @@ def main():
             mean, sd = mean_sd(gains)
             L.append("| %s, %s: mean gain over %d seeds | | | | | **%+.2f ± %.2f** |"
                      % (label, teacher, len(gains), mean, sd))
+    # the teacher's label smoothing, seed by seed: the same student, alpha, T and seeds, only the teacher differs
+    paired = []
+    for seed in (1, 2, 3, 4, 5):
+        suffix = "" if seed == 1 else "_s%d" % seed
+        smooth, sharp = top1(R, "fmnist_kd_r8" + suffix), top1(R, "fmnist_kd_r8_nols" + suffix)
+        if smooth is not None and sharp is not None:
+            paired.append(100 * (sharp - smooth))
+    if len(paired) > 1:
+        mean, sd = mean_sd(paired)
+        L.append("| alpha 0.5, T = 4: teacher without label smoothing minus teacher with it, same seeds (%s) "
+                 "| | | | | **%+.2f ± %.2f** |" % (", ".join("%+.2f" % d for d in paired), mean, sd))
     r8, kd01 = top1(R, "fmnist_r8"), top1(R, "fmnist_kd_r8_alpha01")
     if kd01 is not None:
         gain01 = "" if r8 is None else "%+.2f" % (100 * (kd01 - r8))
         L.append("| ResNet-8, alpha 0.1, T = 4 | %s | 1 | %s | %s | %s |" % (r20_label, pct(r8), pct(kd01), gain01))
     L.append("\nAll trained from scratch with the FP recipe (`experiments/fmnist_r8.cfg`, `fmnist_kd_r8.cfg`, "
-             "`fmnist_kd_r8_t2.cfg`, `fmnist_kd_r8_alpha01.cfg`, `fmnist_kd_r8_wrn.cfg`: loss alpha CE + (1 - alpha) T^2 KL); "
+             "`fmnist_kd_r8_t2.cfg`, `fmnist_kd_r8_alpha01.cfg`, `fmnist_kd_r8_wrn.cfg`, `fmnist_kd_r8_nols.cfg`: "
+             "loss alpha CE + (1 - alpha) T^2 KL, label smoothing 0.1 on the student's CE as without a teacher); "
              "the ResNet-20x2 teacher is `fmnist_wrn20x2.cfg` (twice the width, 30 epochs with crops and flips); "
-             "seeds 2 to 5 are the same "
+             "the teacher without label smoothing is `fmnist_resnet20_nols.cfg`, the FP recipe with "
+             "`train.label_smoothing = 0` (every other teacher and student was trained with 0.1). "
+             "Seeds 2 to 5 are the same "
              "cfgs with `train.seed` (initialisation, sample order, augmentation) overridden (runs/*_s2 ... *_s5; "
-             "seeds 4 and 5 for the ResNet-20x2 teacher only), "
+             "seeds 4 and 5 for the alpha 0.5, T = 4 rows only), "
              "± is the standard deviation over seeds; a teacher's score is its test top-1.\n")
+
+    targets_path = os.path.join(R, "teacher_targets.jsonl")
+    if os.path.exists(targets_path):
+        L.append("### What the teachers' soft targets carry\n")
+        L.append("| teacher | label smoothing | top-1 | true-class probability at T | wrong-class entropy at T "
+                 "(of log 9) | wrong-class logit spread |")
+        L.append("|---|---|---|---|---|---|")
+        for line in open(targets_path):
+            t = json.loads(line)
+            name = os.path.basename(os.path.dirname(t["checkpoint"]))
+            smoothing = planned_value(R, name, "train", "label_smoothing")
+            L.append("| `%s` (T = %g) | %s | %s | %.3f | %.3f | %.3f |"
+                     % (name, t["temperature"], smoothing or "—", pct(t["top1"]), t["target_prob"],
+                        t["wrong_class_entropy"], t["wrong_logit_spread"]))
+        L.append("\nEach teacher's best.h5 on the 10,000 test images (`scripts/teacher_targets.py`): the mean "
+                 "softened probability of the true class, the entropy of the softened distribution over the 9 wrong "
+                 "classes as a fraction of its maximum, and the standard deviation of the wrong-class logits over "
+                 "their mean distance to the true class. A teacher trained with label smoothing puts its wrong "
+                 "classes at one distance: at T = 4 their distribution is all but uniform, so its soft targets "
+                 "tell the student little more than label smoothing would.\n")
 
     L.append("## Quantization, pruning and distillation together\n")
     c = final(R, "fmnist_combined")
