@@ -166,6 +166,7 @@ bench: $(BENCH_BINS) $(PROGS)
 # the Fashion-MNIST compression grid and paper/fmnist_tables.md with its plots (about seven and a half hours)
 paper: all
 	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
+	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	scripts/paper_fmnist.sh
 
 # the synthetic VOC-format detection data (data/synth_voc) and the detection table

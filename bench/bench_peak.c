@@ -3,7 +3,6 @@
  * CPU has. Training throughput is read against this number: a step's convolutions cannot run faster than
  * the FMA units, so a speed-up target is only reachable if it stays under this ceiling. Prints one JSON line.
  * usage: bench_peak [SECONDS_PER_TRY] */
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,15 @@
     s = add(s, add(add(a8, a9), add(a10, a11)));                                                                       \
     return first_lane(s)
 
+typedef struct {
+    const char *isa;
+    int lanes;
+    float (*run)(long);
+} fma_kernel;
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
 __attribute__((target("avx512f"))) static float chains_avx512(long iters) {
     FMA_CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps);
 }
@@ -40,18 +48,24 @@ __attribute__((target("avx2,fma"))) static float chains_avx2(long iters) {
 static inline __m128 mul_add_128(__m128 a, __m128 m, __m128 c) { return _mm_add_ps(_mm_mul_ps(a, m), c); }
 static float chains_sse(long iters) { FMA_CHAINS(__m128, _mm_set1_ps, mul_add_128, _mm_add_ps, _mm_cvtss_f32); }
 
-typedef struct {
-    const char *isa;
-    int lanes;
-    float (*run)(long);
-} fma_kernel;
-
 static fma_kernel widest_kernel(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return (fma_kernel){"avx512", 16, chains_avx512};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return (fma_kernel){"avx2+fma", 8, chains_avx2};
     return (fma_kernel){"sse", 4, chains_sse};
 }
+
+#else
+/* Elsewhere: the compiler's own vectors of 4 floats, with the multiply-add it picks for the target. */
+typedef float vec4 __attribute__((vector_size(16)));
+static inline vec4 set1_4(float v) { return (vec4){v, v, v, v}; }
+static inline vec4 mul_add_4(vec4 a, vec4 m, vec4 c) { return a * m + c; }
+static inline vec4 add_4(vec4 a, vec4 b) { return a + b; }
+static inline float first_lane_4(vec4 v) { return v[0]; }
+static float chains_generic(long iters) { FMA_CHAINS(vec4, set1_4, mul_add_4, add_4, first_lane_4); }
+
+static fma_kernel widest_kernel(void) { return (fma_kernel){"generic", 4, chains_generic}; }
+#endif
 
 /* GFLOP/s of all threads together for one try of `iters` iterations per thread. */
 static double try_once(fma_kernel k, long iters, int *threads) {

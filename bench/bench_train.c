@@ -22,13 +22,13 @@ static double now(void) {
 }
 
 /* Multiply-accumulates of one training step, read from the forward's tape: each convolution and linear layer
- * runs once forward, once for its weight gradient and once more for its input's gradient unless the input
- * needs none (the stem, whose input is the batch). */
+ * runs once forward, then once for each of its weight and input that needs a gradient (the stem's input, the
+ * batch, needs none). */
 static double step_macs(const nb_ctx *ctx) {
     double macs = 0;
     for (size_t i = 0; i < nb_tape_size(ctx); i++) {
         const nb_node *n = nb_tape_node(ctx, i);
-        int passes = 2 + (n->in[0] && n->in[0]->requires_grad);
+        int passes = 1 + (n->in[0] && n->in[0]->requires_grad) + (n->in[1] && n->in[1]->requires_grad);
         macs += (double)nb_node_macs(n) * passes;
     }
     return macs;

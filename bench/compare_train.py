@@ -43,8 +43,12 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
+    if a.rounds < 1:
+        sys.exit("compare_train: --rounds must be at least 1")
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
     torch.set_num_threads(threads)
+    # the ceiling and nibble's rate at the thread count PyTorch gets, also when run outside make bench
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     print("training throughput, batch %d, 1x28x28, %d steps x %d alternating rounds (best), %d threads"
           % (a.batch, a.steps, a.rounds, threads))
     peak = json.loads(subprocess.run([os.path.join(a.build, "bench", "bench_peak")], check=True, capture_output=True,

@@ -255,10 +255,11 @@ def main():
                         t["wrong_class_entropy"], t["wrong_logit_spread"]))
         L.append("\nEach teacher's best.h5 on the 10,000 test images (`scripts/teacher_targets.py`): the mean "
                  "softened probability of the true class, the entropy of the softened distribution over the 9 wrong "
-                 "classes as a fraction of its maximum, and the standard deviation of the wrong-class logits over "
-                 "their mean distance to the true class. A teacher trained with label smoothing puts its wrong "
-                 "classes at one distance: at T = 4 their distribution is all but uniform, so its soft targets "
-                 "tell the student little more than label smoothing would.\n")
+                 "classes as a fraction of its maximum (1: uniform), and the standard deviation of the wrong-class "
+                 "logits over their mean distance to the true class (on the images the teacher gets right). The "
+                 "teachers trained with label smoothing put their wrong classes at nearly one distance and leave "
+                 "the true class a quarter of the softened probability; their soft targets are close to more "
+                 "label smoothing, which is consistent with (not proof of) their smaller gains above.\n")
 
     L.append("## Quantization, pruning and distillation together\n")
     c = final(R, "fmnist_combined")

@@ -8,10 +8,12 @@ softens them, and summarised as
     log 9 (1.0: every wrong class equally likely, nothing for the student to learn about which classes look
     alike);
   - wrong_logit_spread: the standard deviation of the wrong-class logits over the gap between the true class
-    and their mean (label smoothing pulls the wrong classes to one distance, Mueller et al. 2019).
-One JSON line per checkpoint, written to --out.
+    and their mean (label smoothing pulls the wrong classes to one distance, Mueller et al. 2019), on the
+    images the teacher classifies correctly (elsewhere the gap can be near zero or negative).
+One JSON line per checkpoint, written to --out once every checkpoint has been measured.
 
-usage: teacher_targets.py [--bin bin] [--temperature 4] [--out runs/teacher_targets.jsonl] CKPT ..."""
+usage: teacher_targets.py [--bin bin] [--temperature 4] [--out runs/teacher_targets.jsonl]
+                          [--images IDX_GZ --labels IDX_GZ] CKPT ..."""
 import argparse
 import gzip
 import json
@@ -23,7 +25,7 @@ import tempfile
 import h5py
 import numpy as np
 
-TEST = "/usr/share/datasets/fashion-mnist/t10k-%s-idx%d-ubyte.gz"
+TEST = "/usr/share/datasets/fashion-mnist/t10k-%s-idx%d-ubyte.gz"  # where configs/data_fmnist.cfg reads it
 
 
 def read_idx(path, header):
@@ -44,8 +46,9 @@ def summarise(logits, labels, temperature):
     entropy = -(q * np.log(np.maximum(q, 1e-300))).sum(1).mean() / np.log(classes - 1)
     zw = z[wrong].reshape(n, classes - 1)
     gap = z[rows, labels] - zw.mean(1)
-    return {"top1": float((z.argmax(1) == labels).mean()), "target_prob": float(p[rows, labels].mean()),
-            "wrong_class_entropy": float(entropy), "wrong_logit_spread": float((zw.std(1) / gap).mean())}
+    right = z.argmax(1) == labels
+    return {"top1": float(right.mean()), "target_prob": float(p[rows, labels].mean()),
+            "wrong_class_entropy": float(entropy), "wrong_logit_spread": float((zw.std(1)[right] / gap[right]).mean())}
 
 
 def main():
@@ -54,16 +57,20 @@ def main():
     ap.add_argument("--bin", default="bin")
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--out", default="runs/teacher_targets.jsonl")
+    ap.add_argument("--images", default=TEST % ("images", 3), help="gzipped idx images, 28x28")
+    ap.add_argument("--labels", default=TEST % ("labels", 1), help="gzipped idx labels")
     a = ap.parse_args()
-    images = read_idx(TEST % ("images", 3), 16).reshape(-1, 1, 28, 28)
-    labels = read_idx(TEST % ("labels", 1), 8).astype(np.int64)
+    images = read_idx(a.images, 16).reshape(-1, 1, 28, 28)
+    labels = read_idx(a.labels, 8).astype(np.int64)
     if len(images) != len(labels):
-        sys.exit("teacher_targets: %s has %d images but %d labels" % (TEST % ("images", 3), len(images), len(labels)))
+        sys.exit("teacher_targets: %s has %d images but %s has %d labels" % (a.images, len(images), a.labels, len(labels)))
     with tempfile.TemporaryDirectory() as tmp:
         inp = os.path.join(tmp, "test.h5")
         with h5py.File(inp, "w") as f:
             f["images"] = images
-        with open(a.out, "w") as out:
+        # a failed bin/predict leaves the previous file whole rather than a table with teachers missing
+        partial = a.out + ".tmp"
+        with open(partial, "w") as out:
             for ckpt in a.checkpoints:
                 logits_path = os.path.join(tmp, "logits.h5")
                 subprocess.run([os.path.join(a.bin, "predict"), ckpt, inp, logits_path], check=True)
@@ -72,6 +79,7 @@ def main():
                     row.update(summarise(f["logits"][:], labels, a.temperature))
                 out.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
+        os.replace(partial, a.out)
 
 
 if __name__ == "__main__":
