@@ -259,38 +259,29 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     int n = nb_compress_select(cfg, m, "compress.layers", sel, 512);
     NB_REQUIRE(ctx, n > 0, NULL, "config", "compress.layers = %s selects no convolution or linear weight of %s",
                nb_cfg_str(cfg, "compress.layers"), m->spec.arch);
+    bool quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
+    double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
+    bool straight_through = quantized_forward || final_epochs > 0; /* in some steps: needs latent copies */
+    int64_t epochs = nb_cfg_int(cfg, "train.epochs");
+    NB_REQUIRE(ctx, final_epochs == 0 || (final_epochs > 0 && final_epochs < (double)epochs), NULL, "config",
+               "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs, (long long)epochs);
+    /* the trainer's hooks run in list order, so another method's before_step would see Proj(W), and pruning's
+     * masks would be applied to it and then undone by the restore */
+    NB_REQUIRE(ctx, !straight_through || !strstr(nb_cfg_str(cfg, "compress.methods"), "prune"), NULL, "config",
+               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+               "prune in compress.methods");
+    NB_REQUIRE(ctx, !straight_through || !nb_cfg_bool(cfg, "compress.extragradient"), NULL, "config",
+               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+               "compress.extragradient = true: the extragradient's second gradient would be taken at "
+               "the float weights");
     admm *a = nb_xcalloc(1, sizeof *a);
     a->ctx = ctx;
     a->rho0 = rho;
     a->growth = growth;
     a->interval = interval;
-    a->quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
-    double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
-    bool straight_through = a->quantized_forward || final_epochs > 0; /* in some steps: needs latent copies */
-    int64_t epochs = nb_cfg_int(cfg, "train.epochs");
-    if (final_epochs != 0 && !(final_epochs > 0 && final_epochs < (double)epochs)) {
-        NB_FAIL(ctx, "config", "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs,
-                (long long)epochs);
-        free(a);
-        return NULL;
-    }
-    /* the trainer's hooks run in list order, so another method's before_step would see Proj(W), and pruning's
-     * masks would be applied to it and then undone by the restore */
-    if (straight_through && strstr(nb_cfg_str(cfg, "compress.methods"), "prune")) {
-        NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
-                               "prune in compress.methods");
-        free(a);
-        return NULL;
-    }
+    a->quantized_forward = quantized_forward;
     a->final_from = final_epochs > 0 ? (int64_t)llround(((double)epochs - final_epochs) * (double)steps_per_epoch)
                                      : INT64_MAX;
-    if (straight_through && nb_cfg_bool(cfg, "compress.extragradient")) {
-        NB_FAIL(ctx, "config", "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
-                               "compress.extragradient = true: the extragradient's second gradient would be taken at "
-                               "the float weights");
-        free(a);
-        return NULL;
-    }
     a->layers = nb_xcalloc((size_t)n, sizeof *a->layers);
     const char *overrides = nb_cfg_str(cfg, "compress.codebook_layers");
     bool per_channel = !strcmp(nb_cfg_str(cfg, "compress.scale"), "channel");

@@ -12,6 +12,7 @@ import subprocess
 
 BOOKS = [("binary", "1 bit {±1}", 1), ("ternary", "2 bits {0,±1}", 2), ("pm2", "3 bits {0,±1,±2}", 3),
          ("pm4", "3 bits {0,±1,±2,±4}", 3)]
+BOOK_LABEL = {name: label for name, label, _ in BOOKS}
 
 
 def epochs(runs, name):
@@ -64,6 +65,12 @@ def best_top1(runs, name):
     """the score of the run's best.h5, the checkpoint a teacher is loaded from"""
     e = epochs(runs, name)
     return max(x["val_top1"] for x in e) if e else None
+
+
+def seeded(name, seed):
+    """the run of experiment `name` with train.seed = seed: seed 1 is the cfg's own run, others are runs/<name>_s<seed>
+    (scripts/paper_fmnist.sh's reseeded)"""
+    return name if seed == 1 else "%s_s%d" % (name, seed)
 
 
 def mean_sd(values):
@@ -142,13 +149,13 @@ def main():
     L.append("|---|---|---|---|---|---|")
     for cb, base in (("binary", "fmnist_bwn"), ("ternary", "fmnist_twn")):
         variants = [top1(R, "fmnist_admm_%s%s" % (kind, cb)) for kind in ("", "ste_", "final3_")]
-        seeds = [top1(R, base + suffix) for suffix in ("", "_s2", "_s3")]
+        seeds = [top1(R, seeded(base, seed)) for seed in (1, 2, 3)]
         done = [v for v in seeds if v is not None]
         spread = ""
         if len(done) > 1:
             mean, sd = mean_sd(done)
             spread = "%.2f ± %.2f" % (100 * mean, 100 * sd)
-        L.append("| %s | %s | %s |" % (dict((b[0], b[1]) for b in BOOKS)[cb],
+        L.append("| %s | %s | %s |" % (BOOK_LABEL[cb],
                                         " | ".join(pct(v) + delta(v, fp) for v in variants),
                                         " / ".join(pct(v) for v in seeds) + " | " + spread))
     L.append("\nThe same 6 epochs from the FP checkpoint in every column. ADMM, quantized forward "
@@ -165,7 +172,7 @@ def main():
     for cb, base in (("binary", "fmnist_bwn_e12"), ("ternary", "fmnist_twn_e12")):
         admm, ste = top1(R, "fmnist_admm_e12_%s" % cb), top1(R, base)
         gap = "%+.2f" % (100 * (admm - ste)) if admm is not None and ste is not None else ""
-        L.append("| %s | %s | %s | %s |" % (dict((b[0], b[1]) for b in BOOKS)[cb], pct(admm) + delta(admm, fp),
+        L.append("| %s | %s | %s | %s |" % (BOOK_LABEL[cb], pct(admm) + delta(admm, fp),
                                            pct(ste) + delta(ste, fp), gap))
     L.append("\nFrom the same FP checkpoint, the cosine schedule stretched over 12 epochs "
              "(`experiments/fmnist_admm_e12_*.cfg`, `fmnist_bwn_e12.cfg`, `fmnist_twn_e12.cfg`). ADMM keeps the "
@@ -201,8 +208,7 @@ def main():
                                    ("alpha 0.5, T = 4", nols_label, "fmnist_kd_r8_nols")):
         gains = []
         for seed in (1, 2, 3, 4, 5):
-            suffix = "" if seed == 1 else "_s%d" % seed
-            r8, kd = top1(R, "fmnist_r8" + suffix), top1(R, kd_run + suffix)
+            r8, kd = top1(R, seeded("fmnist_r8", seed)), top1(R, seeded(kd_run, seed))
             if kd is None:
                 continue
             gain = None if r8 is None else 100 * (kd - r8)
@@ -217,8 +223,7 @@ def main():
     # the teacher's label smoothing, seed by seed: the same student, alpha, T and seeds, only the teacher differs
     paired = []
     for seed in (1, 2, 3, 4, 5):
-        suffix = "" if seed == 1 else "_s%d" % seed
-        smooth, sharp = top1(R, "fmnist_kd_r8" + suffix), top1(R, "fmnist_kd_r8_nols" + suffix)
+        smooth, sharp = top1(R, seeded("fmnist_kd_r8", seed)), top1(R, seeded("fmnist_kd_r8_nols", seed))
         if smooth is not None and sharp is not None:
             paired.append(100 * (sharp - smooth))
     if len(paired) > 1:
