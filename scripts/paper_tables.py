@@ -6,6 +6,7 @@ beside where it differs.
 
 usage: paper_tables.py [--runs runs] [--out paper] [--bin bin]"""
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -79,14 +80,24 @@ def mean_sd(values):
     return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
+Seeds = collections.namedtuple("Seeds", "runs spread mean")
+
+
 def over_seeds(runs, name, seeds):
-    """a run's top-1 over seeds as table cells: "a / b / c", "mean ± sd" (two or more finished), and the mean or None"""
+    """a run's top-1 over seeds: runs "a / b / c" and spread "mean ± sd" as table text ("" and mean None until
+    two have finished)"""
     values = [top1(runs, seeded(name, seed)) for seed in seeds]
     done = [v for v in values if v is not None]
+    text = " / ".join(pct(v) for v in values)
     if len(done) < 2:
-        return " / ".join(pct(v) for v in values), "", None
+        return Seeds(text, "", None)
     mean, sd = mean_sd(done)
-    return " / ".join(pct(v) for v in values), "%.2f ± %.2f" % (100 * mean, 100 * sd), mean
+    return Seeds(text, "%.2f ± %.2f" % (100 * mean, 100 * sd), mean)
+
+
+def seeds_cell(s):
+    """one table cell: the runs, and under them their mean ± sd"""
+    return s.runs + ("<br>" + s.spread if s.spread else "")
 
 
 def ptq(runs, name):
@@ -157,19 +168,22 @@ def main():
     L.append("| codebook | ADMM (float W-step) | ADMM, quantized forward | ADMM 3 + 3, seeds 1 / 2 / 3 | "
              "ADMM 3 + 3, rho held, seeds 1 / 2 / 3 | TWN / BWN, seeds 1 / 2 / 3 |")
     L.append("|---|---|---|---|---|---|")
+    # the seeded rows, read once for this table and the next-but-one
+    seeded_runs = {name: over_seeds(R, name, (1, 2, 3))
+                   for name in ("fmnist_bwn", "fmnist_twn", "fmnist_admm_final3_binary", "fmnist_admm_final3_ternary",
+                                "fmnist_admm_const3_binary", "fmnist_admm_const3_ternary")}
     gaps = {"final3": [], "const3": []}
     for cb, base in (("binary", "fmnist_bwn"), ("ternary", "fmnist_twn")):
         variants = [top1(R, "fmnist_admm_%s%s" % (kind, cb)) for kind in ("", "ste_")]
-        base_seeds = over_seeds(R, base, (1, 2, 3))
-        cells = []
-        for kind in ("final3", "const3"):
-            runs, spread, mean = over_seeds(R, "fmnist_admm_%s_%s" % (kind, cb), (1, 2, 3))
-            cells.append(runs + ("<br>%s" % spread if spread else ""))
-            if mean is not None and base_seeds[2] is not None:
-                gaps[kind].append("%+.2f at %s" % (100 * (mean - base_seeds[2]), BOOK_LABEL[cb]))
+        baseline = seeded_runs[base]
+        for kind in gaps:
+            mean = seeded_runs["fmnist_admm_%s_%s" % (kind, cb)].mean
+            if mean is not None and baseline.mean is not None:
+                gaps[kind].append("%+.2f at %s" % (100 * (mean - baseline.mean), BOOK_LABEL[cb]))
         L.append("| %s | %s | %s | %s | %s |" % (
-            BOOK_LABEL[cb], " | ".join(pct(v) + delta(v, fp) for v in variants), cells[0], cells[1],
-            base_seeds[0] + ("<br>%s" % base_seeds[1] if base_seeds[1] else "")))
+            BOOK_LABEL[cb], " | ".join(pct(v) + delta(v, fp) for v in variants),
+            seeds_cell(seeded_runs["fmnist_admm_final3_" + cb]), seeds_cell(seeded_runs["fmnist_admm_const3_" + cb]),
+            seeds_cell(baseline)))
     L.append("\nThe same 6 epochs from the FP checkpoint in every column; under three seeds, their mean ± sd. ADMM, "
              "quantized forward (`experiments/fmnist_admm_ste_*.cfg`): the W-step's loss gradient is taken at "
              "Proj(W) and passed straight through to W, as BWN/TWN do, with ADMM's penalty and G/U steps kept. "
@@ -201,12 +215,12 @@ def main():
     L.append("|---|---|---|---|---|---|")
     for cb, base in (("binary", "fmnist_bwn"), ("ternary", "fmnist_twn")):
         admm = top1(R, "fmnist_admm_" + cb)
-        admm_mean = over_seeds(R, "fmnist_admm_const3_" + cb, (1, 2, 3))[2]
+        admm_mean = seeded_runs["fmnist_admm_const3_" + cb].mean
         scratch = top1(R, base + "_scratch")
         gap = "%+.2f" % (100 * (admm_mean - scratch)) if admm_mean is not None and scratch is not None else ""
         L.append("| %s | %s | %s | %s | %s | %s |" % (
             BOOK_LABEL[cb], pct(admm) + delta(admm, fp), pct(admm_mean) + delta(admm_mean, fp),
-            pct(scratch) + delta(scratch, fp), gap, over_seeds(R, base, (1, 2, 3))[1]))
+            pct(scratch) + delta(scratch, fp), gap, seeded_runs[base].spread))
     L.append("\nLeng et al. set ADMM, fine-tuned from a full-precision model, beside the TWN and BWN numbers of their "
              "own papers, which were trained from scratch. `experiments/fmnist_bwn_scratch.cfg` and "
              "`fmnist_twn_scratch.cfg` do that here: the FP recipe with quantized forward passes from random "
