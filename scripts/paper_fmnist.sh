@@ -16,7 +16,8 @@ train fmnist_resnet20_nols
 for e in admm_binary admm_ternary admm_pm2 admm_pm4 twn bwn admm_ste_binary admm_ste_ternary admm_final3_binary \
          admm_final3_ternary admm_const3_binary admm_const3_ternary prune50 prune75 prune90 prune50_oneshot \
          prune75_oneshot prune90_oneshot r8 r8_bwn r8_twn r8_admm_binary r8_admm_ternary \
-         r8_admm_final3_binary r8_admm_final3_ternary kd_r8 kd_r8_t2 kd_r8_wrn kd_r8_nols kd_r8_alpha01 combined \
+         r8_admm_final3_binary r8_admm_final3_ternary r8_admm_1p5_binary r8_admm_1p5_ternary \
+         kd_r8 kd_r8_t2 kd_r8_wrn kd_r8_nols kd_r8_alpha01 combined \
          admm_e12_binary bwn_e12 admm_e12_ternary twn_e12 bwn_scratch twn_scratch; do
     train fmnist_$e
 done
@@ -32,7 +33,8 @@ reseeded() {
 # the distance between them
 reseeded "2 3" "twn bwn admm_final3_binary admm_final3_ternary admm_const3_binary admm_const3_ternary"
 # the same comparison on the ResNet-8, which loses more to 1-2 bit weights
-reseeded "2 3" "r8_bwn r8_twn r8_admm_binary r8_admm_ternary r8_admm_final3_binary r8_admm_final3_ternary"
+reseeded "2 3" "r8_bwn r8_twn r8_admm_binary r8_admm_ternary r8_admm_final3_binary r8_admm_final3_ternary \
+    r8_admm_1p5_binary r8_admm_1p5_ternary"
 # distillation's gain against seed noise: the student with and without the teacher, two more seeds, and five in
 # all for the ResNet-20 (with and without label smoothing) and ResNet-20x2 teachers at alpha 0.5, T = 4
 reseeded "2 3" "r8 kd_r8 kd_r8_t2 kd_r8_wrn"
