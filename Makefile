@@ -163,7 +163,7 @@ bench: $(BENCH_BINS) $(PROGS)
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) PYTHON_GPU=$(PYTHON_GPU) scripts/bench.sh
 
-# the Fashion-MNIST compression grid and paper/fmnist_tables.md with its plots (about nine and a half hours)
+# the Fashion-MNIST compression grid and paper/fmnist_tables.md with its plots (about ten hours)
 paper: all
 	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
