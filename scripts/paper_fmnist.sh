@@ -2,7 +2,8 @@
 # make paper: the Fashion-MNIST compression grid (every row of paper/fmnist_tables.md), then the tables and
 # plots. Runs that have finished are kept; an interrupted one is resumed. The full-precision ResNet-20
 # (experiments/fmnist_resnet20.cfg) comes first: every compression row starts from its best.h5 but the ResNet-8
-# rows (fmnist_r8_*, from fmnist_r8's); the wide ResNet-20x2 next, the second distillation teacher, and the ResNet-20 without label smoothing, the third.
+# rows (fmnist_r8_*, from fmnist_r8's); the wide ResNet-20x2 next, the second distillation teacher, and the
+# ResNet-20 without label smoothing, the third.
 # Takes about ten hours on a 2-core machine (the ResNet-20x2 teacher alone about 80 minutes).
 set -eu
 cd "$(dirname "$0")/.."

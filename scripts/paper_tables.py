@@ -105,8 +105,14 @@ def ptq(runs, name):
     return json.load(open(path))["top1"] if os.path.exists(path) else None
 
 
+def difference(v, ref):
+    """v - ref in points of top-1, as table text ("" while either is missing)"""
+    return "" if v is None or ref is None else "%+.2f" % (100 * (v - ref))
+
+
 def delta(v, ref):
-    return "" if v is None or ref is None else " (%+.2f)" % (100 * (v - ref))
+    d = difference(v, ref)
+    return " (%s)" % d if d else ""
 
 
 def plot(binary, spec, png):
@@ -168,7 +174,7 @@ def main():
     L.append("| codebook | ADMM (float W-step) | ADMM, quantized forward | ADMM 3 + 3, seeds 1 / 2 / 3 | "
              "ADMM 3 + 3, rho held, seeds 1 / 2 / 3 | TWN / BWN, seeds 1 / 2 / 3 |")
     L.append("|---|---|---|---|---|---|")
-    # the seeded rows, read once for this table and the next-but-one
+    # the seeded rows, read once for this table and the later ones that cite them
     seeded_runs = {name: over_seeds(R, name, (1, 2, 3))
                    for name in ("fmnist_bwn", "fmnist_twn", "fmnist_admm_final3_binary", "fmnist_admm_final3_ternary",
                                 "fmnist_admm_const3_binary", "fmnist_admm_const3_ternary")}
@@ -177,9 +183,9 @@ def main():
         variants = [top1(R, "fmnist_admm_%s%s" % (kind, cb)) for kind in ("", "ste_")]
         baseline = seeded_runs[base]
         for kind in gaps:
-            mean = seeded_runs["fmnist_admm_%s_%s" % (kind, cb)].mean
-            if mean is not None and baseline.mean is not None:
-                gaps[kind].append("%+.2f at %s" % (100 * (mean - baseline.mean), BOOK_LABEL[cb]))
+            gap = difference(seeded_runs["fmnist_admm_%s_%s" % (kind, cb)].mean, baseline.mean)
+            if gap:
+                gaps[kind].append("%s at %s" % (gap, BOOK_LABEL[cb]))
         L.append("| %s | %s | %s | %s | %s |" % (
             BOOK_LABEL[cb], " | ".join(pct(v) + delta(v, fp) for v in variants),
             seeds_cell(seeded_runs["fmnist_admm_final3_" + cb]), seeds_cell(seeded_runs["fmnist_admm_const3_" + cb]),
@@ -201,7 +207,7 @@ def main():
     L.append("|---|---|---|---|")
     for cb, base in (("binary", "fmnist_bwn_e12"), ("ternary", "fmnist_twn_e12")):
         admm, ste = top1(R, "fmnist_admm_e12_%s" % cb), top1(R, base)
-        gap = "%+.2f" % (100 * (admm - ste)) if admm is not None and ste is not None else ""
+        gap = difference(admm, ste)
         L.append("| %s | %s | %s | %s |" % (BOOK_LABEL[cb], pct(admm) + delta(admm, fp),
                                            pct(ste) + delta(ste, fp), gap))
     L.append("\nFrom the same FP checkpoint, the cosine schedule stretched over 12 epochs "
@@ -217,7 +223,7 @@ def main():
         admm = top1(R, "fmnist_admm_" + cb)
         admm_mean = seeded_runs["fmnist_admm_const3_" + cb].mean
         scratch = top1(R, base + "_scratch")
-        gap = "%+.2f" % (100 * (admm_mean - scratch)) if admm_mean is not None and scratch is not None else ""
+        gap = difference(admm_mean, scratch)
         L.append("| %s | %s | %s | %s | %s | %s |" % (
             BOOK_LABEL[cb], pct(admm) + delta(admm, fp), pct(admm_mean) + delta(admm_mean, fp),
             pct(scratch) + delta(scratch, fp), gap, seeded_runs[base].spread))
@@ -234,15 +240,14 @@ def main():
              "ADMM 1 + 5, seeds 1 / 2 / 3 | TWN / BWN, seeds 1 / 2 / 3 | ADMM 3 + 3 − TWN / BWN | "
              "ADMM 1 + 5 − TWN / BWN |")
     L.append("|---|---|---|---|---|---|---|")
-    baselines8 = {}
     for cb, base in (("binary", "fmnist_r8_bwn"), ("ternary", "fmnist_r8_twn")):
         admm, final3, final5, ste = (over_seeds(R, name, (1, 2, 3)) for name in (
             "fmnist_r8_admm_" + cb, "fmnist_r8_admm_final3_" + cb, "fmnist_r8_admm_1p5_" + cb, base))
-        baselines8[cb] = ste
-        gaps = ["%+.2f" % (100 * (v.mean - ste.mean)) if v.mean is not None and ste.mean is not None else ""
-                for v in (final3, final5)]
+        if cb == "binary":
+            bwn8 = ste
         L.append("| %s | %s | %s | %s |" % (
-            BOOK_LABEL[cb], " | ".join(seeds_cell(v) for v in (admm, final3, final5, ste)), *gaps))
+            BOOK_LABEL[cb], " | ".join(seeds_cell(v) for v in (admm, final3, final5, ste)),
+            difference(final3.mean, ste.mean), difference(final5.mean, ste.mean)))
     L.append("\nThe ResNet-20's binary and ternary baselines end within 0.2 pt of full precision, which leaves a "
              "better method little room to show. ResNet-8 (three residual blocks against nine, 78k parameters "
              "against 272k) loses more to 1-bit weights (BWN %s pt against %s on the ResNet-20), so it asks whether "
@@ -250,8 +255,7 @@ def main():
              "start from its best.h5 and the seeds are as above. ADMM 1 + 5 (`experiments/fmnist_r8_admm_1p5_*.cfg`) "
              "shortens the ADMM phase to one epoch (rho growing 1.32x at updates every 29 steps, W on the codebook "
              "by its end) and retrains the quantized network for five.\n"
-             % tuple("%+.2f" % (100 * (v - ref)) if v is not None and ref is not None else "?"
-                     for v, ref in ((baselines8["binary"].mean, fp8), (seeded_runs["fmnist_bwn"].mean, fp))))
+             % (difference(bwn8.mean, fp8) or "?", difference(seeded_runs["fmnist_bwn"].mean, fp) or "?"))
 
     L.append("## Pruning\n")
     L.append("| sparsity | progressive (cubic schedule) | one-shot + fine-tuning | measured sparsity |")
@@ -306,7 +310,7 @@ def main():
                  "| | | | | **%+.2f ± %.2f** |" % (", ".join("%+.2f" % d for d in paired), mean, sd))
     r8, kd01 = top1(R, "fmnist_r8"), top1(R, "fmnist_kd_r8_alpha01")
     if kd01 is not None:
-        gain01 = "" if r8 is None else "%+.2f" % (100 * (kd01 - r8))
+        gain01 = difference(kd01, r8)
         L.append("| ResNet-8, alpha 0.1, T = 4 | %s | 1 | %s | %s | %s |" % (r20_label, pct(r8), pct(kd01), gain01))
     L.append("\nAll trained from scratch with the FP recipe (`experiments/fmnist_r8.cfg`, `fmnist_kd_r8.cfg`, "
              "`fmnist_kd_r8_t2.cfg`, `fmnist_kd_r8_alpha01.cfg`, `fmnist_kd_r8_wrn.cfg`, `fmnist_kd_r8_nols.cfg`: "
