@@ -41,7 +41,7 @@ CFLAGS += -DNB_MPI $(shell mpicc --showme:compile)
 LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRCS := $(wildcard core/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c detect/*.c \
+LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c detect/*.c \
               deploy/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/select.h"
 #include "bench/shapes.h"
-#include "core/backend.h"
+#include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
 
@@ -26,7 +27,7 @@ static int cmp(const void *a, const void *b) {
 
 static void fill(nb_tensor *t, uint64_t seed) {
     nb_rng_fill spec = {.dist = NB_RNG_NORMAL, .a = 0.0f, .b = 1.0f, .seed = seed};
-    t->ctx->backend->rng_fill(t->ctx->backend, t, &spec);
+    nb_fill_random(t, &spec);
 }
 
 /* usage: bench_conv [REPS [SHAPE_INDEX]] -- all shapes, or only the one given */
@@ -35,7 +36,6 @@ int main(int argc, char **argv) {
     int only = argc > 2 ? atoi(argv[2]) : -1;
     if (reps < 1) reps = 1;
     nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
-    nb_backend *be = ctx->backend;
     for (int s = 0; s < BENCH_N_CONV; s++) {
         if (only >= 0 && s != only) continue;
         const bench_conv_shape *c = &bench_conv_shapes[s];
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
         nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, xs), *w = nb_tensor_new(ctx, NB_F32, 4, ws);
         fill(x, 1);
         fill(w, 2);
-        if (c->C >= 8) nb_tensor_relayout(x, be->activation_layout(be, x));
+        if (c->C >= 8) nb_tensor_relayout(x, nb_activation_layout(x));
         nb_set_requires_grad(x, true);
         nb_set_requires_grad(w, true);
         nb_conv_attr a = {.stride = {c->stride, c->stride}, .pad = {c->pad, c->pad}, .groups = c->groups};

@@ -9,7 +9,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "core/backend.h"
+#include "backend/select.h"
+#include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
 #include "models/model.h"
@@ -54,7 +55,7 @@ int main(int argc, char **argv) {
     nb_optim *o = nb_optim_new(ctx, &oc, params, np);
     nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){B, cin, size, size});
     nb_rng_fill f = {.dist = NB_RNG_NORMAL, .a = 0, .b = 1, .seed = 3};
-    ctx->backend->rng_fill(ctx->backend, x, &f);
+    nb_fill_random(x, &f);
     int64_t *lab = malloc(sizeof(int64_t) * (size_t)B);
     for (int i = 0; i < B; i++) lab[i] = i % classes;
     nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){B}, lab);
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
     printf("{\"name\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
            "\"train_mmacs_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_mem_mib\": %.0f, \"max_rss_mib\": %.0f}\n",
-           arch, ctx->backend->name, B, size, steps * B / dt, dt / steps * 1e3, train_macs / 1e6,
+           arch, nb_ctx_backend_name(ctx), B, size, steps * B / dt, dt / steps * 1e3, train_macs / 1e6,
            2 * train_macs * steps * B / dt / 1e9, (double)ms.peak_in_use / (1 << 20), (double)ru.ru_maxrss / 1024.0);
     free(lab);
     nb_release(x);

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "core/backend.h"
+#include "backend/select.h"
+#include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -22,7 +23,7 @@ static nb_tensor *param(nb_ctx *ctx, const char *name, int nd, const int64_t *sh
     nb_tensor *t = nb_tensor_new(ctx, NB_F32, nd, shape);
     if (std > 0) {
         nb_rng_fill f = {.dist = NB_RNG_NORMAL, .a = 0.0f, .b = std, .seed = seed};
-        ctx->backend->rng_fill(ctx->backend, t, &f);
+        nb_fill_random(t, &f);
     } else if (std < 0) {
         nb_fill(t, 1.0);
     }

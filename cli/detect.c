@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/select.h"
 #include "core/check.h"
 #include "core/ops.h"
 #include "datasets/det_data.h"

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/select.h"
 #include "core/backend.h"
 
 int main(int argc, char **argv) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/select.h"
 #include "core/check.h"
 #include "deploy/export.h"
 #include "deploy/onnx_inspect.h"

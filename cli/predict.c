@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/select.h"
 #include "core/check.h"
 #include "core/context.h"
 #include "core/ops.h"

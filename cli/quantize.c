@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/select.h"
 #include "compress/dfq.h"
 #include "compress/ptq.h"
 #include "core/check.h"

@@ -21,7 +21,7 @@
 
 #include "compress/codebook.h"
 #include "compress/compressor.h"
-#include "core/backend.h"
+#include "core/arith.h"
 #include "core/check.h"
 
 typedef struct {
@@ -78,39 +78,45 @@ static void add_distance(const float *w, const float *g, int64_t n, double *dist
     }
 }
 
+/* the auxiliaries follow the parameter's layout (a convolution may have moved it to a blocked one) */
+static int align(admm_layer *l) {
+    if (l->G->layout != l->w->layout && nb_tensor_relayout(l->G, l->w->layout)) return -1;
+    if (l->U->layout != l->w->layout && nb_tensor_relayout(l->U, l->w->layout)) return -1;
+    return 0;
+}
+
 /* G = Proj(W + U); U = (U + W - G) / growth. U is the dual scaled by 1/ρ, and ρ grows by `growth` for the
  * steps that follow: without the division the unscaled dual ρU would grow with ρ too, and the pull toward
- * the codebook would compound (Boyd et al. 2011, §3.4.1, varying penalty). */
+ * the codebook would compound (Boyd et al. 2011, §3.4.1, varying penalty). The sums run where the weights
+ * live; the projection itself, an exact sweep over the sorted magnitudes (compress/codebook.c), runs on the
+ * host, once an interval. */
 static int g_and_u_steps(admm *a) {
     float shrink = (float)(1.0 / a->growth);
     double dist = 0.0, norm = 0.0;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
+        /* G = W + U */
+        if (align(l) || nb_tensor_copy(l->G, l->U) || nb_axpby(l->G, 1.0f, l->w, 1.0f)) return -1;
         int64_t n = nb_numel(l->w);
-        float *w = nb_host_copy(l->w), *u = nb_host_copy(l->U), *v = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-        if (!w || !u) return -1;
-        for (int64_t i = 0; i < n; i++) v[i] = w[i] + u[i];
+        float *w = nb_host_copy(l->w), *v = nb_host_copy(l->G);
         int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
         float *alpha = nb_xmalloc(sizeof(float) * (size_t)l->groups);
-        project_groups(l, v, q, alpha, v); /* v becomes G */
-        for (int64_t i = 0; i < n; i++) u[i] = (u[i] + w[i] - v[i]) * shrink;
-        add_distance(w, v, n, &dist, &norm);
-        int rc = nb_host_store(l->G, v) || nb_host_store(l->U, u);
+        int rc = !w || !v;
+        if (!rc) {
+            project_groups(l, v, q, alpha, v); /* v becomes G */
+            add_distance(w, v, n, &dist, &norm);
+            rc = nb_host_store(l->G, v);
+        }
         free(q);
         free(alpha);
         free(w);
-        free(u);
         free(v);
-        if (rc) return -1;
+        /* U = (U + W - G) * shrink */
+        if (rc || nb_axpby(l->U, 1.0f, l->w, 1.0f) || nb_axpby(l->U, -1.0f, l->G, 1.0f) ||
+            nb_axpby(l->U, 0.0f, l->U, shrink))
+            return -1;
     }
     a->last_dist = norm > 0 ? dist / norm : 0.0;
-    return 0;
-}
-
-/* the auxiliaries follow the parameter's layout (a convolution may have moved it to a blocked one) */
-static int align(admm_layer *l) {
-    if (l->G->layout != l->w->layout && nb_tensor_relayout(l->G, l->w->layout)) return -1;
-    if (l->U->layout != l->w->layout && nb_tensor_relayout(l->U, l->w->layout)) return -1;
     return 0;
 }
 
@@ -141,7 +147,6 @@ static int batch_begin(nb_compressor *c, nb_step *s) {
 
 static int before_step(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
-    nb_backend *be = a->ctx->backend;
     float rho = (float)rho_at(a, s->step);
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
@@ -152,7 +157,7 @@ static int before_step(nb_compressor *c, nb_step *s) {
         if (align(l)) return -1;
         if (g->layout != l->w->layout && nb_tensor_relayout(g, l->w->layout)) return -1;
         /* g += rho * (W - G + U) */
-        if (be->axpby(be, g, rho, l->w, 1.0f) || be->axpby(be, g, rho, l->U, 1.0f) || be->axpby(be, g, -rho, l->G, 1.0f))
+        if (nb_axpby(g, rho, l->w, 1.0f) || nb_axpby(g, rho, l->U, 1.0f) || nb_axpby(g, -rho, l->G, 1.0f))
             return -1;
     }
     return 0;

@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress/codebook.h"
 #include "compress/compressor.h"
+#include "core/arith.h"
 #include "core/check.h"
 
 typedef struct {
     nb_tensor *w, *stash, *codes, *alpha;
+    nb_tensor *work; /* a plain copy of w, where the backend keeps w in a blocked layout */
 } fq_layer;
 
 typedef struct {
@@ -22,21 +23,34 @@ typedef struct {
     int n;
 } fakequant;
 
+/* W <- alpha * codes on the device: BWN's alpha = mean|W| with sign codes, TWN's threshold 0.7 mean|W| and
+ * alpha the mean magnitude above it (compress/codebook.c's nb_project_bwn and nb_project_twn, to the bit on
+ * the CPU) */
+static int fakequant_layer(fq_layer *l, bool binary) {
+    nb_tensor *v = l->w;
+    if (!nb_is_contiguous(l->w)) { /* the projection runs in plain order, as the codes are stored */
+        if (!l->work && !(l->work = nb_tensor_new(l->w->ctx, NB_F32, l->w->ndim, l->w->shape))) return -1;
+        v = l->work;
+        if (nb_tensor_copy(v, l->w)) return -1;
+    }
+    int64_t n = nb_numel(v), count;
+    double s, threshold = -1.0, above;
+    if (nb_sum_abs(v, -1.0, &s, NULL)) return -1;
+    float alpha = n ? (float)(s / (double)n) : 0.0f;
+    if (!binary) {
+        threshold = n ? 0.7 * s / (double)n : 0.0;
+        if (nb_sum_abs(v, threshold, &above, &count)) return -1;
+        alpha = count ? (float)(above / (double)count) : 0.0f;
+    }
+    if (nb_sign_codes(v, l->codes, threshold, alpha) || nb_fill(l->alpha, alpha)) return -1;
+    return v != l->w ? nb_tensor_copy(l->w, v) : 0;
+}
+
 static int quantize(fakequant *f, bool keep_float) {
     for (int k = 0; k < f->n; k++) {
         fq_layer *l = &f->layers[k];
         if (keep_float && nb_tensor_copy(l->stash, l->w)) return -1;
-        int64_t n = nb_numel(l->w);
-        float *w = nb_host_copy(l->w);
-        int8_t *q = nb_xmalloc((size_t)(n ? n : 1));
-        if (!w) return -1;
-        float alpha = f->binary ? nb_project_bwn(w, n, q) : nb_project_twn(w, n, q);
-        for (int64_t i = 0; i < n; i++) w[i] = alpha * (float)q[i];
-        int rc = nb_host_store(l->w, w) || nb_tensor_copy_from_host(l->codes, q, (size_t)n) ||
-                 nb_tensor_copy_from_host(l->alpha, &alpha, sizeof alpha);
-        free(w);
-        free(q);
-        if (rc) return -1;
+        if (fakequant_layer(l, f->binary)) return -1;
     }
     return 0;
 }
@@ -74,6 +88,7 @@ static void free_fq(fakequant *f) {
         nb_release(f->layers[k].stash);
         nb_release(f->layers[k].codes);
         nb_release(f->layers[k].alpha);
+        nb_release(f->layers[k].work);
     }
     free(f->layers);
     free(f);

@@ -20,7 +20,7 @@
 
 #include "compress/channel_deps.h"
 #include "compress/compressor.h"
-#include "core/backend.h"
+#include "core/arith.h"
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -29,7 +29,7 @@ typedef struct {
     nb_tensor *bn_w, *bn_b; /* channel granularity: the batch norm after it (borrowed) */
     nb_tensor *mask;       /* like w */
     nb_tensor *cmask;      /* channel granularity: [C] for the batch norm */
-    nb_tensor *score;      /* Taylor importance accumulated since the last update: like w (host-updated) */
+    nb_tensor *score;      /* Taylor importance accumulated since the last update: like w */
     float target;          /* final sparsity */
 } prune_layer;
 
@@ -74,11 +74,10 @@ static int align(nb_tensor *t, const nb_tensor *like) {
 }
 
 static int apply(pruner *p) {
-    nb_backend *be = p->ctx->backend;
     for (int k = 0; k < p->n; k++) {
         prune_layer *l = &p->layers[k];
-        if (align(l->mask, l->w) || be->mul(be, l->w, l->mask)) return -1;
-        if (l->cmask && (be->mul(be, l->bn_w, l->cmask) || be->mul(be, l->bn_b, l->cmask))) return -1;
+        if (align(l->mask, l->w) || nb_mul_inplace(l->w, l->mask)) return -1;
+        if (l->cmask && (nb_mul_inplace(l->bn_w, l->cmask) || nb_mul_inplace(l->bn_b, l->cmask))) return -1;
     }
     return 0;
 }
@@ -136,8 +135,7 @@ static int batch_begin(nb_compressor *c, nb_step *s) {
     return is_update_step(p, s->step) ? update_masks(p, s->step) : 0;
 }
 
-/* Taylor importance: |g·w| summed over the steps between updates (on the host: one copy of each pruned
- * weight and gradient per step) */
+/* Taylor importance: |g·w| summed over the steps between updates, where the weights live */
 static int before_step(nb_compressor *c, nb_step *s) {
     pruner *p = c->impl;
     (void)s;
@@ -145,17 +143,7 @@ static int before_step(nb_compressor *c, nb_step *s) {
     for (int k = 0; k < p->n; k++) {
         prune_layer *l = &p->layers[k];
         if (!l->w->grad) continue;
-        int64_t n = nb_numel(l->w);
-        float *w = nb_host_copy(l->w), *g = nb_host_copy(l->w->grad), *sc = nb_host_copy(l->score);
-        int rc = !w || !g || !sc;
-        if (!rc) {
-            for (int64_t i = 0; i < n; i++) sc[i] += fabsf(g[i] * w[i]);
-            rc = nb_host_store(l->score, sc);
-        }
-        free(w);
-        free(g);
-        free(sc);
-        if (rc) return -1;
+        if (align(l->score, l->w) || align(l->w->grad, l->w) || nb_abs_mul_add(l->score, l->w->grad, l->w)) return -1;
     }
     return 0;
 }

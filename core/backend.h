@@ -80,14 +80,15 @@ struct nb_backend {
                      nb_tensor *v);
     /* adds v to every element of an i64 tensor where it lives (batch counters), without a host round trip */
     int (*counter_add)(nb_backend *be, nb_tensor *t, int64_t v);
-};
 
-nb_backend *nb_cpu_backend_new(nb_ctx *ctx);
-/* Whether this build has the CUDA backend and a device to run it on; `why` gets the device's name, or the
- * reason there is none (skipped tests print it). */
-bool nb_cuda_available(char *why, size_t n);
-/* Run convolutions through the CPU backend's im2col + sgemm reference path instead of oneDNN (also selected
- * by the environment variable NB_CPU_CONV=reference when the context is made). */
-void nb_cpu_use_reference_conv(nb_backend *be, bool on);
+    /* compression arithmetic where the weights live (no host copy per step) */
+    /* sum of |x| over the elements with |x| > threshold (every element when threshold < 0), in double, and
+     * how many there are */
+    int (*sum_abs)(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count);
+    /* codes = sign(v) (+1 at 0) where |v| > threshold, 0 elsewhere; then v = alpha * codes. v plain f32, codes
+     * plain i8 of its shape: the binary and ternary projections */
+    int (*sign_codes)(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
+    int (*abs_mul_add)(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b); /* acc += |a*b| */
+};
 
 #endif

@@ -7,36 +7,12 @@
 
 #include "core/check.h"
 
-#ifdef NB_CUDA
-nb_backend *nb_cuda_backend_new(nb_ctx *ctx);
-bool nb_cuda_probe(char *why, size_t n);
-#endif
-
-bool nb_cuda_available(char *why, size_t n) {
-#ifdef NB_CUDA
-    return nb_cuda_probe(why, n);
-#else
-    snprintf(why, n, "this build has no CUDA backend (rebuild with `make CUDA=1` where nvcc and cuDNN are installed)");
-    return false;
-#endif
-}
-
-nb_ctx *nb_ctx_new(nb_device device) {
+nb_ctx *nb_ctx_make(nb_backend *(*make_backend)(nb_ctx *ctx)) {
     nb_ctx *ctx = nb_xcalloc(1, sizeof *ctx);
     ctx->grad_enabled = true;
     ctx->seed = 0;
     ctx->stream = 0;
-    switch (device) {
-    case NB_DEVICE_CPU: ctx->backend = nb_cpu_backend_new(ctx); break;
-    case NB_DEVICE_CUDA:
-#ifdef NB_CUDA
-        ctx->backend = nb_cuda_backend_new(ctx);
-#else
-        NB_FAIL(ctx, "nb_ctx_new", "this build has no CUDA backend\n  hint: rebuild with `make CUDA=1` on a "
-                                   "machine with nvcc and cuDNN");
-#endif
-        break;
-    }
+    ctx->backend = make_backend ? make_backend(ctx) : NULL;
     if (!ctx->backend) {
         free(ctx);
         return NULL;
@@ -64,6 +40,10 @@ void nb_ctx_free(nb_ctx *ctx) {
     if (ctx->backend) ctx->backend->destroy(ctx->backend);
     free(ctx);
 }
+
+nb_device nb_ctx_device(const nb_ctx *ctx) { return ctx->backend->device; }
+
+const char *nb_ctx_backend_name(const nb_ctx *ctx) { return ctx->backend->name; }
 
 void nb_ctx_set_error_handler(nb_ctx *ctx, nb_error_fn fn, void *user) {
     ctx->on_error = fn;

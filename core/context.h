@@ -63,8 +63,12 @@ struct nb_ctx {
     nb_grad_hooks grad_hooks; /* all NULL unless a reducer is installed */
 };
 
-nb_ctx *nb_ctx_new(nb_device device);
+/* A context on the backend that make_backend builds for it (backend/select.h chooses one by device:
+ * nb_ctx_new). NULL, after the backend reported why, when it cannot start. */
+nb_ctx *nb_ctx_make(nb_backend *(*make_backend)(nb_ctx *ctx));
 void nb_ctx_free(nb_ctx *ctx);
+nb_device nb_ctx_device(const nb_ctx *ctx);
+const char *nb_ctx_backend_name(const nb_ctx *ctx); /* "cpu", "cuda": what train.device names */
 void nb_ctx_set_error_handler(nb_ctx *ctx, nb_error_fn fn, void *user);
 const char *nb_ctx_last_error(const nb_ctx *ctx);
 void nb_ctx_seed(nb_ctx *ctx, uint64_t seed, uint64_t stream);

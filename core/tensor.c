@@ -319,6 +319,8 @@ static int relayout_one(nb_tensor *t, int layout) {
     return 0;
 }
 
+int nb_activation_layout(const nb_tensor *t) { return t->ctx->backend->activation_layout(t->ctx->backend, t); }
+
 int nb_tensor_relayout(nb_tensor *t, int layout) {
     if (relayout_one(t, layout) != 0) return -1;
     if (t->grad && relayout_one(t->grad, layout) != 0) return -1;

@@ -73,6 +73,9 @@ void nb_zero_grad(nb_tensor *t); /* drops the gradient */
 /* Convert storage to another layout in place (same logical content); used to keep weights in the layout
  * the backend prefers. The gradient, if any, is converted too. */
 int nb_tensor_relayout(nb_tensor *t, int layout);
+/* The layout the backend's convolutions produce for an activation of t's shape (what a network would hold:
+ * benchmarks and tests start from it). */
+int nb_activation_layout(const nb_tensor *t);
 
 /* Storage management used by ops and backends. */
 int nb_tensor_alloc(nb_tensor *t, int layout); /* sets layout, allocates (uninitialised) storage */

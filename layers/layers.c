@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/backend.h"
+#include "core/arith.h"
 
 int nb_conv_layer_init(nb_conv_layer *l, nb_params *ps, const char *name, int in, int out, int k, int stride,
                        int pad, int groups, bool bias) {
@@ -46,8 +46,7 @@ nb_tensor *nb_bn_layer_fwd(nb_ctx *ctx, nb_bn_layer *l, nb_tensor *x, bool train
     if (y && training) {
         /* torchvision counts batches seen; kept for state_dict compatibility, counted where the tensor lives
          * (a read-modify-write through the host would stall a GPU at every layer) */
-        nb_backend *be = ctx->backend;
-        if (be->counter_add(be, l->num_batches_tracked, 1) != 0) return NULL;
+        if (nb_counter_add(l->num_batches_tracked, 1) != 0) return NULL;
     }
     return y;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backend.h"
+#include "core/arith.h"
 #include "core/check.h"
 
 void nb_params_init(nb_params *ps, nb_ctx *ctx, uint64_t seed) {
@@ -79,10 +79,10 @@ int nb_init_kaiming_normal_fan_out(nb_params *ps, nb_tensor *w) {
     for (int i = 2; i < w->ndim; i++) fan_out *= w->shape[i];
     nb_rng_fill f = {.dist = NB_RNG_NORMAL, .a = 0.0f, .b = (float)sqrt(2.0 / (double)fan_out), .seed = ps->seed,
                      .stream = nb_name_hash(w->name)};
-    return ps->ctx->backend->rng_fill(ps->ctx->backend, w, &f);
+    return nb_fill_random(w, &f);
 }
 
 int nb_init_uniform(nb_params *ps, nb_tensor *t, float bound) {
     nb_rng_fill f = {.dist = NB_RNG_UNIFORM, .a = -bound, .b = bound, .seed = ps->seed, .stream = nb_name_hash(t->name)};
-    return ps->ctx->backend->rng_fill(ps->ctx->backend, t, &f);
+    return nb_fill_random(t, &f);
 }

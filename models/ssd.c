@@ -295,7 +295,7 @@ nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec) {
             rc = rc || nb_conv_layer_init(&s->shared_dw, &m->params, "head.shared.dw", D, D, 3, 1, 1, D, false) ||
                  nb_conv_layer_init(&s->shared_pw, &m->params, "head.shared.pw", D, (4 + C) * A, 1, 1, 0, 1, true);
         rc = rc || nb_conv_layer_init(&s->cascade, &m->params, "head.cascade", 4 * A, 4 * A, 1, 1, 0, 1, false);
-        if (!rc) rc = m->ctx->backend->fill(m->ctx->backend, s->cascade.weight, 0.0);
+        if (!rc) rc = nb_fill(s->cascade.weight, 0.0);
     } else {
         for (int k = 0; k < s->n_maps && !rc; k++) {
             if (kind == HEAD_SSD) {

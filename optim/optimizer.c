@@ -86,7 +86,6 @@ static int ensure_state(nb_optim_slot *s, int k, bool *created) {
 }
 
 int nb_optim_step(nb_optim *o) {
-    nb_backend *be = o->ctx->backend;
     for (int i = 0; i < o->n; i++) {
         nb_optim_slot *s = &o->slots[i];
         nb_tensor *p = s->param, *g = p->grad;
@@ -103,7 +102,7 @@ int nb_optim_step(nb_optim *o) {
                              .weight_decay = wd,
                              .nesterov = o->cfg.nesterov,
                              .first_step = fresh};
-            if (be->sgd_step(be, &a, p, g, s->state[0]) != 0) return -1;
+            if (nb_sgd_update(&a, p, g, s->state[0]) != 0) return -1;
         } else {
             bool fresh;
             if (ensure_state(s, 0, &fresh) != 0 || ensure_state(s, 1, &fresh) != 0) return -1;
@@ -114,7 +113,7 @@ int nb_optim_step(nb_optim *o) {
                               .weight_decay = wd,
                               .decoupled = o->cfg.kind == NB_OPTIM_ADAMW,
                               .step = s->step};
-            if (be->adam_step(be, &a, p, g, s->state[0], s->state[1]) != 0) return -1;
+            if (nb_adam_update(&a, p, g, s->state[0], s->state[1]) != 0) return -1;
         }
     }
     return 0;

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "backend/select.h"
 #include "core/rng.h"
 #include "models/model.h"
 #include "optim/optim.h"

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "core/backend.h"
+#include "core/arith.h"
 #include "core/ops.h"
 #include "tests/support/ckpt_bytes.h"
 #include "tests/support/run.h"
@@ -322,7 +322,7 @@ static bn_result bn_run(nb_ctx *ctx, bool relu, bool blocked) {
     size_t mark = nb_scope_begin(ctx);
     nb_tensor *xin = x;
     if (blocked) {
-        int layout = ctx->backend->activation_layout(ctx->backend, x);
+        int layout = nb_activation_layout(x);
         xin = nb_to_layout(x, layout);
     }
     nb_tensor *y = nb_batchnorm2d(xin, g, b, rm, rv, (nb_bn_attr){.momentum = 0.1f, .training = 1, .relu = relu});

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "backend/select.h"
 #include "tests/support/testutil.h"
 
 static nb_tensor *T(nb_ctx *ctx, nb_dtype dt, int nd, const int64_t *shape) {

@@ -10,7 +10,8 @@
 
 #include <cmocka.h>
 
-#include "core/backend.h"
+#include "backend/select.h"
+#include "core/arith.h"
 #include "core/ops.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/testutil.h"
@@ -34,7 +35,7 @@ static int teardown(void **state) {
 
 static void run_case(const char *op, const char *name, hid_t g, int blocked) {
     nb_ctx *ctx = tu_ctx();
-    nb_cpu_use_reference_conv(ctx->backend, reference_conv);
+    nb_cpu_use_reference_conv(ctx, reference_conv);
     oh_spec s;
     assert_int_equal(oh_spec_for(op, &s), 0);
     oh_read_attrs(g, &s);
@@ -48,7 +49,7 @@ static void run_case(const char *op, const char *name, hid_t g, int blocked) {
         if (tu_has(g, gname)) nb_set_requires_grad(in[i], true);
         /* the first 4-D activation goes into the backend's network layout */
         if (blocked && !moved && in[i]->ndim == 4 && in[i]->dtype == NB_F32) {
-            int lay = ctx->backend->activation_layout(ctx->backend, in[i]);
+            int lay = nb_activation_layout(in[i]);
             assert_int_equal(nb_tensor_relayout(in[i], lay), 0);
             moved = 1;
         }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/arith.h"
 #include "core/check.h"
 
 #ifdef NB_MPI
@@ -167,17 +168,15 @@ static void on_grad_ready(void *user, nb_tensor *leaf) {
     nb_dist *d = user;
     nb_tensor *g = leaf->grad;
     if (!g || d->failed) return; /* no gradient on any rank: the graph is the same everywhere */
-    nb_backend *be = d->ctx->backend;
 #ifdef NB_NCCL
     if (d->nccl) { /* on the stream, after the kernels that made g: scale by the share, then sum in place */
-        if (be->axpby(be, g, 0.0f, g, (float)d->comm.share) ||
-            nb_nccl_sum(be, d->nccl, nb_data(g), nb_numel(g)))
+        if (nb_axpby(g, 0.0f, g, (float)d->comm.share) || nb_nccl_sum(d->ctx, d->nccl, nb_data(g), nb_numel(g)))
             d->failed = 1;
         return;
     }
 #endif
     /* physical elements: blocked layouts carry padding, which is zero on every rank */
-    size_t bytes = g->layout == NB_LAYOUT_PLAIN ? nb_tensor_bytes(g) : be->layout_bytes(be, g);
+    size_t bytes = nb_storage_bytes(g);
     size_t count = bytes / sizeof(float);
     if (d->used + count > d->staging_cap) {
         /* buffers in flight must not move: finish them before growing */
@@ -190,7 +189,7 @@ static void on_grad_ready(void *user, nb_tensor *leaf) {
         d->staging_cap = cap;
     }
     float *dst = d->staging + d->used;
-    if (be->download(be, dst, nb_data(g), bytes)) {
+    if (nb_storage_download(g, dst, bytes)) {
         d->failed = 1;
         return;
     }
@@ -213,11 +212,10 @@ static int on_backward_end(void *user) {
     nb_dist *d = user;
     launch_bucket(d);
     wait_all(d);
-    nb_backend *be = d->ctx->backend;
     int rc = d->failed ? -1 : 0;
     for (size_t i = 0; i < d->n_items; i++) {
         staged *s = &d->items[i];
-        if (rc == 0 && be->upload(be, nb_data(s->grad), d->staging + s->offset, s->count * sizeof(float))) rc = -1;
+        if (rc == 0 && nb_storage_upload(s->grad, d->staging + s->offset, s->count * sizeof(float))) rc = -1;
         nb_release(s->grad);
     }
     d->n_items = 0;
@@ -237,11 +235,11 @@ void nb_dist_attach(nb_dist *d, nb_ctx *ctx, size_t bucket_bytes) {
     ctx->grad_hooks = (nb_grad_hooks){on_grad_ready, on_backward_end, d};
 #endif
 #ifdef NB_NCCL
-    if (ctx->backend->device == NB_DEVICE_CUDA) {
+    if (nb_ctx_device(ctx) == NB_DEVICE_CUDA) {
         unsigned char id[NB_NCCL_ID_BYTES] = {0};
-        if (d->comm.rank == 0) nb_nccl_unique_id(ctx->backend, id);
+        if (d->comm.rank == 0) nb_nccl_unique_id(ctx, id);
         MPI_Bcast(id, NB_NCCL_ID_BYTES, MPI_BYTE, 0, MPI_COMM_WORLD);
-        nb_nccl_init(ctx->backend, id, d->comm.rank, d->comm.size, &d->nccl); /* errors are fatal */
+        nb_nccl_init(ctx, id, d->comm.rank, d->comm.size, &d->nccl); /* errors are fatal */
     }
 #endif
 }
@@ -249,14 +247,13 @@ void nb_dist_attach(nb_dist *d, nb_ctx *ctx, size_t bucket_bytes) {
 int nb_dist_sync_params(nb_dist *d, nb_params *ps) {
     if (!d || d->comm.size == 1) return 0;
 #ifdef NB_MPI
-    nb_backend *be = d->ctx->backend;
     for (int i = 0; i < ps->n; i++) {
         nb_tensor *t = ps->items[i].t;
-        size_t bytes = t->layout == NB_LAYOUT_PLAIN ? nb_tensor_bytes(t) : be->layout_bytes(be, t);
+        size_t bytes = nb_storage_bytes(t);
         void *h = nb_xmalloc(bytes ? bytes : 1);
-        int rc = be->download(be, h, nb_data(t), bytes);
+        int rc = nb_storage_download(t, h, bytes);
         if (rc == 0 && MPI_Bcast(h, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS) rc = -1;
-        if (rc == 0 && d->comm.rank != 0) rc = be->upload(be, nb_data(t), h, bytes);
+        if (rc == 0 && d->comm.rank != 0) rc = nb_storage_upload(t, h, bytes);
         free(h);
         if (rc) {
             NB_FAIL(d->ctx, "mpi", "broadcasting %s from rank 0 failed", t->name);

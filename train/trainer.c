@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/select.h"
+#include "core/arith.h"
 #include "core/check.h"
 #include "compress/channel_deps.h"
 #include "core/ops.h"
@@ -270,8 +272,8 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, nb_cfg *cfg, bool resume, nb_di
     }
     if (threads > 0) omp_set_num_threads(threads);
     const char *device = nb_cfg_str(cfg, "train.device");
-    NB_REQUIRE(ctx, !strcmp(device, ctx->backend->name), -1, "config",
-               "train.device = %s, but the context runs on the %s backend", device, ctx->backend->name);
+    NB_REQUIRE(ctx, !strcmp(device, nb_ctx_backend_name(ctx)), -1, "config",
+               "train.device = %s, but the context runs on the %s backend", device, nb_ctx_backend_name(ctx));
     default_out(cfg, t->out, sizeof t->out);
     char last[600];
     snprintf(last, sizeof last, "%s/last.h5", t->out);
@@ -514,9 +516,8 @@ static int forward_backward(nb_model *m, nb_optim *o, nb_step *s, float label_sm
 }
 
 /* Korpelevich's extragradient: step to W - lr * g, take the gradient there, come back to W. */
-static int extrapolate(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_step *s, float label_smoothing, nb_compress_set *set,
+static int extrapolate(nb_model *m, nb_optim *o, nb_step *s, float label_smoothing, nb_compress_set *set,
                        float *loss) {
-    nb_backend *be = ctx->backend;
     nb_tensor *small[256];
     nb_tensor **saved = o->n <= 256 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)o->n);
     int rc = 0;
@@ -524,7 +525,7 @@ static int extrapolate(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_step *s, float 
         nb_tensor *p = o->slots[i].param;
         saved[i] = p->grad ? nb_tensor_clone(p) : NULL;
         if (p->grad && (!saved[i] || (p->grad->layout != p->layout && nb_tensor_relayout(p->grad, p->layout)) ||
-                        be->axpby(be, p, -(float)s->lr, p->grad, 1.0f)))
+                        nb_axpby(p, -(float)s->lr, p->grad, 1.0f)))
             rc = -1;
     }
     float unused;
@@ -549,7 +550,7 @@ int nb_train_step_hooked(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_tensor *x, nb
     if (!rc && set && set->n) rc = nb_compress_step(set, NB_HOOK_BEFORE_STEP, &s);
     if (!rc && set && set->extragradient) {
         nb_tape_clear(ctx);
-        rc = extrapolate(ctx, m, o, &s, label_smoothing, set, loss);
+        rc = extrapolate(m, o, &s, label_smoothing, set, loss);
     }
     if (!rc && clip_norm > 0) {
         nb_tensor *small[256];

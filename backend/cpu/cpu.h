@@ -58,6 +58,9 @@ typedef struct {
 
 static inline cpu_backend *cpu_of(nb_backend *be) { return (cpu_backend *)be; }
 
+/* The backend a context runs on (backend/select.c chooses it). */
+nb_backend *nb_cpu_backend_new(nb_ctx *ctx);
+
 /* Report a failed oneDNN call with the op name; evaluates to -1. */
 int cpu_dnnl_fail(cpu_backend *be, const char *op, const char *call, dnnl_status_t st, const char *file, int line);
 #define CPU_DNNL(be, op, call)                                                                                \
@@ -127,6 +130,9 @@ int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_te
 int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
                   nb_tensor *v);
 int cpu_counter_add(nb_backend *be, nb_tensor *t, int64_t v);
+int cpu_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count);
+int cpu_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
+int cpu_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b);
 
 /* What a cached primitive does for its op, part of the cache key. */
 enum { PHASE_FWD = 0, PHASE_BWD_DATA = 1, PHASE_BWD_WEIGHTS = 2, PHASE_REORDER = 3, PHASE_FWD_INFER = 4,

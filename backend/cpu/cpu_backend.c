@@ -430,10 +430,6 @@ static int cpu_activation_layout(nb_backend *b, const nb_tensor *t) {
     return id;
 }
 
-void nb_cpu_use_reference_conv(nb_backend *b, bool on) {
-    if (b->device == NB_DEVICE_CPU) cpu_of(b)->reference_conv = on;
-}
-
 /* ---- dispatch ---- */
 
 static int cpu_forward(nb_backend *b, nb_node *n) {
@@ -538,6 +534,9 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .sgd_step = cpu_sgd_step,
         .adam_step = cpu_adam_step,
         .counter_add = cpu_counter_add,
+        .sum_abs = cpu_sum_abs,
+        .sign_codes = cpu_sign_codes,
+        .abs_mul_add = cpu_abs_mul_add,
     };
     if (dnnl_engine_create(&be->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags) != dnnl_success ||

@@ -89,6 +89,55 @@ int cpu_sum_squares(nb_backend *be, const nb_tensor *t, double *out) {
     return 0;
 }
 
+int cpu_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count) {
+    if (need_dense(be, t, "sum_abs")) return -1;
+    /* one pass in element order: the order compress/codebook.c's projections sum in on the host, so that the
+     * scales of a plain tensor come out the same to the bit (a weight is a few million elements at most) */
+    const float *p = nb_data(t);
+    int64_t n = cpu_phys_floats(t), k = 0;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = fabs((double)p[i]);
+        if (a > threshold) {
+            s += a;
+            k++;
+        }
+    }
+    /* blocked layouts pad with zeros, which |x| > threshold counts when threshold < 0: leave them out */
+    if (threshold < 0) k -= n - nb_numel(t);
+    *sum = s;
+    *count = k;
+    return 0;
+}
+
+int cpu_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha) {
+    if (!nb_is_contiguous(v) || !nb_is_contiguous(codes)) {
+        NB_FAIL(be->ctx, "sign_codes", "needs plain contiguous tensors, got %s and %s", NB_SHAPE(v), NB_SHAPE(codes));
+        return -1;
+    }
+    float *p = nb_data(v);
+    int8_t *q = nb_data(codes);
+    if (!p || !q) return -1;
+    int64_t n = nb_numel(v);
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        int8_t c = (int8_t)(fabs((double)p[i]) > threshold ? (p[i] < 0 ? -1 : 1) : 0);
+        q[i] = c;
+        p[i] = alpha * (float)c;
+    }
+    return 0;
+}
+
+int cpu_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b) {
+    if (same_layout(be, acc, a, "abs_mul_add") || same_layout(be, acc, b, "abs_mul_add")) return -1;
+    float *yp = nb_data(acc);
+    const float *ap = nb_data(a), *bp = nb_data(b);
+    int64_t n = cpu_phys_floats(acc);
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) yp[i] += fabsf(ap[i] * bp[i]);
+    return 0;
+}
+
 int cpu_rng_fill(nb_backend *be, nb_tensor *t, const nb_rng_fill *spec) {
     if (t->dtype != NB_F32 || !nb_is_contiguous(t)) {
         NB_FAIL(be->ctx, "rng_fill", "needs a plain contiguous f32 tensor, got %s", NB_SHAPE(t));

@@ -122,5 +122,8 @@ int cuda_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_t
 int cuda_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *m,
                    nb_tensor *v);
 int cuda_counter_add(nb_backend *be, nb_tensor *t, int64_t v);
+int cuda_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count);
+int cuda_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
+int cuda_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b);
 
 #endif

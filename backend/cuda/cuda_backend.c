@@ -287,6 +287,41 @@ int cuda_sum_squares(nb_backend *b, const nb_tensor *t, double *out) {
     return 0;
 }
 
+int cuda_sum_abs(nb_backend *b, const nb_tensor *t, double threshold, double *sum, int64_t *count) {
+    cuda_backend *be = cuda_of(b);
+    if (need_dense(b, t, "sum_abs")) return -1;
+    size_t bytes = sizeof(double) * 2 * NBK_SUMSQ_BLOCKS;
+    double *part = cuda_scratch(be, bytes), host[2 * NBK_SUMSQ_BLOCKS];
+    if (!part) return -1;
+    int rc = nbk_sum_abs(be->stream, nb_data(t), nb_numel(t), threshold, part);
+    if (rc == 0) rc = b->download(b, host, part, bytes) ? -1 : 0;
+    else cuda_fail(be, "sum_abs", "nbk_sum_abs", cudaGetErrorString((cudaError_t)rc), __FILE__, __LINE__);
+    cuda_scratch_release(be, part, bytes);
+    if (rc) return -1;
+    double s = 0.0, k = 0.0;
+    for (int i = 0; i < NBK_SUMSQ_BLOCKS; i++) {
+        s += host[i];
+        k += host[NBK_SUMSQ_BLOCKS + i];
+    }
+    *sum = s;
+    *count = (int64_t)k;
+    return 0;
+}
+
+int cuda_sign_codes(nb_backend *b, nb_tensor *v, nb_tensor *codes, double threshold, float alpha) {
+    cuda_backend *be = cuda_of(b);
+    if (need_dense(b, v, "sign_codes") || need_dense(b, codes, "sign_codes")) return -1;
+    CUDA_K(be, "sign_codes", nbk_sign_codes(be->stream, nb_data(v), nb_data(codes), nb_numel(v), threshold, alpha));
+    return 0;
+}
+
+int cuda_abs_mul_add(nb_backend *b, nb_tensor *acc, const nb_tensor *x, const nb_tensor *y) {
+    cuda_backend *be = cuda_of(b);
+    if (same_shape(b, acc, x, "abs_mul_add") || same_shape(b, acc, y, "abs_mul_add")) return -1;
+    CUDA_K(be, "abs_mul_add", nbk_abs_mul_add(be->stream, nb_data(acc), nb_data(x), nb_data(y), nb_numel(acc)));
+    return 0;
+}
+
 /* Initialisers run once: drawing on the host with the CPU backend's code and uploading gives a network
  * initialised on the GPU exactly the weights it would get on the CPU. */
 int cuda_rng_fill(nb_backend *b, nb_tensor *t, const nb_rng_fill *spec) {
@@ -476,6 +511,9 @@ nb_backend *nb_cuda_backend_new(nb_ctx *ctx) {
         .sgd_step = cuda_sgd_step,
         .adam_step = cuda_adam_step,
         .counter_add = cuda_counter_add,
+        .sum_abs = cuda_sum_abs,
+        .sign_codes = cuda_sign_codes,
+        .abs_mul_add = cuda_abs_mul_add,
     };
     snprintf(be->device_name, sizeof be->device_name, "%s", why);
     be->device = 0;

@@ -6,16 +6,16 @@
 
 #include <stddef.h>
 
-#include "core/backend.h"
+#include "core/context.h"
 
 #define NB_NCCL_ID_BYTES 128
 
 /* rank 0: a new unique id into id[NB_NCCL_ID_BYTES]. 0, or -1 after reporting. */
-int nb_nccl_unique_id(nb_backend *be, void *id);
+int nb_nccl_unique_id(nb_ctx *ctx, void *id);
 /* Join the communicator of `size` ranks named by id; *comm is the handle. 0, or -1 after reporting. */
-int nb_nccl_init(nb_backend *be, const void *id, int rank, int size, void **comm);
+int nb_nccl_init(nb_ctx *ctx, const void *id, int rank, int size, void **comm);
 /* In-place sum of count floats at the device pointer p over the ranks, queued on the backend's stream. */
-int nb_nccl_sum(nb_backend *be, void *comm, float *p, size_t count);
+int nb_nccl_sum(nb_ctx *ctx, void *comm, float *p, size_t count);
 void nb_nccl_free(void *comm);
 
 #endif

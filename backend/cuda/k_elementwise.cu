@@ -220,6 +220,52 @@ extern "C" int nbk_sum_squares(cudaStream_t s, const float *x, int64_t n, double
     return nbk_status();
 }
 
+/* ---- compression: sums of magnitudes, sign projections, importance accumulation ---- */
+
+static __global__ void sum_abs_k(const float *x, int64_t n, double threshold, double *partial) {
+    double acc = 0.0, cnt = 0.0;
+    NBK_LOOP(i, n) {
+        double a = fabs((double)x[i]);
+        if (a > threshold) {
+            acc += a;
+            cnt += 1.0;
+        }
+    }
+    acc = nbk_block_sum(acc);
+    cnt = nbk_block_sum(cnt);
+    if (threadIdx.x == 0) {
+        partial[blockIdx.x] = acc;
+        partial[NBK_SUMSQ_BLOCKS + blockIdx.x] = cnt;
+    }
+}
+
+extern "C" int nbk_sum_abs(cudaStream_t s, const float *x, int64_t n, double threshold, double *partial) {
+    sum_abs_k<<<NBK_SUMSQ_BLOCKS, NBK_THREADS, 0, s>>>(x, n, threshold, partial);
+    return nbk_status();
+}
+
+static __global__ void sign_codes_k(float *v, int8_t *codes, int64_t n, double threshold, float alpha) {
+    NBK_LOOP(i, n) {
+        int8_t c = (int8_t)(fabs((double)v[i]) > threshold ? (v[i] < 0 ? -1 : 1) : 0);
+        codes[i] = c;
+        v[i] = alpha * (float)c;
+    }
+}
+
+extern "C" int nbk_sign_codes(cudaStream_t s, float *v, int8_t *codes, int64_t n, double threshold, float alpha) {
+    sign_codes_k<<<nbk_grid(n), NBK_THREADS, 0, s>>>(v, codes, n, threshold, alpha);
+    return nbk_status();
+}
+
+static __global__ void abs_mul_add_k(float *acc, const float *a, const float *b, int64_t n) {
+    NBK_LOOP(i, n) acc[i] += fabsf(a[i] * b[i]);
+}
+
+extern "C" int nbk_abs_mul_add(cudaStream_t s, float *acc, const float *a, const float *b, int64_t n) {
+    abs_mul_add_k<<<nbk_grid(n), NBK_THREADS, 0, s>>>(acc, a, b, n);
+    return nbk_status();
+}
+
 /* ---- optimizers ---- */
 
 static __global__ void sgd_k(float *p, const float *g, float *buf, int64_t n, float lr, float mom, float damp, float wd,

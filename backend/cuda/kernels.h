@@ -40,6 +40,13 @@ int nbk_dropout(cudaStream_t s, float *y, const float *x, int64_t n, float p, ui
 #define NBK_SUMSQ_BLOCKS 256
 /* partial[NBK_SUMSQ_BLOCKS] (device) receives per-block sums of squares */
 int nbk_sum_squares(cudaStream_t s, const float *x, int64_t n, double *partial);
+/* partial[2*NBK_SUMSQ_BLOCKS]: per-block sums of |x| over |x| > threshold, then per-block counts of them */
+int nbk_sum_abs(cudaStream_t s, const float *x, int64_t n, double threshold, double *partial);
+
+/* ---- compression ---- */
+/* codes = sign(v) (+1 at 0) where |v| > threshold, else 0; v = alpha * codes */
+int nbk_sign_codes(cudaStream_t s, float *v, int8_t *codes, int64_t n, double threshold, float alpha);
+int nbk_abs_mul_add(cudaStream_t s, float *acc, const float *a, const float *b, int64_t n); /* acc += |a*b| */
 
 /* ---- batch norm (NCHW): statistics per channel over N*HW values ---- */
 int nbk_bn_splits(int64_t N, int64_t C, int64_t HW); /* blocks per channel of the reductions below */

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "core/backend.h"
+#include "backend/select.h"
+#include "core/arith.h"
 #include "core/rng.h"
 
 double tu_rel_err(const float *got, const float *ref, int64_t n) {
@@ -195,12 +196,12 @@ int tu_list_groups(hid_t group, char names[][64], int max) {
 
 void tu_randn(nb_tensor *t, uint64_t seed) {
     nb_rng_fill spec = {.dist = NB_RNG_NORMAL, .a = 0.0f, .b = 1.0f, .seed = seed, .stream = 7};
-    assert_int_equal(t->ctx->backend->rng_fill(t->ctx->backend, t, &spec), 0);
+    assert_int_equal(nb_fill_random(t, &spec), 0);
 }
 
 void tu_rand_uniform(nb_tensor *t, uint64_t seed, float lo, float hi) {
     nb_rng_fill spec = {.dist = NB_RNG_UNIFORM, .a = lo, .b = hi, .seed = seed, .stream = 9};
-    assert_int_equal(t->ctx->backend->rng_fill(t->ctx->backend, t, &spec), 0);
+    assert_int_equal(nb_fill_random(t, &spec), 0);
 }
 
 /* ---- finite differences ---- */
