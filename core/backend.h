@@ -64,10 +64,15 @@ struct nb_backend {
      * use it to start from what a network would hold). */
     int (*activation_layout)(nb_backend *be, const nb_tensor *t);
 
-    /* ops: forward allocates the node's outputs (choosing their layout); backward allocates gin[i] for each
-     * non-NULL gin[i] header, in the layout of in[i]. gout[i] has the layout of out[i]. */
+    /* ops (core/op_table.h): whether this backend runs op at all (core reports a clear error before
+     * dispatching one it declines); then, for impl KERNEL, forward allocates the node's outputs (choosing their
+     * layout) and backward allocates gin[i] for each non-NULL gin[i] header, in the layout of in[i] (gout[i]
+     * has the layout of out[i]); for impl UNARY, unary writes y = f(x), or y = gy * f'(x) when gy is given,
+     * element by element over the physical buffer of x (y and gy share its layout and are allocated). */
+    bool (*supports)(nb_backend *be, nb_op op);
     int (*forward)(nb_backend *be, nb_node *node);
     int (*backward)(nb_backend *be, nb_node *node, nb_tensor *const *gout, nb_tensor **gin);
+    int (*unary)(nb_backend *be, nb_op op, float alpha, nb_tensor *y, const nb_tensor *x, const nb_tensor *gy);
 
     /* element-wise kernels over the physical buffer (operands share one layout) */
     int (*fill)(nb_backend *be, nb_tensor *t, double value);

@@ -47,8 +47,12 @@ int nb_norm_axis(nb_ctx *ctx, const char *op, const nb_tensor *t, int axis);
 
 
 
-/* Ops the core implements itself on top of backend primitives (views and layout changes); everything
- * else goes to the backend. */
+/* Running a recorded node where its row of core/op_table.h says (core/dispatch.c). */
 int nb_core_forward(nb_ctx *ctx, nb_node *n);
 int nb_core_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+/* impl VIEW (core/ops_view.c) and impl UNARY (core/ops_unary.c) */
+int nb_view_forward(nb_ctx *ctx, nb_node *n);
+int nb_view_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+int nb_unary_forward(nb_ctx *ctx, nb_node *n);
+int nb_unary_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 #endif

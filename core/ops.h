@@ -18,6 +18,15 @@ nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b);
 nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_tensor *running_mean,
                           nb_tensor *running_var, nb_bn_attr a);
 
+/* The unary element-wise ops of core/op_table.h (impl UNARY): nb_unary(op, x, alpha) runs any of them, and
+ * each row also gets nb_<name>(x) (alpha 0), defined by core/ops_unary.c from the table. */
+nb_tensor *nb_unary(nb_op op, nb_tensor *x, float alpha);
+#define NB_UNARY_DECLARE(E, name, attr, cost, impl, onnx) NB_UNARY_DECLARE_##impl(name)
+#define NB_UNARY_DECLARE_UNARY(name) nb_tensor *nb_##name(nb_tensor *x);
+#define NB_UNARY_DECLARE_KERNEL(name)
+#define NB_UNARY_DECLARE_VIEW(name)
+NB_OP_TABLE(NB_UNARY_DECLARE)
+
 nb_tensor *nb_relu(nb_tensor *x);
 nb_tensor *nb_relu6(nb_tensor *x);
 nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);

@@ -1,5 +1,6 @@
-/* Ops that the core implements on top of backend primitives: reshape and slice (views sharing storage) and
- * relayout (a copy into another layout). Also the argument checks the other op files share. */
+/* The ops of impl VIEW (core/op_table.h), which the core implements on top of the backend's relayout: reshape
+ * and slice (views sharing storage), relayout (a copy into another layout) and concatenation (each part copied
+ * into its place). Also the argument checks the other op files share. */
 #include <string.h>
 
 #include "core/op_impl.h"
@@ -58,7 +59,7 @@ static nb_tensor *concat_part_view(const nb_node *n, nb_tensor *whole, int k) {
     return v;
 }
 
-int nb_core_forward(nb_ctx *ctx, nb_node *n) {
+int nb_view_forward(nb_ctx *ctx, nb_node *n) {
     nb_tensor *x = n->in[0], *y = n->out[0];
     switch (n->op) {
     case NB_OP_RESHAPE: /* x is plain contiguous (the front-end made sure) */
@@ -82,11 +83,11 @@ int nb_core_forward(nb_ctx *ctx, nb_node *n) {
             if (rc) return -1;
         }
         return 0;
-    default: return ctx->backend->forward(ctx->backend, n);
+    default: return -1; /* not a view (core/dispatch.c sends only views here) */
     }
 }
 
-int nb_core_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+int nb_view_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
     nb_backend *be = ctx->backend;
     nb_tensor *x = n->in[0];
     switch (n->op) {
@@ -127,7 +128,7 @@ int nb_core_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor 
         nb_release(part);
         return rc;
     }
-    default: return be->backward(be, n, gout, gin);
+    default: return -1;
     }
 }
 

@@ -61,39 +61,46 @@ void nb_arena_free(nb_arena *a) {
     a->full = NULL;
 }
 
-/* ---- op names ---- */
+/* ---- the op table ---- */
 
-static const char *const op_names[NB_OP_COUNT] = {
-    [NB_OP_CONV2D] = "conv2d",
-    [NB_OP_LINEAR] = "linear",
-    [NB_OP_BATCHNORM2D] = "batchnorm2d",
-    [NB_OP_RELU] = "relu",
-    [NB_OP_RELU6] = "relu6",
-    [NB_OP_LEAKY_RELU] = "leaky_relu",
-    [NB_OP_SIGMOID] = "sigmoid",
-    [NB_OP_HARDSWISH] = "hardswish",
-    [NB_OP_MAXPOOL2D] = "maxpool2d",
-    [NB_OP_AVGPOOL2D] = "avgpool2d",
-    [NB_OP_GLOBAL_AVGPOOL] = "global_avgpool",
-    [NB_OP_DROPOUT] = "dropout",
-    [NB_OP_ADD] = "add",
-    [NB_OP_SCALE] = "scale",
-    [NB_OP_MUL_CHANNEL] = "mul_channel",
-    [NB_OP_CONCAT] = "concat",
-    [NB_OP_SLICE] = "slice",
-    [NB_OP_CHANNEL_SHUFFLE] = "channel_shuffle",
-    [NB_OP_RESHAPE] = "reshape",
-    [NB_OP_SOFTMAX] = "softmax",
-    [NB_OP_LOG_SOFTMAX] = "log_softmax",
-    [NB_OP_CROSS_ENTROPY] = "cross_entropy",
-    [NB_OP_KL_DIV] = "kl_div",
-    [NB_OP_SMOOTH_L1] = "smooth_l1",
-    [NB_OP_MSE] = "mse",
-    [NB_OP_MULTIBOX] = "multibox_loss",
-    [NB_OP_RELAYOUT] = "relayout",
-};
+static int64_t cost_none(const nb_node *n) {
+    (void)n;
+    return 0;
+}
 
-const char *nb_op_name(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_names[op] : "?"; }
+static int64_t cost_conv(const nb_node *n) {
+    const nb_tensor *y = n->out[0], *w = n->in[1];
+    if (!y || !w) return 0;
+    return y->shape[0] * y->shape[1] * y->shape[2] * y->shape[3] * w->shape[1] * w->shape[2] * w->shape[3];
+}
+
+static int64_t cost_linear(const nb_node *n) {
+    const nb_tensor *x = n->in[0], *w = n->in[1];
+    if (!x || !w) return 0;
+    return x->shape[0] * w->shape[0] * w->shape[1];
+}
+
+typedef struct {
+    const char *name, *attr;
+    nb_op_impl impl;
+    int64_t (*cost)(const nb_node *n);
+} op_info;
+
+/* sizeof names the member, so a row whose attr is not a member of nb_attr does not compile */
+#define NB_OP_INFO(E, name, attr, cost, impl, onnx) \
+    [NB_OP_##E] = {#name, sizeof(((nb_attr *)0)->attr) ? #attr : "", NB_IMPL_##impl, cost_##cost},
+static const op_info op_infos[NB_OP_COUNT] = {NB_OP_TABLE(NB_OP_INFO)};
+#undef NB_OP_INFO
+
+const char *nb_op_name(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_infos[op].name : "?"; }
+nb_op_impl nb_op_impl_of(nb_op op) { return op_infos[op].impl; }
+const char *nb_op_attr_member(nb_op op) { return op_infos[op].attr; }
+
+int nb_op_from_name(const char *name) {
+    for (int op = 0; op < NB_OP_COUNT; op++)
+        if (!strcmp(op_infos[op].name, name)) return op;
+    return -1;
+}
 
 /* ---- recording ---- */
 
@@ -424,18 +431,4 @@ int nb_backward(nb_tensor *root, const nb_tensor *grad) {
 
 /* ---- cost ---- */
 
-int64_t nb_node_macs(const nb_node *n) {
-    switch (n->op) {
-    case NB_OP_CONV2D: {
-        const nb_tensor *y = n->out[0], *w = n->in[1];
-        if (!y || !w) return 0;
-        return y->shape[0] * y->shape[1] * y->shape[2] * y->shape[3] * w->shape[1] * w->shape[2] * w->shape[3];
-    }
-    case NB_OP_LINEAR: {
-        const nb_tensor *x = n->in[0], *w = n->in[1];
-        if (!x || !w) return 0;
-        return x->shape[0] * w->shape[0] * w->shape[1];
-    }
-    default: return 0;
-    }
-}
+int64_t nb_node_macs(const nb_node *n) { return op_infos[n->op].cost(n); }

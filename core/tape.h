@@ -7,40 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/op_table.h"
 #include "core/tensor.h"
 
-typedef enum {
-    NB_OP_CONV2D = 0,
-    NB_OP_LINEAR,
-    NB_OP_BATCHNORM2D,
-    NB_OP_RELU,
-    NB_OP_RELU6,
-    NB_OP_LEAKY_RELU,
-    NB_OP_SIGMOID,
-    NB_OP_HARDSWISH,
-    NB_OP_MAXPOOL2D,
-    NB_OP_AVGPOOL2D,
-    NB_OP_GLOBAL_AVGPOOL,
-    NB_OP_DROPOUT,
-    NB_OP_ADD,
-    NB_OP_SCALE,
-    NB_OP_MUL_CHANNEL,
-    NB_OP_CONCAT,
-    NB_OP_SLICE,
-    NB_OP_CHANNEL_SHUFFLE,
-    NB_OP_RESHAPE,
-    NB_OP_SOFTMAX,
-    NB_OP_LOG_SOFTMAX,
-    NB_OP_CROSS_ENTROPY,
-    NB_OP_KL_DIV,
-    NB_OP_SMOOTH_L1,
-    NB_OP_MSE,
-    NB_OP_MULTIBOX,
-    NB_OP_RELAYOUT,
-    NB_OP_COUNT
-} nb_op;
+#define NB_OP_ENUM(E, name, attr, cost, impl, onnx) NB_OP_##E,
+typedef enum { NB_OP_TABLE(NB_OP_ENUM) NB_OP_COUNT } nb_op; /* rows of core/op_table.h */
+#undef NB_OP_ENUM
+
+/* How an op runs and differentiates: the column impl of core/op_table.h. */
+typedef enum { NB_IMPL_KERNEL, NB_IMPL_VIEW, NB_IMPL_UNARY } nb_op_impl;
 
 const char *nb_op_name(nb_op op);
+nb_op_impl nb_op_impl_of(nb_op op);
+const char *nb_op_attr_member(nb_op op); /* "conv", "eltwise", ... or "none" */
+/* The op of that name, or -1. */
+int nb_op_from_name(const char *name);
 
 /* Zero means "default" for every integer field below (stride 1, dilation 1, groups 1), so that
  * (nb_conv_attr){.pad = {1, 1}} reads naturally. */
@@ -109,7 +90,12 @@ typedef struct {
     int layout; /* target layout of a RELAYOUT node */
 } nb_relayout_attr;
 
+typedef struct {
+    char unused; /* ops without attributes (the column attr = none) */
+} nb_no_attr;
+
 typedef union {
+    nb_no_attr none;
     nb_conv_attr conv;
     nb_pool_attr pool;
     nb_bn_attr bn;

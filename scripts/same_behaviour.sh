@@ -73,8 +73,8 @@ side() { # side NAME BIN: every experiment with the programs in BIN, in OUT/NAME
 }
 
 echo "== the experiments ($REV)"
-(side before "$OUT/src/bin")
+(side before "$OUT/src/build/rel/bin")
 echo "== the experiments (working tree)"
-(side after "$REPO/bin")
+(side after "$REPO/build/rel/bin")
 echo "== comparison"
 $PY "$REPO/scripts/same_behaviour.py" "$OUT/before/runs" "$OUT/after/runs"

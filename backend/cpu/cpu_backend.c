@@ -430,70 +430,42 @@ static int cpu_activation_layout(nb_backend *b, const nb_tensor *t) {
     return id;
 }
 
-/* ---- dispatch ---- */
+/* ---- dispatch: one kernel table over core/op_table.h's ops ---- */
 
-static int cpu_forward(nb_backend *b, nb_node *n) {
-    cpu_backend *be = cpu_of(b);
-    switch (n->op) {
-    case NB_OP_CONV2D: return be->reference_conv ? cpu_conv_ref_forward(be, n) : cpu_conv_forward(be, n);
-    case NB_OP_LINEAR: return cpu_linear_forward(be, n);
-    case NB_OP_BATCHNORM2D: return cpu_bn_forward(be, n);
-    case NB_OP_RELU:
-    case NB_OP_RELU6:
-    case NB_OP_LEAKY_RELU:
-    case NB_OP_SIGMOID:
-    case NB_OP_HARDSWISH: return cpu_eltwise_forward(be, n);
-    case NB_OP_MAXPOOL2D:
-    case NB_OP_AVGPOOL2D:
-    case NB_OP_GLOBAL_AVGPOOL: return cpu_pool_forward(be, n);
-    case NB_OP_ADD:
-    case NB_OP_SCALE:
-    case NB_OP_DROPOUT: return cpu_pointwise_forward(be, n);
-    case NB_OP_MUL_CHANNEL:
-    case NB_OP_CHANNEL_SHUFFLE: return cpu_shape_forward(be, n);
-    case NB_OP_SOFTMAX:
-    case NB_OP_LOG_SOFTMAX:
-    case NB_OP_CROSS_ENTROPY:
-    case NB_OP_KL_DIV:
-    case NB_OP_SMOOTH_L1:
-    case NB_OP_MSE: return cpu_loss_forward(be, n);
-    case NB_OP_MULTIBOX: return cpu_multibox_forward(be, n);
-    default: break;
-    }
-    NB_FAIL(b->ctx, nb_op_name(n->op), "the CPU backend has no forward for this op");
-    return -1;
+typedef struct {
+    int (*forward)(cpu_backend *be, nb_node *n);
+    int (*backward)(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+} cpu_kernel;
+
+#define ELTWISE {cpu_eltwise_forward, cpu_eltwise_backward}
+#define POOL {cpu_pool_forward, cpu_pool_backward}
+#define POINTWISE {cpu_pointwise_forward, cpu_pointwise_backward}
+#define SHAPE {cpu_shape_forward, cpu_shape_backward}
+#define LOSS {cpu_loss_forward, cpu_loss_backward}
+/* ops of impl KERNEL; views are the core's, unary ops go to cpu_unary */
+static const cpu_kernel cpu_kernels[NB_OP_COUNT] = {
+    [NB_OP_CONV2D] = {cpu_conv_forward, cpu_conv_backward},
+    [NB_OP_LINEAR] = {cpu_linear_forward, cpu_linear_backward},
+    [NB_OP_BATCHNORM2D] = {cpu_bn_forward, cpu_bn_backward},
+    [NB_OP_RELU] = ELTWISE, [NB_OP_RELU6] = ELTWISE, [NB_OP_LEAKY_RELU] = ELTWISE, [NB_OP_SIGMOID] = ELTWISE,
+    [NB_OP_HARDSWISH] = ELTWISE,
+    [NB_OP_MAXPOOL2D] = POOL, [NB_OP_AVGPOOL2D] = POOL, [NB_OP_GLOBAL_AVGPOOL] = POOL,
+    [NB_OP_ADD] = POINTWISE, [NB_OP_SCALE] = POINTWISE, [NB_OP_DROPOUT] = POINTWISE,
+    [NB_OP_MUL_CHANNEL] = SHAPE, [NB_OP_CHANNEL_SHUFFLE] = SHAPE,
+    [NB_OP_SOFTMAX] = LOSS, [NB_OP_LOG_SOFTMAX] = LOSS, [NB_OP_CROSS_ENTROPY] = LOSS, [NB_OP_KL_DIV] = LOSS,
+    [NB_OP_SMOOTH_L1] = LOSS, [NB_OP_MSE] = LOSS,
+    [NB_OP_MULTIBOX] = {cpu_multibox_forward, cpu_multibox_backward},
+};
+
+static bool cpu_supports(nb_backend *b, nb_op op) {
+    (void)b;
+    return (unsigned)op < NB_OP_COUNT && (cpu_kernels[op].forward || cpu_unary_supports(op));
 }
 
+static int cpu_forward(nb_backend *b, nb_node *n) { return cpu_kernels[n->op].forward(cpu_of(b), n); }
+
 static int cpu_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
-    cpu_backend *be = cpu_of(b);
-    switch (n->op) {
-    case NB_OP_CONV2D: return be->reference_conv ? cpu_conv_ref_backward(be, n, gout, gin) : cpu_conv_backward(be, n, gout, gin);
-    case NB_OP_LINEAR: return cpu_linear_backward(be, n, gout, gin);
-    case NB_OP_BATCHNORM2D: return cpu_bn_backward(be, n, gout, gin);
-    case NB_OP_RELU:
-    case NB_OP_RELU6:
-    case NB_OP_LEAKY_RELU:
-    case NB_OP_SIGMOID:
-    case NB_OP_HARDSWISH: return cpu_eltwise_backward(be, n, gout, gin);
-    case NB_OP_MAXPOOL2D:
-    case NB_OP_AVGPOOL2D:
-    case NB_OP_GLOBAL_AVGPOOL: return cpu_pool_backward(be, n, gout, gin);
-    case NB_OP_ADD:
-    case NB_OP_SCALE:
-    case NB_OP_DROPOUT: return cpu_pointwise_backward(be, n, gout, gin);
-    case NB_OP_MUL_CHANNEL:
-    case NB_OP_CHANNEL_SHUFFLE: return cpu_shape_backward(be, n, gout, gin);
-    case NB_OP_SOFTMAX:
-    case NB_OP_LOG_SOFTMAX:
-    case NB_OP_CROSS_ENTROPY:
-    case NB_OP_KL_DIV:
-    case NB_OP_SMOOTH_L1:
-    case NB_OP_MSE: return cpu_loss_backward(be, n, gout, gin);
-    case NB_OP_MULTIBOX: return cpu_multibox_backward(be, n, gout, gin);
-    default: break;
-    }
-    NB_FAIL(b->ctx, nb_op_name(n->op), "the CPU backend has no backward for this op");
-    return -1;
+    return cpu_kernels[n->op].backward(cpu_of(b), n, gout, gin);
 }
 
 static void cpu_destroy(nb_backend *b) {
@@ -524,8 +496,10 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .layout_bytes = cpu_layout_bytes,
         .relayout = cpu_relayout,
         .activation_layout = cpu_activation_layout,
+        .supports = cpu_supports,
         .forward = cpu_forward,
         .backward = cpu_backward,
+        .unary = cpu_unary,
         .fill = cpu_fill,
         .axpby = cpu_axpby,
         .mul = cpu_mul,

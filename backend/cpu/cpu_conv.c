@@ -80,6 +80,7 @@ static cpu_prim *fwd_prim(cpu_backend *be, const nb_node *n) {
 }
 
 int cpu_conv_forward(cpu_backend *be, nb_node *n) {
+    if (be->reference_conv) return cpu_conv_ref_forward(be, n);
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out[0];
     cpu_prim *p = fwd_prim(be, n);
     if (!p) return -1;
@@ -190,6 +191,7 @@ static void *in_layout(cpu_backend *be, nb_tensor *t, int layout, nb_tensor **tm
 }
 
 int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+    if (be->reference_conv) return cpu_conv_ref_backward(be, n, gout, gin);
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *gy = gout[0];
     cpu_prim *fwd = fwd_prim(be, n);
     if (!fwd) return -1;

@@ -372,70 +372,50 @@ int cuda_counter_add(nb_backend *b, nb_tensor *t, int64_t v) {
     return 0;
 }
 
-/* ---- dispatch ---- */
+/* ---- dispatch: one kernel table over core/op_table.h's ops ---- */
 
-static int cuda_forward(nb_backend *b, nb_node *n) {
-    cuda_backend *be = cuda_of(b);
-    switch (n->op) {
-    case NB_OP_CONV2D: return cuda_conv_forward(be, n);
-    case NB_OP_LINEAR: return cuda_linear_forward(be, n);
-    case NB_OP_BATCHNORM2D: return cuda_bn_forward(be, n);
-    case NB_OP_RELU:
-    case NB_OP_RELU6:
-    case NB_OP_LEAKY_RELU:
-    case NB_OP_SIGMOID:
-    case NB_OP_HARDSWISH:
-    case NB_OP_ADD:
-    case NB_OP_SCALE:
-    case NB_OP_DROPOUT: return cuda_pointwise_forward(be, n);
-    case NB_OP_MAXPOOL2D:
-    case NB_OP_AVGPOOL2D:
-    case NB_OP_GLOBAL_AVGPOOL: return cuda_pool_forward(be, n);
-    case NB_OP_MUL_CHANNEL:
-    case NB_OP_CHANNEL_SHUFFLE: return cuda_shape_forward(be, n);
-    case NB_OP_SOFTMAX:
-    case NB_OP_LOG_SOFTMAX:
-    case NB_OP_CROSS_ENTROPY:
-    case NB_OP_KL_DIV:
-    case NB_OP_SMOOTH_L1:
-    case NB_OP_MSE: return cuda_loss_forward(be, n);
-    case NB_OP_MULTIBOX: return cuda_multibox_forward(be, n);
-    default: break;
-    }
-    NB_FAIL(b->ctx, nb_op_name(n->op), "the CUDA backend has no forward for this op");
-    return -1;
+typedef struct {
+    int (*forward)(cuda_backend *be, nb_node *n);
+    int (*backward)(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
+} cuda_kernel;
+
+#define POINTWISE {cuda_pointwise_forward, cuda_pointwise_backward}
+#define POOL {cuda_pool_forward, cuda_pool_backward}
+#define SHAPE {cuda_shape_forward, cuda_shape_backward}
+#define LOSS {cuda_loss_forward, cuda_loss_backward}
+/* ops of impl KERNEL; views are the core's, unary ops go to cuda_unary */
+static const cuda_kernel cuda_kernels[NB_OP_COUNT] = {
+    [NB_OP_CONV2D] = {cuda_conv_forward, cuda_conv_backward},
+    [NB_OP_LINEAR] = {cuda_linear_forward, cuda_linear_backward},
+    [NB_OP_BATCHNORM2D] = {cuda_bn_forward, cuda_bn_backward},
+    [NB_OP_RELU] = POINTWISE, [NB_OP_RELU6] = POINTWISE, [NB_OP_LEAKY_RELU] = POINTWISE, [NB_OP_SIGMOID] = POINTWISE,
+    [NB_OP_HARDSWISH] = POINTWISE, [NB_OP_ADD] = POINTWISE, [NB_OP_SCALE] = POINTWISE, [NB_OP_DROPOUT] = POINTWISE,
+    [NB_OP_MAXPOOL2D] = POOL, [NB_OP_AVGPOOL2D] = POOL, [NB_OP_GLOBAL_AVGPOOL] = POOL,
+    [NB_OP_MUL_CHANNEL] = SHAPE, [NB_OP_CHANNEL_SHUFFLE] = SHAPE,
+    [NB_OP_SOFTMAX] = LOSS, [NB_OP_LOG_SOFTMAX] = LOSS, [NB_OP_CROSS_ENTROPY] = LOSS, [NB_OP_KL_DIV] = LOSS,
+    [NB_OP_SMOOTH_L1] = LOSS, [NB_OP_MSE] = LOSS,
+    [NB_OP_MULTIBOX] = {cuda_multibox_forward, cuda_multibox_backward},
+};
+
+static bool cuda_supports(nb_backend *b, nb_op op) {
+    (void)b;
+    return (unsigned)op < NB_OP_COUNT && (cuda_kernels[op].forward || nbk_unary_supported((int)op));
 }
 
+static int cuda_forward(nb_backend *b, nb_node *n) { return cuda_kernels[n->op].forward(cuda_of(b), n); }
+
 static int cuda_backward(nb_backend *b, nb_node *n, nb_tensor *const *gout, nb_tensor **gin) {
+    return cuda_kernels[n->op].backward(cuda_of(b), n, gout, gin);
+}
+
+/* the unary element-wise ops: f(x), or gy * f'(x), over plain buffers (k_unary.cu) */
+static int cuda_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tensor *x, const nb_tensor *gy) {
     cuda_backend *be = cuda_of(b);
-    switch (n->op) {
-    case NB_OP_CONV2D: return cuda_conv_backward(be, n, gout, gin);
-    case NB_OP_LINEAR: return cuda_linear_backward(be, n, gout, gin);
-    case NB_OP_BATCHNORM2D: return cuda_bn_backward(be, n, gout, gin);
-    case NB_OP_RELU:
-    case NB_OP_RELU6:
-    case NB_OP_LEAKY_RELU:
-    case NB_OP_SIGMOID:
-    case NB_OP_HARDSWISH:
-    case NB_OP_ADD:
-    case NB_OP_SCALE:
-    case NB_OP_DROPOUT: return cuda_pointwise_backward(be, n, gout, gin);
-    case NB_OP_MAXPOOL2D:
-    case NB_OP_AVGPOOL2D:
-    case NB_OP_GLOBAL_AVGPOOL: return cuda_pool_backward(be, n, gout, gin);
-    case NB_OP_MUL_CHANNEL:
-    case NB_OP_CHANNEL_SHUFFLE: return cuda_shape_backward(be, n, gout, gin);
-    case NB_OP_SOFTMAX:
-    case NB_OP_LOG_SOFTMAX:
-    case NB_OP_CROSS_ENTROPY:
-    case NB_OP_KL_DIV:
-    case NB_OP_SMOOTH_L1:
-    case NB_OP_MSE: return cuda_loss_backward(be, n, gout, gin);
-    case NB_OP_MULTIBOX: return cuda_multibox_backward(be, n, gout, gin);
-    default: break;
-    }
-    NB_FAIL(b->ctx, nb_op_name(n->op), "the CUDA backend has no backward for this op");
-    return -1;
+    if (need_dense(b, x, nb_op_name(op)) || need_dense(b, y, nb_op_name(op)) || (gy && need_dense(b, gy, nb_op_name(op))))
+        return -1;
+    CUDA_K(be, nb_op_name(op), nbk_unary(be->stream, (int)op, alpha, nb_data(y), nb_data(x), gy ? nb_data(gy) : NULL,
+                                         nb_numel(x)));
+    return 0;
 }
 
 static void cuda_destroy(nb_backend *b) {
@@ -501,8 +481,10 @@ nb_backend *nb_cuda_backend_new(nb_ctx *ctx) {
         .layout_bytes = cuda_layout_bytes,
         .relayout = cuda_relayout,
         .activation_layout = cuda_activation_layout,
+        .supports = cuda_supports,
         .forward = cuda_forward,
         .backward = cuda_backward,
+        .unary = cuda_unary,
         .fill = cuda_fill,
         .axpby = cuda_axpby,
         .mul = cuda_mul,

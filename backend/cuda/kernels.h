@@ -28,6 +28,10 @@ enum { NBK_RELU = 0, NBK_RELU6, NBK_LEAKY, NBK_SIGMOID, NBK_HARDSWISH };
 int nbk_act_forward(cudaStream_t s, int kind, float *y, const float *x, float alpha, int64_t n);
 /* xy is x, or y for the sigmoid (whose derivative is written in its output) */
 int nbk_act_backward(cudaStream_t s, int kind, float *gx, const float *xy, const float *gy, float alpha, int64_t n);
+/* the unary element-wise ops of core/op_table.h (impl UNARY; op is the nb_op value): whether this file has a
+ * kernel for op, and y = f(x), or y = gy * f'(x) when gy is not NULL */
+int nbk_unary_supported(int op);
+int nbk_unary(cudaStream_t s, int op, float alpha, float *y, const float *x, const float *gy, int64_t n);
 int nbk_add(cudaStream_t s, float *y, float a, const float *x, float b, const float *z, int relu, int64_t n);
 int nbk_axpby(cudaStream_t s, float *y, float a, const float *x, float b, int64_t n); /* y = a*x + b*y */
 int nbk_mul(cudaStream_t s, float *y, const float *x, int64_t n);                      /* y = y*x */

@@ -1,0 +1,53 @@
+/* Every op the tape records, one row each: the only list of ops in nibble. Everything else that must know
+ * each op expands this table, so that a row added here and forgotten there fails to compile:
+ *   - core/tape.h: the enum (NB_OP_<ENUM>), and core/tape.c the name, attribute size and cost of each op;
+ *   - core/dispatch.c: where forward and backward run (the column `impl`);
+ *   - deploy/onnx_emit.c: the ONNX rule of each op (a function onnx_<name>, or none for training-only ops);
+ *   - tests/support/op_harness.c: how the parity and gradient tests call it.
+ * Backends fill a kernel table indexed by the enum and may decline an op (nb_backend.supports).
+ *
+ * Columns:
+ *   ENUM    the enum constant's suffix
+ *   name    the op's name in messages, tests and fixtures (tests/fixtures/ops.h5 has a group of that name)
+ *   attr    the member of nb_attr (core/tape.h) that holds its attributes; none when it has none
+ *   cost    how nb_node_macs counts it: conv, linear (multiply-accumulates), or none
+ *   impl    KERNEL: the backend's forward and backward kernels;
+ *           VIEW:   core/ops_view.c (views, layout copies and concatenation over the backend's relayout);
+ *           UNARY:  element-wise; the backend's unary kernel gives f(x) and f'(x), and core/ops_unary.c
+ *                   writes the backward once for every backend (gx = gy * f'(x))
+ *   onnx    EXPORT: deploy/onnx_emit.c has a rule onnx_<name>; TRAINING: a loss, with no inference meaning
+ */
+#ifndef NB_OP_TABLE_H
+#define NB_OP_TABLE_H
+
+#define NB_OP_TABLE(X)                                                                 \
+    /* ENUM            name             attr       cost    impl    onnx */             \
+    X(CONV2D,          conv2d,          conv,      conv,   KERNEL, EXPORT)             \
+    X(LINEAR,          linear,          none,      linear, KERNEL, EXPORT)             \
+    X(BATCHNORM2D,     batchnorm2d,     bn,        none,   KERNEL, EXPORT)             \
+    X(RELU,            relu,            eltwise,   none,   KERNEL, EXPORT)             \
+    X(RELU6,           relu6,           eltwise,   none,   KERNEL, EXPORT)             \
+    X(LEAKY_RELU,      leaky_relu,      eltwise,   none,   KERNEL, EXPORT)             \
+    X(SIGMOID,         sigmoid,         eltwise,   none,   KERNEL, EXPORT)             \
+    X(HARDSWISH,       hardswish,       eltwise,   none,   KERNEL, EXPORT)             \
+    X(MAXPOOL2D,       maxpool2d,       pool,      none,   KERNEL, EXPORT)             \
+    X(AVGPOOL2D,       avgpool2d,       pool,      none,   KERNEL, EXPORT)             \
+    X(GLOBAL_AVGPOOL,  global_avgpool,  pool,      none,   KERNEL, EXPORT)             \
+    X(DROPOUT,         dropout,         dropout,   none,   KERNEL, EXPORT)             \
+    X(ADD,             add,             add,       none,   KERNEL, EXPORT)             \
+    X(SCALE,           scale,           add,       none,   KERNEL, EXPORT)             \
+    X(MUL_CHANNEL,     mul_channel,     none,      none,   KERNEL, EXPORT)             \
+    X(CONCAT,          concat,          axis,      none,   VIEW,   EXPORT)             \
+    X(SLICE,           slice,           slice,     none,   VIEW,   EXPORT)             \
+    X(CHANNEL_SHUFFLE, channel_shuffle, shuffle,   none,   KERNEL, EXPORT)             \
+    X(RESHAPE,         reshape,         none,      none,   VIEW,   EXPORT)             \
+    X(SOFTMAX,         softmax,         axis,      none,   KERNEL, EXPORT)             \
+    X(LOG_SOFTMAX,     log_softmax,     axis,      none,   KERNEL, EXPORT)             \
+    X(CROSS_ENTROPY,   cross_entropy,   ce,        none,   KERNEL, TRAINING)           \
+    X(KL_DIV,          kl_div,          kl,        none,   KERNEL, TRAINING)           \
+    X(SMOOTH_L1,       smooth_l1,       smooth_l1, none,   KERNEL, TRAINING)           \
+    X(MSE,             mse,             none,      none,   KERNEL, TRAINING)           \
+    X(MULTIBOX,        multibox_loss,   multibox,  none,   KERNEL, TRAINING)           \
+    X(RELAYOUT,        relayout,        relayout,  none,   VIEW,   EXPORT)
+
+#endif
