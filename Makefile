@@ -1,8 +1,11 @@
 # nibble: `make` builds the library and programs, `make test` runs the cmocka suite, `make test SANITIZE=1`
 # runs it under AddressSanitizer and UBSan, `make bench` measures against PyTorch on this machine.
 # `make CUDA=1` adds the CUDA backend (nvcc, cuBLAS, cuDNN under CUDA_HOME); its tests run where a GPU is
-# present and are reported as skipped elsewhere. Missing Debian packages are installed by
-# scripts/install-deps.sh on first use.
+# present and are reported as skipped elsewhere. `make deps` installs the Debian packages and ONNX Runtime that
+# building, training and testing need (scripts/install-deps.sh, as root or with sudo); `make train` and
+# `make check` run it first, in a make of its own, so that this Makefile is read again after the packages are
+# there (whether Open MPI is installed decides MPI=1). Every other target only checks, and stops with the
+# command that installs what is missing.
 
 CC ?= gcc
 SANITIZE ?= 0
@@ -41,7 +44,7 @@ CFLAGS += -DNB_MPI $(shell mpicc --showme:compile)
 LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c compress/*.c train/*.c detect/*.c \
+LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c setup/*.c task/*.c compress/*.c train/*.c detect/*.c \
               deploy/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
@@ -75,7 +78,9 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 DEPS_STAMP := build/.deps-build
 
 .PHONY: all test check demo train bench clean deps fixtures build-tests paper paper-detect synth-voc
-.SECONDARY:
+# objects and the release programs are kept (not deleted as intermediates); listed explicitly, a new source file
+# is always compiled
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/bin/%
 ifeq ($(SANITIZE),1)
 all: $(LIB) $(PROGS)
 else
@@ -84,10 +89,17 @@ endif
 
 $(DEPS_STAMP):
 	@mkdir -p build
-	@scripts/install-deps.sh --check build 2>/dev/null || scripts/install-deps.sh build
+	@scripts/install-deps.sh --check build || \
+		{ echo "nibble: run 'make deps' first: it installs them (as root, or with sudo)" >&2; exit 1; }
 	@touch $@
 
-deps: $(DEPS_STAMP)
+# the Debian packages of building, training (the Fashion-MNIST package) and testing (the ONNX checker, Node.js),
+# and ONNX Runtime from npm
+deps:
+	@scripts/install-deps.sh --check build 2>/dev/null || scripts/install-deps.sh build
+	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
+	@scripts/install-ort.sh
+	@mkdir -p build && touch $(DEPS_STAMP)
 
 $(GEN)/deploy/onnx.pb-c.c: deploy/onnx.proto | $(DEPS_STAMP)
 	@mkdir -p $(GEN)
@@ -129,7 +141,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # what the export tests check against: the onnx checker (Debian) and ONNX Runtime (npm, into build/ort)
 ORT_STAMP := build/ort/node_modules/onnxruntime-node/package.json
 $(ORT_STAMP):
-	scripts/install-ort.sh
+	@scripts/install-ort.sh --check || \
+		{ echo "nibble: ONNX Runtime is missing (build/ort): run 'make deps' first" >&2; exit 1; }
 
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
 test: $(TEST_BINS) $(PROGS) $(ORT_STAMP)
@@ -139,9 +152,12 @@ test: $(TEST_BINS) $(PROGS) $(ORT_STAMP)
 # every test and benchmark binary, built but not run (for running them on another machine)
 build-tests: $(TEST_BINS) $(BENCH_BINS) $(PROGS)
 
-# what CI runs: the suite, then again under AddressSanitizer and UBSan, then the CUDA build wherever nvcc is
-# installed (its GPU tests are reported as skipped on a machine without a GPU)
+# what CI runs: the folders' layering (scripts/layers.py), the suite, then again under AddressSanitizer and
+# UBSan, then the CUDA build wherever nvcc is installed (its GPU tests are reported as skipped on a machine
+# without a GPU)
 check:
+	$(MAKE) deps
+	@$(PYTHON) scripts/layers.py
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
 	@if [ -x $(NVCC) ] && [ -f $(CUDA_HOME)/include/cudnn.h ]; then $(MAKE) test CUDA=1; \
@@ -149,8 +165,9 @@ check:
 
 # the README's main job: install what is missing, build, train the default Fashion-MNIST experiment
 EXPERIMENT ?= experiments/fmnist_resnet20.cfg
-train: all
-	@scripts/install-deps.sh --check data 2>/dev/null || scripts/install-deps.sh data
+train:
+	$(MAKE) deps
+	$(MAKE) all
 	bin/train $(EXPERIMENT) $(ARGS)
 
 demo: bin/demo

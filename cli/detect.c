@@ -14,7 +14,8 @@
 #include "datasets/voc.h"
 #include "detect/decode.h"
 #include "train/chart.h"
-#include "train/trainer.h"
+#include "setup/assemble.h"
+#include "setup/checkpoint.h"
 
 static const unsigned char palette[8][3] = {{230, 25, 75},  {60, 180, 75},  {0, 130, 200}, {245, 130, 48},
                                             {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {128, 128, 0}};
@@ -49,9 +50,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     nb_ctx_free(ctx);
-    ctx = nb_ctx_from_cfg(&cfg, true);
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
-    if (!m || nb_ckpt_load_model(ctx, ckpt, &m->params, true)) return 1;
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    ctx = nb_ctx_for(s, NB_DEVICE_OR_CPU);
+    nb_model *m = nb_model_for(ctx, s);
+    if (!m || nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL)) return 1;
     if (!m->priors) {
         NB_FAIL(ctx, ckpt, "holds a %s, a classifier; bin/detect needs a detector (ssd_*, ssdlite_*, lrssd_*)",
                 m->spec.arch);
@@ -60,15 +63,15 @@ int main(int argc, char **argv) {
     int S = m->spec.input_size, C = m->spec.num_classes, P = nb_priors(m->priors, NULL, 0);
     nb_cbox *priors = nb_xmalloc(sizeof(nb_cbox) * (size_t)P);
     nb_priors(m->priors, priors, P);
-    double mean[3], std[3];
-    int nm = nb_cfg_floats(&cfg, "data.mean", mean, 3), ns = nb_cfg_floats(&cfg, "data.std", std, 3);
+    const double *mean = s->data.mean.v, *std = s->data.std.v;
+    int nm = s->data.mean.n < 3 ? s->data.mean.n : 3, ns = s->data.std.n < 3 ? s->data.std.n : 3;
     float fm[3], fs[3];
     for (int c = 0; c < 3; c++) fm[c] = (float)mean[nm == 3 ? c : 0], fs[c] = (float)std[ns == 3 ? c : 0];
     /* class names as the training data had them (VOC's twenty when data.classes is empty) */
     int n_names;
-    char **names = nb_voc_class_names(ctx, nb_cfg_str(&cfg, "data.classes"), &n_names);
+    char **names = nb_voc_class_names(ctx, s->data.classes, &n_names);
     if (!names) return 1;
-    nb_decode_cfg dc = {0.1f, 0.2f, m->spec.det.score_min, m->spec.det.nms_iou, m->spec.det.top_k};
+    nb_decode_cfg dc = {NB_SSD_VAR_CENTER, NB_SSD_VAR_SIZE, m->spec.det.score_min, m->spec.det.nms_iou, m->spec.det.top_k};
     nb_detection *dets = nb_xmalloc(sizeof(nb_detection) * (size_t)(dc.top_k > 0 ? dc.top_k : 1));
     float *x = nb_xmalloc(sizeof(float) * 3 * (size_t)S * S), *pred = nb_xmalloc(sizeof(float) * (size_t)(4 + C) * P);
     nb_set_grad_enabled(ctx, false);
@@ -125,6 +128,7 @@ int main(int argc, char **argv) {
     free(x), free(pred), free(dets), free(priors), free(images), free(rest);
     nb_voc_free_names(names, n_names);
     nb_model_free(m);
+    free(s);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);
     return rc;

@@ -1,13 +1,16 @@
-/* bin/eval CKPT [CFG] [section.key=value ...]: top-1, top-5 and loss of a checkpoint on the validation set
- * (data.val), as one JSON object on stdout; for a detector, VOC07 11-point and all-point mAP and the loss. Without CFG the configuration stored in the checkpoint is used;
- * it runs on the device that configuration trained on (train.device), or on the CPU where there is no GPU. */
+/* bin/eval CKPT [CFG] [section.key=value ...]: a checkpoint evaluated on the validation set (data.val) as one
+ * JSON object on stdout: top-1, top-5 and loss for a classifier; VOC07 11-point and all-point mAP and the loss
+ * for a detector. Without CFG the configuration stored in the checkpoint is used; it runs on the device that
+ * configuration trained on (train.device), or on the CPU where there is no GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/select.h"
-#include "core/context.h"
-#include "train/trainer.h"
+#include "core/check.h"
+#include "setup/assemble.h"
+#include "setup/checkpoint.h"
+#include "task/task.h"
 
 static int load_cfg(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, int argc, char **argv) {
     const char *cfg_path = NULL;
@@ -29,24 +32,27 @@ int main(int argc, char **argv) {
     nb_cfg_init(&cfg);
     if (load_cfg(ctx, &cfg, ckpt, argc, argv)) return 1;
     nb_ctx_free(ctx);
-    ctx = nb_ctx_from_cfg(&cfg, true);
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
-    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    ctx = nb_ctx_for(s, NB_DEVICE_OR_CPU);
+    nb_model *m = nb_model_for(ctx, s);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     nb_dataset val;
-    nb_data_from_cfg(ctx, &cfg, true, &val);
-    nb_data_for_model(ctx, &cfg, m, &val);
+    nb_data_load(ctx, s, NB_SPLIT_VAL, &val);
+    nb_data_for_model(ctx, s, m, &val);
     nb_loader_cfg lc;
-    nb_loader_cfg_from(ctx, &cfg, &val, false, &lc);
+    nb_loader_cfg_for(ctx, s, &val, NB_SPLIT_VAL, &lc);
+    nb_task *task = nb_task_for(m, s);
     nb_eval_result r;
-    if (nb_evaluate(ctx, m, &val, &lc, &r)) return 1;
-    if (m->priors)
-        printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, \"map07\": %.6f, \"map\": %.6f, \"loss\": %.6f}\n",
-               ckpt, val.source, (long long)r.n, r.map07, r.map, r.loss);
-    else
-        printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}\n",
-               ckpt, val.source, (long long)r.n, r.top1, r.top5, r.loss);
+    if (task->evaluate(task, &val, &lc, &r)) return 1;
+    char fields[200];
+    task->eval_fields(task, &r, fields, sizeof fields);
+    printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f}\n", ckpt, val.source,
+           (long long)r.n, fields, r.loss);
+    nb_task_free(task);
     nb_dataset_free(&val);
     nb_model_free(m);
+    free(s);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);
     return 0;

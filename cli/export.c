@@ -15,7 +15,8 @@
 #include "core/check.h"
 #include "deploy/export.h"
 #include "deploy/onnx_inspect.h"
-#include "train/trainer.h"
+#include "setup/assemble.h"
+#include "setup/checkpoint.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] "
@@ -24,9 +25,9 @@ static int usage(void) {
     return 2;
 }
 
-static void list(char *buf, size_t n, const nb_cfg *cfg, const char *key, int channels) {
-    double v[16];
-    int k = nb_cfg_floats(cfg, key, v, 16);
+static void list(char *buf, size_t n, const nb_setting_list *l, int channels) {
+    const double *v = l->v;
+    int k = l->n < 16 ? l->n : 16;
     buf[0] = 0;
     for (int c = 0; c < channels; c++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%g", c ? "," : "", v[k == 1 ? 0 : c < k ? c : k - 1]);
@@ -81,14 +82,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* export is a host job: the weights are read back to the CPU whatever device trained them */
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
-    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    nb_model *m = nb_model_for(ctx, s);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     nb_qweights q;
     nb_qweights_open(ctx, &q, ckpt);
     char mean[256], std[256], doc[800];
     int C = m->spec.in_channels, S = m->spec.input_size;
-    list(mean, sizeof mean, &cfg, "data.mean", C);
-    list(std, sizeof std, &cfg, "data.std", C);
+    list(mean, sizeof mean, &s->data.mean, C);
+    list(std, sizeof std, &s->data.std, C);
     snprintf(doc, sizeof doc,
              "input: float32 [N, %d, %d, %d] (NCHW, N free); pixel values scaled to [0, 1], then (x - mean[c]) / "
              "std[c] with mean = [%s], std = [%s]; output %s: float32 [N, %d]",
@@ -110,6 +113,7 @@ int main(int argc, char **argv) {
            r.folded_bn);
     nb_qweights_close(&q);
     nb_model_free(m);
+    free(s);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);
     return 0;

@@ -11,7 +11,8 @@
 #include "core/check.h"
 #include "core/context.h"
 #include "core/ops.h"
-#include "train/trainer.h"
+#include "setup/assemble.h"
+#include "setup/checkpoint.h"
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -29,9 +30,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     nb_ctx_free(ctx);
-    ctx = nb_ctx_from_cfg(&cfg, true);
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
-    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    ctx = nb_ctx_for(s, NB_DEVICE_OR_CPU);
+    nb_model *m = nb_model_for(ctx, s);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     nb_dataset ds;
     nb_dataset_load_hdf5_ex(ctx, &ds, in, 0, false);
     if (ds.c != m->spec.in_channels || ds.h != m->spec.input_size || ds.w != m->spec.input_size) {
@@ -39,7 +42,7 @@ int main(int argc, char **argv) {
                 m->spec.input_size, m->spec.input_size);
     }
     nb_loader_cfg lc;
-    nb_loader_cfg_from(ctx, &cfg, &ds, false, &lc);
+    nb_loader_cfg_for(ctx, s, &ds, NB_SPLIT_VAL, &lc);
     /* per image: num_classes logits, or a detector's [4 + C, P] raw outputs; known after the first batch */
     int64_t per = 0, out_shape[NB_MAX_DIMS];
     int out_ndim = 0;
@@ -86,6 +89,7 @@ int main(int argc, char **argv) {
     free(logits);
     nb_dataset_free(&ds);
     nb_model_free(m);
+    free(s);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);
     return 0;

@@ -13,7 +13,8 @@
 #include "compress/dfq.h"
 #include "compress/ptq.h"
 #include "core/check.h"
-#include "train/trainer.h"
+#include "setup/assemble.h"
+#include "setup/checkpoint.h"
 
 int main(int argc, char **argv) {
     if (argc < 3 || argv[1][0] == '-') {
@@ -32,31 +33,33 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nibble: error: %s\n", cfg.err);
         return 1;
     }
-    const char *method = nb_cfg_str(&cfg, "quantize.method");
-    nb_ptq_spec spec = {.per_channel = !strcmp(nb_cfg_str(&cfg, "quantize.scale"), "channel"),
-                        .optimal = !strcmp(method, "optimal")};
-    bool quantize = strcmp(method, "none") != 0; /* only the transforms: folding, equalization */
-    const char *cbname = nb_cfg_str(&cfg, "compress.codebook");
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    const nb_quantize_settings *qs = &s->quantize;
+    const char *method = qs->method.name;
+    nb_ptq_spec spec = {.per_channel = qs->scale.id == NB_SCALE_CHANNEL, .optimal = qs->method.id == NB_QUANTIZE_OPTIMAL};
+    bool quantize = qs->method.id != NB_QUANTIZE_NONE; /* only the transforms: folding, equalization */
+    const char *cbname = s->compress.codebook;
     if (nb_codebook_parse(cbname, &spec.cb)) {
         NB_FAIL(ctx, "config", "compress.codebook = %s: unknown codebook (binary, ternary, pm2, pm4, pow2_N)", cbname);
         return 1;
     }
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
-    nb_ckpt_load_model(ctx, ckpt, &m->params, true);
+    nb_model *m = nb_model_for(ctx, s);
+    nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     /* deployment folds batch norms into the convolutions: quantize.fold_bn alone is that setting's naive
      * baseline, quantize.dfq adds equalization and bias correction */
     nb_dfq dfq = {0};
-    bool dfq_on = nb_cfg_bool(&cfg, "quantize.dfq"), fold = dfq_on || nb_cfg_bool(&cfg, "quantize.fold_bn");
+    bool dfq_on = qs->dfq, fold = dfq_on || qs->fold_bn;
     if (fold && nb_dfq_equalize(ctx, m, dfq_on, &dfq)) return 1;
     nb_tensor *sel[512];
-    int n = nb_compress_select(&cfg, m, "compress.layers", sel, 512);
+    int n = nb_compress_select(&s->compress, s->compress.layers, m, sel, 512);
     if (n == 0) {
         NB_FAIL(ctx, "config", "compress.layers selects no weight of %s", m->spec.arch);
         return 1;
     }
     /* bias correction needs the float weights beside the quantized ones */
     nb_tensor *fp[512];
-    bool correct = quantize && dfq_on && nb_cfg_bool(&cfg, "quantize.bias_correction");
+    bool correct = quantize && dfq_on && qs->bias_correction;
     for (int k = 0; correct && k < n; k++) fp[k] = nb_tensor_clone(sel[k]);
     nb_ckpt_extra extra = {0};
     double err = quantize ? nb_ptq_apply(ctx, sel, n, &spec, &extra) : 0.0;
@@ -74,6 +77,7 @@ int main(int argc, char **argv) {
     free(text);
     nb_ptq_release(&extra);
     nb_model_free(m);
+    free(s);
     nb_cfg_free(&cfg);
     nb_ctx_free(ctx);
     return 0;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "core/context.h"
+#include "core/check.h"
+#include "setup/assemble.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t interrupted; /* the one piece of process state: a signal handler can only set a flag */
@@ -60,17 +62,21 @@ static int run(int argc, char **argv, nb_dist *dist) {
         nb_cfg_free(&cfg);
         return 1;
     }
-    nb_ctx *ctx = nb_ctx_from_cfg(&cfg, false); /* errors print and exit 1 */
+    nb_settings *s = nb_xmalloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    nb_ctx *ctx = nb_ctx_for(s, NB_DEVICE_AS_ASKED); /* errors print and exit 1 */
     if (summary) {
-        nb_model *m = nb_model_from_cfg(ctx, &cfg);
-        nb_print_summary(ctx, m, stdout);
+        nb_model *m = nb_model_for(ctx, s);
+        nb_print_summary(m, stdout);
         nb_model_free(m);
         nb_ctx_free(ctx);
+        free(s);
         nb_cfg_free(&cfg);
         return 0;
     }
+    free(s);
     nb_trainer t;
-    nb_trainer_setup(&t, ctx, &cfg, resume, dist);
+    nb_trainer_setup(&t, ctx, &cfg, resume ? NB_RUN_RESUME : NB_RUN_NEW, dist);
     signal(SIGINT, on_sigint);
     t.stop = &interrupted;
     if (nb_dist_size(dist) > 1 && t.writer) {

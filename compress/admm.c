@@ -124,7 +124,7 @@ static int g_and_u_steps(admm *a) {
  * the loss gradient of the projected network (the straight-through estimator) plus the ADMM penalty's. */
 static bool forward_quantized(const admm *a, int64_t step) { return a->quantized_forward || step >= a->final_from; }
 
-static int batch_begin(nb_compressor *c, nb_step *s) {
+static int admm_batch_begin(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
     if (!forward_quantized(a, s->step)) return 0;
     bool final = s->step >= a->final_from;
@@ -145,7 +145,7 @@ static int batch_begin(nb_compressor *c, nb_step *s) {
     return 0;
 }
 
-static int before_step(nb_compressor *c, nb_step *s) {
+static int admm_before_step(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
     float rho = (float)rho_at(a, s->step);
     for (int k = 0; k < a->n; k++) {
@@ -163,13 +163,14 @@ static int before_step(nb_compressor *c, nb_step *s) {
     return 0;
 }
 
-static int batch_end(nb_compressor *c, nb_step *s) {
+static int admm_batch_end(nb_compressor *c, nb_step *s) {
     admm *a = c->impl;
     return (s->step + 1) % a->interval == 0 && s->step < a->final_from ? g_and_u_steps(a) : 0;
 }
 
-/* W <- Proj(W), keeping the float W in the stash when asked */
-static int quantize_weights(admm *a, bool stash) {
+/* W <- Proj(W), keeping the float W in the stash for evaluation */
+static int quantize_weights(admm *a, nb_quantize_mode mode) {
+    bool stash = mode == NB_QUANTIZE_KEEP_FLOAT;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
         float *w = nb_host_copy(l->w);
@@ -186,9 +187,9 @@ static int quantize_weights(admm *a, bool stash) {
     return 0;
 }
 
-static int eval_begin(nb_compressor *c) { return quantize_weights(c->impl, true); }
+static int admm_eval_begin(nb_compressor *c) { return quantize_weights(c->impl, NB_QUANTIZE_KEEP_FLOAT); }
 
-static int eval_end(nb_compressor *c) {
+static int admm_eval_end(nb_compressor *c) {
     admm *a = c->impl;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
@@ -199,9 +200,9 @@ static int eval_end(nb_compressor *c) {
     return 0;
 }
 
-static int finish(nb_compressor *c) { return quantize_weights(c->impl, false); }
+static int admm_finish(nb_compressor *c) { return quantize_weights(c->impl, NB_QUANTIZE_FOR_GOOD); }
 
-static void state(nb_compressor *c, nb_ckpt_extra *out) {
+static void admm_state(nb_compressor *c, nb_ckpt_extra *out) {
     admm *a = c->impl;
     for (int k = 0; k < a->n; k++) {
         admm_layer *l = &a->layers[k];
@@ -212,7 +213,7 @@ static void state(nb_compressor *c, nb_ckpt_extra *out) {
     }
 }
 
-static void metrics(nb_compressor *c, char *buf, size_t n) {
+static void admm_metrics(nb_compressor *c, char *buf, size_t n) {
     admm *a = c->impl;
     snprintf(buf, n, ", \"admm_layers\": %d, \"admm_dist\": %.6g", a->n, a->last_dist);
 }
@@ -231,7 +232,7 @@ static void free_admm(admm *a) {
     free(a);
 }
 
-static void destroy(nb_compressor *c) {
+static void admm_destroy(nb_compressor *c) {
     free_admm(c->impl);
     free(c);
 }
@@ -245,40 +246,31 @@ static nb_tensor *named(nb_tensor *t, const char *what, const char *of) {
     return t;
 }
 
-nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch) {
+nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch) {
+    const nb_compress_settings *cs = &s->compress;
     nb_codebook dflt;
-    const char *cbname = nb_cfg_str(cfg, "compress.codebook");
-    if (nb_codebook_parse(cbname, &dflt)) {
+    if (nb_codebook_parse(cs->codebook, &dflt)) {
         NB_FAIL(ctx, "config", "compress.codebook = %s: unknown codebook (binary, ternary, pm2 = {0,±1,±2}, pm4 = "
                                "{0,±1,±2,±4}, pow2_N = {0,±1,...,±2^N} with N from 1 to 6)",
-                cbname);
+                cs->codebook);
         return NULL;
     }
-    double rho = nb_cfg_float(cfg, "compress.rho"), growth = nb_cfg_float(cfg, "compress.rho_growth");
-    int64_t interval = nb_cfg_int(cfg, "compress.admm_interval");
+    double rho = cs->rho, growth = cs->rho_growth;
+    int64_t interval = cs->admm_interval;
     if (interval == 0) interval = steps_per_epoch;
     NB_REQUIRE(ctx, rho > 0 && growth >= 1.0 && interval > 0, NULL, "config",
                "compress.rho (%g) must be > 0, compress.rho_growth (%g) >= 1 and compress.admm_interval (%lld) >= 0",
                rho, growth, (long long)interval);
     nb_tensor *sel[512];
-    int n = nb_compress_select(cfg, m, "compress.layers", sel, 512);
+    int n = nb_compress_select(cs, cs->layers, m, sel, 512);
     NB_REQUIRE(ctx, n > 0, NULL, "config", "compress.layers = %s selects no convolution or linear weight of %s",
-               nb_cfg_str(cfg, "compress.layers"), m->spec.arch);
-    bool quantized_forward = !strcmp(nb_cfg_str(cfg, "compress.admm_forward"), "quantized");
-    double final_epochs = nb_cfg_float(cfg, "compress.admm_final_epochs");
+               cs->layers, m->spec.arch);
+    bool quantized_forward = cs->admm_forward.id == NB_ADMM_QUANTIZED;
+    double final_epochs = cs->admm_final_epochs;
     bool straight_through = quantized_forward || final_epochs > 0; /* in some steps: needs latent copies */
-    int64_t epochs = nb_cfg_int(cfg, "train.epochs");
+    int64_t epochs = s->train.epochs;
     NB_REQUIRE(ctx, final_epochs == 0 || (final_epochs > 0 && final_epochs < (double)epochs), NULL, "config",
                "compress.admm_final_epochs (%g) must be in [0, train.epochs = %lld)", final_epochs, (long long)epochs);
-    /* the trainer's hooks run in list order, so another method's before_step would see Proj(W), and pruning's
-     * masks would be applied to it and then undone by the restore */
-    NB_REQUIRE(ctx, !straight_through || !strstr(nb_cfg_str(cfg, "compress.methods"), "prune"), NULL, "config",
-               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
-               "prune in compress.methods");
-    NB_REQUIRE(ctx, !straight_through || !nb_cfg_bool(cfg, "compress.extragradient"), NULL, "config",
-               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
-               "compress.extragradient = true: the extragradient's second gradient would be taken at "
-               "the float weights");
     admm *a = nb_xcalloc(1, sizeof *a);
     a->ctx = ctx;
     a->rho0 = rho;
@@ -288,14 +280,13 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
     a->final_from = final_epochs > 0 ? (int64_t)llround(((double)epochs - final_epochs) * (double)steps_per_epoch)
                                      : INT64_MAX;
     a->layers = nb_xcalloc((size_t)n, sizeof *a->layers);
-    const char *overrides = nb_cfg_str(cfg, "compress.codebook_layers");
-    bool per_channel = !strcmp(nb_cfg_str(cfg, "compress.scale"), "channel");
+    bool per_channel = cs->scale.id == NB_SCALE_CHANNEL;
     for (int k = 0; k < n; k++) {
         admm_layer *l = &a->layers[k];
         l->w = sel[k];
         l->cb = dflt;
         char buf[32];
-        const char *o = nb_compress_override(overrides, l->w->name, buf, sizeof buf);
+        const char *o = nb_compress_override(cs->codebook_layers, l->w->name, buf, sizeof buf);
         if (o && nb_codebook_parse(o, &l->cb)) {
             NB_FAIL(ctx, "config", "compress.codebook_layers: unknown codebook '%s' for %s", o, l->w->name);
             a->n = k;
@@ -323,9 +314,9 @@ nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t 
         }
     }
     nb_compressor *c = nb_xcalloc(1, sizeof *c);
-    *c = (nb_compressor){.name = "admm", .impl = a, .batch_begin = batch_begin,
-                         .before_step = before_step, .batch_end = batch_end,
-                         .eval_begin = eval_begin, .eval_end = eval_end, .finish = finish, .state = state,
-                         .metrics = metrics, .destroy = destroy};
+    *c = (nb_compressor){.name = "admm", .impl = a, .batch_begin = admm_batch_begin,
+                         .before_step = admm_before_step, .batch_end = admm_batch_end,
+                         .eval_begin = admm_eval_begin, .eval_end = admm_eval_end, .finish = admm_finish,
+                         .state = admm_state, .metrics = admm_metrics, .destroy = admm_destroy};
     return c;
 }

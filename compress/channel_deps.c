@@ -48,18 +48,3 @@ int nb_channel_groups(nb_ctx *ctx, nb_channel_group *g, int max) {
     return n;
 }
 
-nb_tensor *nb_record_forward(nb_model *m, int batch, size_t *mark, nb_tensor **input) {
-    nb_ctx *ctx = m->ctx;
-    *mark = nb_scope_begin(ctx);
-    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4,
-                                 (int64_t[]){batch, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
-    *input = x;
-    if (!x) return NULL;
-    nb_tape_clear(ctx);
-    bool prev = nb_set_grad_enabled(ctx, false);
-    nb_set_record_all(ctx, true);
-    nb_tensor *y = m->forward(m, x, false);
-    nb_set_record_all(ctx, false);
-    nb_set_grad_enabled(ctx, prev);
-    return y;
-}

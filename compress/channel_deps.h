@@ -26,8 +26,4 @@ int nb_tape_consumers(nb_ctx *ctx, const nb_tensor *t, const nb_node **out, int 
  * returns how many. */
 int nb_channel_groups(nb_ctx *ctx, nb_channel_group *g, int max);
 
-/* Record m's forward pass (batch of one, eval mode) on a cleared tape: what nb_channel_groups reads. The
- * caller clears the tape and ends the scope (nb_scope_end(ctx, *mark)) when done. NULL after reporting. */
-nb_tensor *nb_record_forward(nb_model *m, int batch, size_t *mark, nb_tensor **input);
-
 #endif

@@ -8,40 +8,85 @@
 
 #include "core/check.h"
 
-nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch);
-nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch);
-nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m);
-nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, const char *method);
+nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch);
+nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch);
+nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_settings *s, nb_model *m);
+nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, nb_method which);
 
-int nb_compress_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch, nb_compress_set *set) {
-    memset(set, 0, sizeof *set);
-    const char *list = nb_cfg_str(cfg, "compress.methods");
+static const struct {
+    const char *name;
+    nb_method id;
+} method_names[] = {
+    {"admm", NB_METHOD_ADMM}, {"prune", NB_METHOD_PRUNE}, {"kd", NB_METHOD_KD}, {"twn", NB_METHOD_TWN}, {"bwn", NB_METHOD_BWN},
+};
+
+bool nb_methods_has(const nb_method_set *set, nb_method which) {
+    for (int i = 0; i < set->n; i++)
+        if (set->list[i] == which) return true;
+    return false;
+}
+
+/* The rules on combinations, all of them. */
+static int check_combinations(nb_ctx *ctx, const nb_settings *s, const nb_model *m, const nb_method_set *set) {
+    const nb_compress_settings *c = &s->compress;
+    NB_REQUIRE(ctx, !m->priors || !nb_methods_has(set, NB_METHOD_KD), -1, "config",
+               "compress.methods: distillation (kd) is for classifiers; a detector takes admm, prune, twn, bwn");
+    /* ADMM's straight-through steps need a latent float W: the trainer's hooks run in list order, so another
+     * method's before_step would see Proj(W), and pruning's masks would be applied to it and then undone by the
+     * restore; an extragradient's second gradient would be taken at the float weights */
+    bool straight_through = c->admm_forward.id == NB_ADMM_QUANTIZED || c->admm_final_epochs > 0;
+    if (!nb_methods_has(set, NB_METHOD_ADMM) || !straight_through) return 0;
+    NB_REQUIRE(ctx, !nb_methods_has(set, NB_METHOD_PRUNE), -1, "config",
+               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+               "prune in compress.methods");
+    NB_REQUIRE(ctx, !c->extragradient, -1, "config",
+               "compress.admm_forward = quantized (or admm_final_epochs > 0) does not combine with "
+               "compress.extragradient = true: the extragradient's second gradient would be taken at "
+               "the float weights");
+    return 0;
+}
+
+int nb_methods_parse(nb_ctx *ctx, const nb_settings *s, const nb_model *m, nb_method_set *out) {
+    memset(out, 0, sizeof *out);
+    const char *list = s->compress.methods;
     if (!strcmp(list, "none") || !list[0]) return 0;
-    char buf[256];
+    char buf[NB_CFG_VALUE_MAX];
     snprintf(buf, sizeof buf, "%s", list);
     for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
-        if (set->n == 8) {
-            NB_FAIL(ctx, "config", "compress.methods lists more than 8 methods");
-            nb_compress_free(set);
-            return -1;
-        }
-        nb_compressor *c = NULL;
-        if (!strcmp(tok, "admm")) c = nb_admm_new(ctx, cfg, m, steps_per_epoch);
-        else if (!strcmp(tok, "prune")) c = nb_prune_new(ctx, cfg, m, steps_per_epoch);
-        else if (!strcmp(tok, "kd")) c = nb_kd_new(ctx, cfg, m);
-        else if (!strcmp(tok, "twn") || !strcmp(tok, "bwn")) c = nb_fakequant_new(ctx, cfg, m, tok);
-        else {
-            NB_FAIL(ctx, "config", "compress.methods: unknown method '%s' (known: admm, prune, kd, twn, bwn, or none)", tok);
-            nb_compress_free(set);
-            return -1;
-        }
+        NB_REQUIRE(ctx, out->n < NB_METHODS_MAX, -1, "config", "compress.methods lists more than 8 methods");
+        size_t k = 0;
+        while (k < sizeof method_names / sizeof *method_names && strcmp(method_names[k].name, tok)) k++;
+        NB_REQUIRE(ctx, k < sizeof method_names / sizeof *method_names, -1, "config",
+                   "compress.methods: unknown method '%s' (known: admm, prune, kd, twn, bwn, or none)", tok);
+        out->list[out->n++] = method_names[k].id;
+    }
+    return check_combinations(ctx, s, m, out);
+}
+
+static nb_compressor *compressor_new(nb_ctx *ctx, nb_method which, const nb_settings *s, nb_model *m,
+                                     int64_t steps_per_epoch) {
+    switch (which) {
+    case NB_METHOD_ADMM: return nb_admm_new(ctx, s, m, steps_per_epoch);
+    case NB_METHOD_PRUNE: return nb_prune_new(ctx, s, m, steps_per_epoch);
+    case NB_METHOD_KD: return nb_kd_new(ctx, s, m);
+    case NB_METHOD_TWN:
+    case NB_METHOD_BWN: return nb_fakequant_new(ctx, s, m, which);
+    }
+    return NULL;
+}
+
+int nb_compress_new(nb_ctx *ctx, const nb_settings *s, const nb_method_set *methods, nb_model *m,
+                    int64_t steps_per_epoch, nb_compress_set *set) {
+    memset(set, 0, sizeof *set);
+    for (int i = 0; i < methods->n; i++) {
+        nb_compressor *c = compressor_new(ctx, methods->list[i], s, m, steps_per_epoch);
         if (!c) {
             nb_compress_free(set);
             return -1;
         }
         set->items[set->n++] = c;
     }
-    set->extragradient = nb_cfg_bool(cfg, "compress.extragradient");
+    set->extragradient = methods->n > 0 && s->compress.extragradient;
     return 0;
 }
 
@@ -51,10 +96,10 @@ void nb_compress_free(nb_compress_set *set) {
     set->n = 0;
 }
 
-int nb_compress_epoch(nb_compress_set *set, bool begin, int64_t epoch) {
+int nb_compress_epoch(nb_compress_set *set, nb_edge edge, int64_t epoch) {
     for (int i = 0; i < set->n; i++) {
         nb_compressor *c = set->items[i];
-        int (*h)(nb_compressor *, int64_t) = begin ? c->epoch_begin : c->epoch_end;
+        int (*h)(nb_compressor *, int64_t) = edge == NB_AT_BEGIN ? c->epoch_begin : c->epoch_end;
         if (h && h(c, epoch)) return -1;
     }
     return 0;
@@ -72,8 +117,9 @@ int nb_compress_step(nb_compress_set *set, int which, nb_step *s) {
     return 0;
 }
 
-int nb_compress_eval(nb_compress_set *set, bool begin) {
+int nb_compress_eval(nb_compress_set *set, nb_edge edge) {
     /* swapped in in order, out in reverse: composition unwinds */
+    bool begin = edge == NB_AT_BEGIN;
     for (int k = 0; k < set->n; k++) {
         nb_compressor *c = set->items[begin ? k : set->n - 1 - k];
         int (*h)(nb_compressor *) = begin ? c->eval_begin : c->eval_end;
@@ -112,8 +158,8 @@ static bool matches_any(const char *patterns, const char *name) {
     return false;
 }
 
-int nb_compress_select(const nb_cfg *cfg, const nb_model *m, const char *layers_key, nb_tensor **out, int max) {
-    const char *include = nb_cfg_str(cfg, layers_key), *exclude = nb_cfg_str(cfg, "compress.exclude");
+int nb_compress_select(const nb_compress_settings *c, const char *layers, const nb_model *m, nb_tensor **out, int max) {
+    const char *include = layers, *exclude = c->exclude;
     bool dflt = !strcmp(include, "default");
     int first = -1, last = -1;
     for (int i = 0; i < m->params.n; i++) {

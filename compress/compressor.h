@@ -12,8 +12,8 @@
 
 #include "models/model.h"
 #include "optim/optim.h"
-#include "train/checkpoint.h"
-#include "train/config.h"
+#include "setup/checkpoint.h"
+#include "setup/settings.h"
 
 /* What the hooks of a training step see and may change. */
 typedef struct {
@@ -30,7 +30,7 @@ typedef struct {
 
 typedef struct nb_compressor nb_compressor;
 struct nb_compressor {
-    const char *name; /* "admm", "prune", "kd", "twn", "bwn" */
+    const char *name; /* "admm", "prune", "kd", "twn", "bwn": its checkpoint state lives under compress/<name>/ */
     void *impl;
     /* each hook may be NULL; 0 on success, -1 after reporting */
     int (*epoch_begin)(nb_compressor *c, int64_t epoch);
@@ -51,36 +51,57 @@ struct nb_compressor {
     void (*destroy)(nb_compressor *c);
 };
 
+/* The methods compress.methods may name. */
+typedef enum { NB_METHOD_ADMM, NB_METHOD_PRUNE, NB_METHOD_KD, NB_METHOD_TWN, NB_METHOD_BWN } nb_method;
+#define NB_METHODS_MAX 8
+
 typedef struct {
-    nb_compressor *items[8];
+    nb_method list[NB_METHODS_MAX]; /* in the order compress.methods names them: the order hooks run in */
+    int n;
+} nb_method_set;
+
+/* compress.methods parsed once, and every rule on which methods and options go together (and with a
+ * detector, m) checked here and nowhere else. 0, or -1 after reporting. */
+int nb_methods_parse(nb_ctx *ctx, const nb_settings *s, const nb_model *m, nb_method_set *out);
+bool nb_methods_has(const nb_method_set *set, nb_method which);
+
+typedef struct {
+    nb_compressor *items[NB_METHODS_MAX];
     int n;
     bool extragradient; /* ADMM's extragradient step: the trainer takes two gradients per step */
 } nb_compress_set;
 
-/* The compressors the [compress] section asks for (compress.methods), over model m; *set is left empty
- * when none are asked for. steps_per_epoch converts epoch settings into steps. 0, or -1 after reporting. */
-int nb_compress_from_cfg(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch, nb_compress_set *set);
+/* The compressors of methods (nb_methods_parse), over model m; *set is left empty when there are none.
+ * steps_per_epoch converts epoch settings into steps. 0, or -1 after reporting. */
+int nb_compress_new(nb_ctx *ctx, const nb_settings *s, const nb_method_set *methods, nb_model *m,
+                    int64_t steps_per_epoch, nb_compress_set *set);
 void nb_compress_free(nb_compress_set *set);
 
-/* Call hook `h` of every compressor in order; stop at the first failure. */
-int nb_compress_epoch(nb_compress_set *set, bool begin, int64_t epoch);
+/* Call a hook of every compressor in order; stop at the first failure. Evaluation's hooks swap the compressed
+ * network in at NB_AT_BEGIN in list order and back out at NB_AT_END in reverse. */
+typedef enum { NB_AT_BEGIN, NB_AT_END } nb_edge;
+int nb_compress_epoch(nb_compress_set *set, nb_edge edge, int64_t epoch);
 int nb_compress_step(nb_compress_set *set, int which, nb_step *s);
 enum { NB_HOOK_BATCH_BEGIN, NB_HOOK_BEFORE_BACKWARD, NB_HOOK_BEFORE_STEP, NB_HOOK_BATCH_END };
-int nb_compress_eval(nb_compress_set *set, bool begin);
+int nb_compress_eval(nb_compress_set *set, nb_edge edge);
 int nb_compress_finish(nb_compress_set *set);
 void nb_compress_state(nb_compress_set *set, nb_ckpt_extra *out);
 void nb_compress_metrics(nb_compress_set *set, char *buf, size_t n);
 
 /* ---- shared by the methods ---- */
 
-/* The weights a method acts on: conv and linear weights (2-D and up) whose names match compress.layers
- * (comma-separated glob patterns; "default" = all but the first convolution and the last linear layer,
- * which stay full precision, as is usual) and not compress.exclude. */
-int nb_compress_select(const nb_cfg *cfg, const nb_model *m, const char *layers_key, nb_tensor **out, int max);
+/* Quantizing methods put the quantized weights in place for evaluation, keeping the float ones to restore,
+ * and for good at the end of training. */
+typedef enum { NB_QUANTIZE_KEEP_FLOAT, NB_QUANTIZE_FOR_GOOD } nb_quantize_mode;
+
+/* The weights a method acts on: conv and linear weights (2-D and up) whose names match `layers` (comma-separated
+ * glob patterns; "default" = all but the first convolution and the last linear layer, which stay full
+ * precision, as is usual) and not compress.exclude. */
+int nb_compress_select(const nb_compress_settings *c, const char *layers, const nb_model *m, nb_tensor **out, int max);
 /* A per-layer value from "pattern=value, pattern=value" (the first match wins), or NULL. */
 const char *nb_compress_override(const char *list, const char *name, char *buf, size_t n);
 
-/* Host copies of device tensors. */
+/* Host copies of device tensors (the projections that sort run on the host). */
 float *nb_host_copy(const nb_tensor *t);
 int nb_host_store(nb_tensor *t, const float *h);
 

@@ -46,10 +46,10 @@ static int fakequant_layer(fq_layer *l, bool binary) {
     return v != l->w ? nb_tensor_copy(l->w, v) : 0;
 }
 
-static int quantize(fakequant *f, bool keep_float) {
+static int quantize(fakequant *f, nb_quantize_mode mode) {
     for (int k = 0; k < f->n; k++) {
         fq_layer *l = &f->layers[k];
-        if (keep_float && nb_tensor_copy(l->stash, l->w)) return -1;
+        if (mode == NB_QUANTIZE_KEEP_FLOAT && nb_tensor_copy(l->stash, l->w)) return -1;
         if (fakequant_layer(l, f->binary)) return -1;
     }
     return 0;
@@ -61,21 +61,21 @@ static int restore(fakequant *f) {
     return 0;
 }
 
-static int batch_begin(nb_compressor *c, nb_step *s) {
+static int fakequant_batch_begin(nb_compressor *c, nb_step *s) {
     (void)s;
-    return quantize(c->impl, true);
+    return quantize(c->impl, NB_QUANTIZE_KEEP_FLOAT);
 }
 
-static int before_step(nb_compressor *c, nb_step *s) {
+static int fakequant_before_step(nb_compressor *c, nb_step *s) {
     (void)s;
     return restore(c->impl);
 }
 
-static int eval_begin(nb_compressor *c) { return quantize(c->impl, true); }
-static int eval_end(nb_compressor *c) { return restore(c->impl); }
-static int finish(nb_compressor *c) { return quantize(c->impl, false); }
+static int fakequant_eval_begin(nb_compressor *c) { return quantize(c->impl, NB_QUANTIZE_KEEP_FLOAT); }
+static int fakequant_eval_end(nb_compressor *c) { return restore(c->impl); }
+static int fakequant_finish(nb_compressor *c) { return quantize(c->impl, NB_QUANTIZE_FOR_GOOD); }
 
-static void state(nb_compressor *c, nb_ckpt_extra *out) {
+static void fakequant_state(nb_compressor *c, nb_ckpt_extra *out) {
     fakequant *f = c->impl;
     for (int k = 0; k < f->n; k++) {
         nb_ckpt_extra_add(out, f->layers[k].codes, "compress/%s/codes/%s", c->name, f->layers[k].w->name);
@@ -94,18 +94,19 @@ static void free_fq(fakequant *f) {
     free(f);
 }
 
-static void destroy(nb_compressor *c) {
+static void fakequant_destroy(nb_compressor *c) {
     free_fq(c->impl);
     free(c);
 }
 
-nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, const char *method) {
+nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, nb_method which) {
+    const nb_compress_settings *cs = &s->compress;
     nb_tensor *sel[512];
-    int n = nb_compress_select(cfg, m, "compress.layers", sel, 512);
+    int n = nb_compress_select(cs, cs->layers, m, sel, 512);
     NB_REQUIRE(ctx, n > 0, NULL, "config", "compress.layers = %s selects no convolution or linear weight of %s",
-               nb_cfg_str(cfg, "compress.layers"), m->spec.arch);
+               cs->layers, m->spec.arch);
     fakequant *f = nb_xcalloc(1, sizeof *f);
-    f->binary = !strcmp(method, "bwn");
+    f->binary = which == NB_METHOD_BWN;
     f->layers = nb_xcalloc((size_t)n, sizeof *f->layers);
     for (int k = 0; k < n; k++) {
         fq_layer *l = &f->layers[k];
@@ -125,8 +126,9 @@ nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, con
         nb_set_name(l->alpha, name);
     }
     nb_compressor *c = nb_xcalloc(1, sizeof *c);
-    *c = (nb_compressor){.name = f->binary ? "bwn" : "twn", .impl = f, .batch_begin = batch_begin,
-                         .before_step = before_step, .eval_begin = eval_begin, .eval_end = eval_end,
-                         .finish = finish, .state = state, .destroy = destroy};
+    *c = (nb_compressor){.name = f->binary ? "bwn" : "twn", .impl = f, .batch_begin = fakequant_batch_begin,
+                         .before_step = fakequant_before_step, .eval_begin = fakequant_eval_begin,
+                         .eval_end = fakequant_eval_end, .finish = fakequant_finish, .state = fakequant_state,
+                         .destroy = fakequant_destroy};
     return c;
 }

@@ -10,7 +10,7 @@
 #include "compress/compressor.h"
 #include "core/check.h"
 #include "core/ops.h"
-#include "train/trainer.h"
+#include "setup/assemble.h"
 
 typedef struct {
     nb_model *teacher;
@@ -18,7 +18,7 @@ typedef struct {
     double last_kl;
 } kd;
 
-static int before_backward(nb_compressor *c, nb_step *s) {
+static int kd_before_backward(nb_compressor *c, nb_step *s) {
     kd *k = c->impl;
     bool prev = nb_set_grad_enabled(s->ctx, false);
     nb_tensor *t = k->teacher->forward(k->teacher, s->x, false);
@@ -31,16 +31,16 @@ static int before_backward(nb_compressor *c, nb_step *s) {
     return 0;
 }
 
-static void destroy(nb_compressor *c) {
+static void kd_destroy(nb_compressor *c) {
     kd *k = c->impl;
     nb_model_free(k->teacher);
     free(k);
     free(c);
 }
 
-nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
-    const char *path = nb_cfg_str(cfg, "compress.teacher"), *tcfg_path = nb_cfg_str(cfg, "compress.teacher_cfg");
-    float alpha = (float)nb_cfg_float(cfg, "compress.kd_alpha"), T = (float)nb_cfg_float(cfg, "compress.kd_temperature");
+nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_settings *s, nb_model *m) {
+    const char *path = s->compress.teacher, *tcfg_path = s->compress.teacher_cfg;
+    float alpha = (float)s->compress.kd_alpha, T = (float)s->compress.kd_temperature;
     NB_REQUIRE(ctx, path[0], NULL, "config", "compress.methods has kd but compress.teacher names no checkpoint");
     NB_REQUIRE(ctx, alpha >= 0 && alpha <= 1 && T > 0, NULL, "config",
                "compress.kd_alpha (%g) must be in [0, 1] and compress.kd_temperature (%g) > 0", (double)alpha, (double)T);
@@ -56,10 +56,13 @@ nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
         nb_cfg_free(&tcfg);
         return NULL;
     }
-    nb_model *teacher = nb_model_from_cfg(ctx, &tcfg);
+    nb_settings *ts = nb_xmalloc(sizeof *ts);
+    nb_settings_read(&tcfg, ts);
     nb_cfg_free(&tcfg);
+    nb_model *teacher = nb_model_for(ctx, ts);
+    free(ts);
     if (!teacher) return NULL;
-    if (nb_ckpt_load_model(ctx, path, &teacher->params, true)) {
+    if (nb_ckpt_load_model(ctx, path, &teacher->params, NB_NAMES_ALL)) {
         nb_model_free(teacher);
         return NULL;
     }
@@ -76,6 +79,6 @@ nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m) {
     k->alpha = alpha;
     k->temperature = T;
     nb_compressor *c = nb_xcalloc(1, sizeof *c);
-    *c = (nb_compressor){.name = "kd", .impl = k, .before_backward = before_backward, .destroy = destroy};
+    *c = (nb_compressor){.name = "kd", .impl = k, .before_backward = kd_before_backward, .destroy = kd_destroy};
     return c;
 }

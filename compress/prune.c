@@ -130,13 +130,13 @@ static bool is_update_step(const pruner *p, int64_t t) {
     return p->span <= 0 ? t == p->t0 : (t - p->t0) % p->every == 0 || t == p->t0 + p->span;
 }
 
-static int batch_begin(nb_compressor *c, nb_step *s) {
+static int prune_batch_begin(nb_compressor *c, nb_step *s) {
     pruner *p = c->impl;
     return is_update_step(p, s->step) ? update_masks(p, s->step) : 0;
 }
 
 /* Taylor importance: |g·w| summed over the steps between updates, where the weights live */
-static int before_step(nb_compressor *c, nb_step *s) {
+static int prune_before_step(nb_compressor *c, nb_step *s) {
     pruner *p = c->impl;
     (void)s;
     if (!p->taylor) return 0;
@@ -148,13 +148,13 @@ static int before_step(nb_compressor *c, nb_step *s) {
     return 0;
 }
 
-static int batch_end(nb_compressor *c, nb_step *s) {
+static int prune_batch_end(nb_compressor *c, nb_step *s) {
     (void)s;
     pruner *p = c->impl;
     return s->step + 1 > p->t0 ? apply(p) : 0; /* the optimizer step moved masked weights: zero them again */
 }
 
-static void state(nb_compressor *c, nb_ckpt_extra *out) {
+static void prune_state(nb_compressor *c, nb_ckpt_extra *out) {
     pruner *p = c->impl;
     for (int k = 0; k < p->n; k++) {
         prune_layer *l = &p->layers[k];
@@ -164,7 +164,7 @@ static void state(nb_compressor *c, nb_ckpt_extra *out) {
     }
 }
 
-static void metrics(nb_compressor *c, char *buf, size_t n) {
+static void prune_metrics(nb_compressor *c, char *buf, size_t n) {
     pruner *p = c->impl;
     int64_t zeros = 0, total = 0;
     for (int k = 0; k < p->n; k++) {
@@ -187,7 +187,7 @@ static void free_pruner(pruner *p) {
     free(p);
 }
 
-static void destroy(nb_compressor *c) {
+static void prune_destroy(nb_compressor *c) {
     free_pruner(c->impl);
     free(c);
 }
@@ -213,22 +213,22 @@ static int channel_groups(nb_ctx *ctx, nb_model *m, channel_group *g, int max) {
     return y ? n : -1;
 }
 
-nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t steps_per_epoch) {
-    double sf = nb_cfg_float(cfg, "compress.sparsity"), si = nb_cfg_float(cfg, "compress.sparsity_init");
+nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch) {
+    const nb_compress_settings *cs = &s->compress;
+    double sf = cs->sparsity, si = cs->sparsity_init;
     NB_REQUIRE(ctx, sf >= 0 && sf < 1 && si >= 0 && si <= sf, NULL, "config",
                "compress.sparsity (%g) must be in [0, 1) and compress.sparsity_init (%g) in [0, compress.sparsity]", sf,
                si);
-    const char *gran = nb_cfg_str(cfg, "compress.granularity"), *imp = nb_cfg_str(cfg, "compress.importance");
     nb_tensor *sel[512];
-    int n = nb_compress_select(cfg, m, "compress.prune_layers", sel, 512);
+    int n = nb_compress_select(cs, cs->prune_layers, m, sel, 512);
     pruner *p = nb_xcalloc(1, sizeof *p);
     p->ctx = ctx;
-    p->channels = !strcmp(gran, "channel");
-    p->taylor = !strcmp(imp, "taylor");
+    p->channels = cs->granularity.id == NB_PRUNE_CHANNEL;
+    p->taylor = cs->importance.id == NB_IMPORTANCE_TAYLOR;
     p->s_init = si;
-    p->t0 = (int64_t)llround(nb_cfg_float(cfg, "compress.prune_start") * (double)steps_per_epoch);
-    p->span = (int64_t)llround(nb_cfg_float(cfg, "compress.prune_epochs") * (double)steps_per_epoch);
-    p->every = nb_cfg_int(cfg, "compress.prune_every");
+    p->t0 = (int64_t)llround(cs->prune_start * (double)steps_per_epoch);
+    p->span = (int64_t)llround(cs->prune_epochs * (double)steps_per_epoch);
+    p->every = cs->prune_every;
     if (p->every <= 0) p->every = steps_per_epoch / 4 > 0 ? steps_per_epoch / 4 : 1;
     channel_group groups[512];
     int ng = 0;
@@ -240,7 +240,7 @@ nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t
         }
     }
     p->layers = nb_xcalloc((size_t)(n ? n : 1), sizeof *p->layers);
-    const char *overrides = nb_cfg_str(cfg, "compress.sparsity_layers");
+    const char *overrides = cs->sparsity_layers;
     char skipped[1024] = "";
     for (int k = 0; k < n; k++) {
         prune_layer l = {.w = sel[k], .target = (float)sf};
@@ -304,13 +304,14 @@ nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_cfg *cfg, nb_model *m, int64_t
                         "concatenation or grouped convolution depends on: %s\n",
                 skipped);
     if (p->n == 0) {
-        NB_FAIL(ctx, "config", "compress.prune_layers = %s selects no %s of %s", nb_cfg_str(cfg, "compress.prune_layers"),
+        NB_FAIL(ctx, "config", "compress.prune_layers = %s selects no %s of %s", cs->prune_layers,
                 p->channels ? "convolution whose channels can be removed" : "convolution or linear weight", m->spec.arch);
         free_pruner(p);
         return NULL;
     }
     nb_compressor *c = nb_xcalloc(1, sizeof *c);
-    *c = (nb_compressor){.name = "prune", .impl = p, .batch_begin = batch_begin, .before_step = before_step,
-                         .batch_end = batch_end, .state = state, .metrics = metrics, .destroy = destroy};
+    *c = (nb_compressor){.name = "prune", .impl = p, .batch_begin = prune_batch_begin, .before_step = prune_before_step,
+                         .batch_end = prune_batch_end, .state = prune_state, .metrics = prune_metrics,
+                         .destroy = prune_destroy};
     return c;
 }

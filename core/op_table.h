@@ -2,7 +2,7 @@
  * each op expands this table, so that a row added here and forgotten there fails to compile:
  *   - core/tape.h: the enum (NB_OP_<ENUM>), and core/tape.c the name, attribute size and cost of each op;
  *   - core/dispatch.c: where forward and backward run (the column `impl`);
- *   - deploy/onnx_emit.c: the ONNX rule of each op (a function onnx_<name>, or none for training-only ops);
+ *   - deploy/onnx_emit.c: the ONNX rule of each inference op (a function onnx_<name>);
  *   - tests/support/op_harness.c: how the parity and gradient tests call it.
  * Backends fill a kernel table indexed by the enum and may decline an op (nb_backend.supports).
  *
@@ -15,13 +15,15 @@
  *           VIEW:   core/ops_view.c (views, layout copies and concatenation over the backend's relayout);
  *           UNARY:  element-wise; the backend's unary kernel gives f(x) and f'(x), and core/ops_unary.c
  *                   writes the backward once for every backend (gx = gy * f'(x))
- *   onnx    EXPORT: deploy/onnx_emit.c has a rule onnx_<name>; TRAINING: a loss, with no inference meaning
+ *   deploy  EXPORT: an inference op, which deploy/onnx_emit.c writes by its rule onnx_<name>; IDENTITY: the
+ *           identity at inference (deploy/lower.c aliases its output to its input); TRAINING: a loss, with no
+ *           inference meaning
  */
 #ifndef NB_OP_TABLE_H
 #define NB_OP_TABLE_H
 
 #define NB_OP_TABLE(X)                                                                 \
-    /* ENUM            name             attr       cost    impl    onnx */             \
+    /* ENUM            name             attr       cost    impl    deploy */             \
     X(CONV2D,          conv2d,          conv,      conv,   KERNEL, EXPORT)             \
     X(LINEAR,          linear,          none,      linear, KERNEL, EXPORT)             \
     X(BATCHNORM2D,     batchnorm2d,     bn,        none,   KERNEL, EXPORT)             \
@@ -33,7 +35,7 @@
     X(MAXPOOL2D,       maxpool2d,       pool,      none,   KERNEL, EXPORT)             \
     X(AVGPOOL2D,       avgpool2d,       pool,      none,   KERNEL, EXPORT)             \
     X(GLOBAL_AVGPOOL,  global_avgpool,  pool,      none,   KERNEL, EXPORT)             \
-    X(DROPOUT,         dropout,         dropout,   none,   KERNEL, EXPORT)             \
+    X(DROPOUT,         dropout,         dropout,   none,   KERNEL, IDENTITY)             \
     X(ADD,             add,             add,       none,   KERNEL, EXPORT)             \
     X(SCALE,           scale,           add,       none,   KERNEL, EXPORT)             \
     X(MUL_CHANNEL,     mul_channel,     none,      none,   KERNEL, EXPORT)             \
@@ -48,6 +50,6 @@
     X(SMOOTH_L1,       smooth_l1,       smooth_l1, none,   KERNEL, TRAINING)           \
     X(MSE,             mse,             none,      none,   KERNEL, TRAINING)           \
     X(MULTIBOX,        multibox_loss,   multibox,  none,   KERNEL, TRAINING)           \
-    X(RELAYOUT,        relayout,        relayout,  none,   VIEW,   EXPORT)
+    X(RELAYOUT,        relayout,        relayout,  none,   VIEW,   IDENTITY)
 
 #endif

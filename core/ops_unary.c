@@ -17,7 +17,7 @@ nb_tensor *nb_unary(nb_op op, nb_tensor *x, float alpha) {
     return nb_op_finish1(ctx, n);
 }
 
-#define NB_UNARY_DEFINE(E, name, attr, cost, impl, onnx) NB_UNARY_DEFINE_##impl(E, name)
+#define NB_UNARY_DEFINE(E, name, attr, cost, impl, deploy) NB_UNARY_DEFINE_##impl(E, name)
 #define NB_UNARY_DEFINE_UNARY(E, name) \
     nb_tensor *nb_##name(nb_tensor *x) { return nb_unary(NB_OP_##E, x, 0.0f); }
 #define NB_UNARY_DEFINE_KERNEL(E, name)

@@ -83,17 +83,19 @@ static int64_t cost_linear(const nb_node *n) {
 typedef struct {
     const char *name, *attr;
     nb_op_impl impl;
+    nb_op_deploy deploy;
     int64_t (*cost)(const nb_node *n);
 } op_info;
 
 /* sizeof names the member, so a row whose attr is not a member of nb_attr does not compile */
-#define NB_OP_INFO(E, name, attr, cost, impl, onnx) \
-    [NB_OP_##E] = {#name, sizeof(((nb_attr *)0)->attr) ? #attr : "", NB_IMPL_##impl, cost_##cost},
+#define NB_OP_INFO(E, name, attr, cost, impl, deploy) \
+    [NB_OP_##E] = {#name, sizeof(((nb_attr *)0)->attr) ? #attr : "", NB_IMPL_##impl, NB_DEPLOY_##deploy, cost_##cost},
 static const op_info op_infos[NB_OP_COUNT] = {NB_OP_TABLE(NB_OP_INFO)};
 #undef NB_OP_INFO
 
 const char *nb_op_name(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_infos[op].name : "?"; }
 nb_op_impl nb_op_impl_of(nb_op op) { return op_infos[op].impl; }
+nb_op_deploy nb_op_deploy_of(nb_op op) { return op_infos[op].deploy; }
 const char *nb_op_attr_member(nb_op op) { return op_infos[op].attr; }
 
 int nb_op_from_name(const char *name) {

@@ -10,15 +10,18 @@
 #include "core/op_table.h"
 #include "core/tensor.h"
 
-#define NB_OP_ENUM(E, name, attr, cost, impl, onnx) NB_OP_##E,
+#define NB_OP_ENUM(E, name, attr, cost, impl, deploy) NB_OP_##E,
 typedef enum { NB_OP_TABLE(NB_OP_ENUM) NB_OP_COUNT } nb_op; /* rows of core/op_table.h */
 #undef NB_OP_ENUM
 
 /* How an op runs and differentiates: the column impl of core/op_table.h. */
 typedef enum { NB_IMPL_KERNEL, NB_IMPL_VIEW, NB_IMPL_UNARY } nb_op_impl;
+/* What an op is at inference: the column deploy of core/op_table.h. */
+typedef enum { NB_DEPLOY_EXPORT, NB_DEPLOY_IDENTITY, NB_DEPLOY_TRAINING } nb_op_deploy;
 
 const char *nb_op_name(nb_op op);
 nb_op_impl nb_op_impl_of(nb_op op);
+nb_op_deploy nb_op_deploy_of(nb_op op);
 const char *nb_op_attr_member(nb_op op); /* "conv", "eltwise", ... or "none" */
 /* The op of that name, or -1. */
 int nb_op_from_name(const char *name);

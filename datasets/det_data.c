@@ -257,7 +257,7 @@ int nb_dataset_load_voc(nb_ctx *ctx, nb_dataset *ds, const char *root, const cha
         return -1;
     }
     d->size = size;
-    d->match = (nb_match_cfg){0.5f, 0.1f, 0.2f};
+    d->match = (nb_match_cfg){0.5f, NB_SSD_VAR_CENTER, NB_SSD_VAR_SIZE};
     d->expand_max = 4.0f;
     ds->det = d;
     ds->n = d->voc.n;

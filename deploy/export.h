@@ -1,7 +1,8 @@
-/* ONNX export: a model's forward pass, recorded on the tape, written as an ONNX graph (the same record that
- * drives backward and FLOP counting). Float weights, or the integer codes of quantized layers followed by
- * DequantizeLinear with their scales; channels that channel pruning zeroed are removed; batch norms are kept
- * or folded into the convolutions before them. */
+/* ONNX export: a model's forward pass, recorded on the tape (the same record that drives backward and FLOP
+ * counting), lowered to the deploy graph (deploy/graph.h) and written as an ONNX graph (deploy/onnx_emit.c).
+ * Float weights, or the integer codes of quantized layers followed by DequantizeLinear with their scales;
+ * channels that channel pruning zeroed are removed; batch norms are kept or folded into the convolutions
+ * before them. */
 #ifndef NB_EXPORT_H
 #define NB_EXPORT_H
 

@@ -4,6 +4,11 @@
 #ifndef NB_BOXES_H
 #define NB_BOXES_H
 
+/* SSD's variances, the one place they are written: the box offsets a detector predicts and the targets it
+ * trains on are scaled by them (detect/match.c, detect/decode.c), and export tells deployments (deploy/). */
+#define NB_SSD_VAR_CENTER 0.1f
+#define NB_SSD_VAR_SIZE 0.2f
+
 typedef struct {
     float x1, y1, x2, y2;
 } nb_box;

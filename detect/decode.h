@@ -8,7 +8,7 @@
 #include "detect/voc_eval.h"
 
 typedef struct {
-    float var_center, var_size; /* 0.1, 0.2 */
+    float var_center, var_size; /* NB_SSD_VAR_CENTER, NB_SSD_VAR_SIZE */
     float score_min, nms_iou;
     int top_k;
 } nb_decode_cfg;

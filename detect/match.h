@@ -11,7 +11,7 @@
 
 typedef struct {
     float threshold;        /* 0.5 */
-    float var_center, var_size; /* 0.1, 0.2 */
+    float var_center, var_size; /* NB_SSD_VAR_CENTER, NB_SSD_VAR_SIZE */
 } nb_match_cfg;
 
 /* For one image: priors [P], ground truth boxes [G] with classes in 1..C-1 (0 is the background). conf[P] gets

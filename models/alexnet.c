@@ -15,7 +15,7 @@ typedef struct {
     nb_linear_layer fc[3];
 } alexnet;
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *alexnet_forward(nb_model *m, nb_tensor *x, bool training) {
     alexnet *a = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_pool_attr pool = {.kernel = {3, 3}, .stride = {2, 2}};
@@ -40,7 +40,7 @@ nb_model *nb_alexnet_create(nb_ctx *ctx, const nb_model_spec *spec) {
                spec->input_size);
     static const int ch[5] = {64, 192, 384, 256, 256}, k[5] = {11, 5, 3, 3, 3}, stride[5] = {4, 1, 1, 1, 1},
                      pad[5] = {2, 2, 1, 1, 1}, index[5] = {0, 3, 6, 8, 10};
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(alexnet), forward, NULL);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(alexnet), alexnet_forward, NULL);
     alexnet *a = m->impl;
     int rc = 0, in = spec->in_channels;
     for (int i = 0; i < 5 && !rc; i++) {

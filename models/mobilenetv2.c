@@ -48,7 +48,7 @@ nb_tensor *nb_mbv2_features_fwd(nb_ctx *ctx, nb_mbv2_features *f, nb_tensor *x, 
     return conv_bn_relu6(ctx, &f->head, &f->bn_head, h, training);
 }
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *mobilenetv2_forward(nb_model *m, nb_tensor *x, bool training) {
     mobilenetv2 *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = nb_mbv2_features_fwd(ctx, &s->f, x, training, 0, NULL);
@@ -107,7 +107,7 @@ int nb_mbv2_features_init(nb_mbv2_features *f, nb_params *ps, int in_channels, f
 }
 
 nb_model *nb_mobilenetv2_create(nb_ctx *ctx, const nb_model_spec *spec) {
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(mobilenetv2), forward, NULL);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(mobilenetv2), mobilenetv2_forward, NULL);
     mobilenetv2 *s = m->impl;
     int rc = nb_mbv2_features_init(&s->f, &m->params, spec->in_channels, spec->width) ||
              nb_linear_layer_init(&s->fc, &m->params, "classifier.1", s->f.out_channels, spec->num_classes, true);

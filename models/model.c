@@ -1,6 +1,7 @@
 /* The architecture registry. */
 #include "models/model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,8 @@ nb_model *nb_model_alloc(nb_ctx *ctx, const nb_model_spec *spec, size_t impl_siz
                          nb_tensor *(*forward)(nb_model *, nb_tensor *, bool), void (*destroy)(nb_model *)) {
     nb_model *m = nb_xcalloc(1, sizeof *m);
     m->spec = *spec;
+    snprintf(m->arch, sizeof m->arch, "%s", spec->arch);
+    m->spec.arch = m->arch;
     m->ctx = ctx;
     m->impl = nb_xcalloc(1, impl_size);
     m->forward = forward;
@@ -54,4 +57,20 @@ void nb_model_free(nb_model *m) {
     nb_params_free(&m->params);
     free(m->impl);
     free(m);
+}
+
+nb_tensor *nb_record_forward(nb_model *m, int batch, size_t *mark, nb_tensor **input) {
+    nb_ctx *ctx = m->ctx;
+    *mark = nb_scope_begin(ctx);
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4,
+                                 (int64_t[]){batch, m->spec.in_channels, m->spec.input_size, m->spec.input_size});
+    *input = x;
+    if (!x) return NULL;
+    nb_tape_clear(ctx);
+    bool prev = nb_set_grad_enabled(ctx, false);
+    nb_set_record_all(ctx, true);
+    nb_tensor *y = m->forward(m, x, false);
+    nb_set_record_all(ctx, false);
+    nb_set_grad_enabled(ctx, prev);
+    return y;
 }

@@ -4,6 +4,7 @@
 #define NB_MODEL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "detect/priors.h"
 #include "layers/params.h"
@@ -32,7 +33,8 @@ typedef struct {
 
 typedef struct nb_model nb_model;
 struct nb_model {
-    nb_model_spec spec;
+    nb_model_spec spec; /* spec.arch points at arch below: the model owns its copy */
+    char arch[64];
     nb_ctx *ctx;
     nb_params params;
     nb_tensor *(*forward)(nb_model *m, nb_tensor *x, bool training); /* logits [N, num_classes] */
@@ -50,6 +52,13 @@ nb_model *nb_model_alloc(nb_ctx *ctx, const nb_model_spec *spec, size_t impl_siz
 /* NULL with an error naming the known architectures when arch is unknown. */
 nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec);
 void nb_model_free(nb_model *m);
+
+/* Record m's forward pass (zero images, a batch of `batch`, evaluation mode) with every op on a cleared tape:
+ * what channel analysis, data-free quantization, the summary and export read. The caller clears the tape and
+ * ends the scope (nb_scope_end(ctx, *mark)) when done, and releases *input. NULL after reporting. */
+nb_tensor *nb_record_forward(nb_model *m, int batch, size_t *mark, nb_tensor **input);
+/* Per-layer table: name, output shape, parameters, MFLOPs (multiply-accumulates), and totals. */
+int nb_print_summary(nb_model *m, FILE *f);
 const char *nb_model_arch_list(void); /* "smallcnn, resnet20, ..." for messages */
 
 nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec);

@@ -77,7 +77,7 @@ static nb_tensor *cbr(nb_ctx *ctx, nb_conv_layer *c, nb_bn_layer *b, nb_tensor *
     return nb_bn_layer_fwd(ctx, b, nb_conv_layer_fwd(ctx, c, x), training, relu);
 }
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *muffnet_forward(nb_model *m, nb_tensor *x, bool training) {
     muffnet *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = cbr(ctx, &s->conv1, &s->bn1, x, training, true);
@@ -164,7 +164,7 @@ nb_model *nb_muffnet_create(nb_ctx *ctx, const nb_model_spec *spec) {
     for (size_t i = 0; i < sizeof variants / sizeof *variants; i++)
         if (!strcmp(spec->arch + 8, variants[i].suffix)) width = variants[i].width;
     NB_ASSERT(width);
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(muffnet), forward, NULL);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(muffnet), muffnet_forward, NULL);
     muffnet *s = m->impl;
     memcpy(s->width, width, sizeof s->width);
     int rc = nb_conv_layer_init(&s->conv1, &m->params, "conv1.0", spec->in_channels, 24, 3, 2, 1, 1, false) ||

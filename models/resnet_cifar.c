@@ -18,7 +18,7 @@ typedef struct {
     nb_linear_layer fc;
 } resnet;
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *resnet_cifar_forward(nb_model *m, nb_tensor *x, bool training) {
     resnet *r = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = nb_bn_layer_fwd(ctx, &r->bn1, nb_conv_layer_fwd(ctx, &r->conv1, x), training, true);
@@ -28,7 +28,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     return nb_linear_layer_fwd(ctx, &r->fc, h);
 }
 
-static void destroy(nb_model *m) {
+static void resnet_cifar_destroy(nb_model *m) {
     resnet *r = m->impl;
     free(r->blocks);
 }
@@ -36,7 +36,7 @@ static void destroy(nb_model *m) {
 nb_model *nb_resnet_cifar_create(nb_ctx *ctx, const nb_model_spec *spec, int depth) {
     NB_REQUIRE(ctx, (depth - 2) % 6 == 0, NULL, "resnet", "depth %d is not 6n+2", depth);
     int n = (depth - 2) / 6;
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), forward, destroy);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), resnet_cifar_forward, resnet_cifar_destroy);
     resnet *r = m->impl;
     r->n_blocks = 3 * n;
     r->blocks = nb_xcalloc((size_t)r->n_blocks, sizeof *r->blocks);

@@ -18,7 +18,7 @@ typedef struct {
     nb_linear_layer fc;
 } resnet;
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *resnet_imagenet_forward(nb_model *m, nb_tensor *x, bool training) {
     resnet *r = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = nb_bn_layer_fwd(ctx, &r->bn1, nb_conv_layer_fwd(ctx, &r->conv1, x), training, true);
@@ -30,7 +30,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     return nb_linear_layer_fwd(ctx, &r->fc, h);
 }
 
-static void destroy(nb_model *m) { free(((resnet *)m->impl)->blocks); }
+static void resnet_imagenet_destroy(nb_model *m) { free(((resnet *)m->impl)->blocks); }
 
 bool nb_resnet_imagenet_depth(int depth) {
     return depth == 18 || depth == 34 || depth == 50 || depth == 101 || depth == 152;
@@ -40,7 +40,7 @@ nb_model *nb_resnet_imagenet_create(nb_ctx *ctx, const nb_model_spec *spec, int 
     static const int layers[5][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}, {3, 4, 6, 3}, {3, 4, 23, 3}, {3, 8, 36, 3}};
     int which = depth == 18 ? 0 : depth == 34 ? 1 : depth == 50 ? 2 : depth == 101 ? 3 : 4;
     bool bottleneck = depth >= 50;
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), forward, destroy);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(resnet), resnet_imagenet_forward, resnet_imagenet_destroy);
     resnet *r = m->impl;
     for (int s = 0; s < 4; s++) r->n_blocks += layers[which][s];
     r->blocks = nb_xcalloc((size_t)r->n_blocks, sizeof *r->blocks);

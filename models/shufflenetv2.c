@@ -78,7 +78,7 @@ static nb_tensor *unit_fwd(nb_ctx *ctx, shuffle_unit *u, nb_tensor *x, bool trai
     return nb_concat_shuffle(parts, 2);
 }
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *shufflenetv2_forward(nb_model *m, nb_tensor *x, bool training) {
     shufflenet *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *h = nb_bn_layer_fwd(ctx, &s->bn1, nb_conv_layer_fwd(ctx, &s->conv1, x), training, true);
@@ -91,7 +91,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
     return nb_linear_layer_fwd(ctx, &s->fc, h);
 }
 
-static void destroy(nb_model *m) { free(((shufflenet *)m->impl)->units); }
+static void shufflenetv2_destroy(nb_model *m) { free(((shufflenet *)m->impl)->units); }
 
 /* torchvision's stage widths: stem, three stages, final 1x1 */
 static const struct {
@@ -115,7 +115,7 @@ nb_model *nb_shufflenetv2_create(nb_ctx *ctx, const nb_model_spec *spec) {
         if (!strcmp(spec->arch + 14, widths[i].suffix)) ch = widths[i].ch;
     NB_ASSERT(ch);
     static const int repeats[3] = {4, 8, 4};
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(shufflenet), forward, destroy);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(shufflenet), shufflenetv2_forward, shufflenetv2_destroy);
     shufflenet *s = m->impl;
     s->n_units = repeats[0] + repeats[1] + repeats[2];
     s->units = nb_xcalloc((size_t)s->n_units, sizeof *s->units);

@@ -12,7 +12,7 @@ typedef struct {
     nb_linear_layer fc;
 } smallcnn;
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *smallcnn_forward(nb_model *m, nb_tensor *x, bool training) {
     smallcnn *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_pool_attr pool = {.kernel = {2, 2}};
@@ -28,7 +28,7 @@ static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
 nb_model *nb_smallcnn_create(nb_ctx *ctx, const nb_model_spec *spec) {
     NB_REQUIRE(ctx, spec->input_size % 4 == 0, NULL, "smallcnn", "input size %d must be a multiple of 4",
                spec->input_size);
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(smallcnn), forward, NULL);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(smallcnn), smallcnn_forward, NULL);
     smallcnn *s = m->impl;
     int c1 = (int)(32 * spec->width + 0.5f), c2 = (int)(64 * spec->width + 0.5f), side = spec->input_size / 4;
     if (nb_conv_layer_init(&s->conv1, &m->params, "conv1", spec->in_channels, c1, 3, 1, 1, 1, false) ||

@@ -133,7 +133,7 @@ static nb_tensor *flatten_map(nb_tensor *o, int D) {
     return nb_reshape(o, 3, (int64_t[]){o->shape[0], D, -1});
 }
 
-static nb_tensor *forward(nb_model *m, nb_tensor *x, bool training) {
+static nb_tensor *ssd_forward(nb_model *m, nb_tensor *x, bool training) {
     ssd *s = m->impl;
     nb_ctx *ctx = m->ctx;
     nb_tensor *maps[MAX_MAPS] = {NULL}, *tap = NULL;
@@ -251,7 +251,7 @@ nb_model *nb_ssd_create(nb_ctx *ctx, const nb_model_spec *spec) {
     for (int i = 0; i < 4; i++) size = (size + 1) / 2;
     NB_REQUIRE(ctx, size >= 2, NULL, "model", "model.input_size %d is too small for a detector (at least 32)",
                spec->input_size);
-    nb_model *m = nb_model_alloc(ctx, spec, sizeof(ssd), forward, NULL);
+    nb_model *m = nb_model_alloc(ctx, spec, sizeof(ssd), ssd_forward, NULL);
     ssd *s = m->impl;
     s->kind = kind;
     s->A = 2 + 2 * spec->det.n_ratios;

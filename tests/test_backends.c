@@ -21,8 +21,9 @@
 #include "models/model.h"
 #include "optim/optim.h"
 #include "tests/support/testutil.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "setup/checkpoint.h"
+#include "task/task.h"
+#include "train/step.h"
 
 static char skip_reason[512];
 
@@ -63,6 +64,15 @@ static void side_free(side *s) {
     nb_optim_free(s->o);
     nb_model_free(s->m);
     nb_ctx_free(s->ctx);
+}
+
+/* one SGD step of bin/train's code path on the side's batch, classification with label smoothing ls */
+static int train_step(side *s, float ls, float *loss) {
+    nb_task *task = nb_task_classify(s->m, ls);
+    nb_step_parts parts = {.model = s->m, .optim = s->o, .task = task};
+    int rc = nb_train_step(s->ctx, &parts, s->x, s->y, 0, 0, loss);
+    nb_task_free(task);
+    return rc;
 }
 
 static float *eval_logits(side *s) {
@@ -181,8 +191,8 @@ static void compare_model(const char *arch, int size, int in_ch, float width) {
 
     /* one training step: the loss, every gradient, then the updated parameters and running statistics */
     float lc, lg;
-    assert_int_equal(nb_train_step(cpu.ctx, cpu.m, cpu.o, cpu.x, cpu.y, 0.1f, 0.0, &lc, NULL), 0);
-    assert_int_equal(nb_train_step(gpu.ctx, gpu.m, gpu.o, gpu.x, gpu.y, 0.1f, 0.0, &lg, NULL), 0);
+    assert_int_equal(train_step(&cpu, 0.1f, &lc), 0);
+    assert_int_equal(train_step(&gpu, 0.1f, &lg), 0);
     if (!(fabs(lc - lg) <= 1e-5 * fabs(lc))) fail_msg("%s: training loss %.8g on cuda, %.8g on cpu", arch, lg, lc);
     compare_grads(arch, cpu.m, gpu.m);
     /* the buffers (BN running statistics, batch counts) come from the forward pass alone */
@@ -210,7 +220,7 @@ static void compare_model(const char *arch, int size, int in_ch, float width) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/nibble-backends-%d.h5", (int)getpid());
     assert_int_equal(nb_ckpt_save(gpu.ctx, path, &gpu.m->params, gpu.o, NULL, NULL, NULL), 0);
-    assert_int_equal(nb_ckpt_load_model(cpu.ctx, path, &cpu.m->params, true), 0);
+    assert_int_equal(nb_ckpt_load_model(cpu.ctx, path, &cpu.m->params, NB_NAMES_ALL), 0);
     compare_params(arch, gpu.m, cpu.m, 0.0, "after a GPU checkpoint loaded on the CPU");
     zc = eval_logits(&cpu);
     zg = eval_logits(&gpu);
@@ -219,7 +229,7 @@ static void compare_model(const char *arch, int size, int in_ch, float width) {
     free(zc);
     free(zg);
     assert_int_equal(nb_ckpt_save(cpu.ctx, path, &cpu.m->params, cpu.o, NULL, NULL, NULL), 0);
-    assert_int_equal(nb_ckpt_load_model(gpu.ctx, path, &gpu.m->params, true), 0);
+    assert_int_equal(nb_ckpt_load_model(gpu.ctx, path, &gpu.m->params, NB_NAMES_ALL), 0);
     compare_params(arch, cpu.m, gpu.m, 0.0, "after a CPU checkpoint loaded on the GPU");
     unlink(path);
     side_free(&cpu);
@@ -262,7 +272,7 @@ static void test_cuda_determinism(void **st) {
         side_init(&g, NB_DEVICE_CUDA, &spec, x, y, B);
         for (int s = 0; s < 3; s++) {
             float l;
-            assert_int_equal(nb_train_step(g.ctx, g.m, g.o, g.x, g.y, 0.0f, 0.0, &l, NULL), 0);
+            assert_int_equal(train_step(&g, 0.0f, &l), 0);
         }
         w[r] = tu_host(nb_params_find(&g.m->params, "layer3.2.conv2.weight"));
         side_free(&g);

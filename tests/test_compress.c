@@ -493,7 +493,12 @@ static void admm_fixture_open(admm_fixture *f, uint64_t seed, const char *cfg_te
     assert_non_null(f->m);
     nb_cfg_init(&f->cfg);
     assert_int_equal(nb_cfg_load_string(&f->cfg, cfg_text, "admm.cfg"), 0);
-    assert_int_equal(nb_compress_from_cfg(f->ctx, &f->cfg, f->m, 10, &f->set), 0);
+    nb_settings *s = malloc(sizeof *s);
+    nb_settings_read(&f->cfg, s);
+    nb_method_set methods;
+    assert_int_equal(nb_methods_parse(f->ctx, s, f->m, &methods), 0);
+    assert_int_equal(nb_compress_new(f->ctx, s, &methods, f->m, 10, &f->set), 0);
+    free(s);
     assert_int_equal(f->set.n, 1);
 }
 

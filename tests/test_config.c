@@ -13,7 +13,10 @@
 #include <dirent.h>
 
 #include "tests/support/run.h"
-#include "train/config.h"
+#include "core/backend.h"
+#include "optim/optim.h"
+#include "setup/config.h"
+#include "setup/settings.h"
 
 static char dir[256];
 
@@ -132,11 +135,89 @@ static void test_committed_cfgs_load(void **st) {
     }
 }
 
+/* The typed settings: each type converted as the text reads, and every choice of every ENUM key read as the
+ * enum constant of its position (the enums of setup/settings.h, and nb_device, nb_optim_kind, nb_sched_kind). */
+static void test_settings_typed(void **st) {
+    (void)st;
+    nb_cfg c;
+    nb_cfg_init(&c);
+    nb_settings *s = malloc(sizeof *s);
+    nb_settings_read(&c, s);
+    assert_string_equal(s->model.arch, "resnet20");
+    assert_int_equal(s->data.format.id, NB_DATA_IDX);
+    assert_int_equal(s->train.batch, 128);
+    assert_true(s->data.mean.n == 1 && s->data.mean.v[0] == 0.2860);
+    assert_true(s->model.init_strict && !s->model.zero_init_residual);
+    const char *set[] = {"model.arch=resnet8", "train.batch=7", "optim.lr=0.25", "model.zero_init_residual=yes",
+                         "data.mean=0.1, 0.2,0.3", "optim.milestones="};
+    for (size_t i = 0; i < sizeof set / sizeof *set; i++) assert_int_equal(nb_cfg_override(&c, set[i]), 0);
+    nb_settings_read(&c, s);
+    assert_string_equal(s->model.arch, "resnet8");
+    assert_int_equal(s->train.batch, 7);
+    assert_true(s->optim.lr == 0.25 && s->model.zero_init_residual);
+    assert_true(s->data.mean.n == 3 && s->data.mean.v[0] == 0.1 && s->data.mean.v[2] == 0.3);
+    assert_int_equal(s->optim.milestones.n, 0);
+    struct {
+        const char *key, *value;
+        const int *field, want;
+    } choices[] = {
+        {"data.format", "hdf5", &s->data.format.id, NB_DATA_HDF5},
+        {"data.format", "folder", &s->data.format.id, NB_DATA_FOLDER},
+        {"data.format", "cifar", &s->data.format.id, NB_DATA_CIFAR},
+        {"data.format", "voc", &s->data.format.id, NB_DATA_VOC},
+        {"data.augment", "none", &s->data.augment.id, NB_AUGMENT_NONE},
+        {"data.augment", "flip", &s->data.augment.id, NB_AUGMENT_FLIP},
+        {"data.augment", "crop", &s->data.augment.id, NB_AUGMENT_CROP},
+        {"data.augment", "crop_flip", &s->data.augment.id, NB_AUGMENT_CROP_FLIP},
+        {"data.augment", "rrc", &s->data.augment.id, NB_AUGMENT_RRC},
+        {"data.augment", "rrc_flip", &s->data.augment.id, NB_AUGMENT_RRC_FLIP},
+        {"data.augment", "ssd", &s->data.augment.id, NB_AUGMENT_SSD},
+        {"train.device", "cpu", &s->train.device.id, NB_DEVICE_CPU},
+        {"train.device", "cuda", &s->train.device.id, NB_DEVICE_CUDA},
+        {"optim.type", "sgd", &s->optim.type.id, NB_OPTIM_SGD},
+        {"optim.type", "adam", &s->optim.type.id, NB_OPTIM_ADAM},
+        {"optim.type", "adamw", &s->optim.type.id, NB_OPTIM_ADAMW},
+        {"optim.schedule", "constant", &s->optim.schedule.id, NB_SCHED_CONSTANT},
+        {"optim.schedule", "step", &s->optim.schedule.id, NB_SCHED_STEP},
+        {"optim.schedule", "multistep", &s->optim.schedule.id, NB_SCHED_MULTISTEP},
+        {"optim.schedule", "cosine", &s->optim.schedule.id, NB_SCHED_COSINE},
+        {"optim.schedule", "poly", &s->optim.schedule.id, NB_SCHED_POLY},
+        {"optim.schedule_unit", "step", &s->optim.schedule_unit.id, NB_PER_STEP},
+        {"optim.schedule_unit", "epoch", &s->optim.schedule_unit.id, NB_PER_EPOCH},
+        {"compress.scale", "layer", &s->compress.scale.id, NB_SCALE_LAYER},
+        {"compress.scale", "channel", &s->compress.scale.id, NB_SCALE_CHANNEL},
+        {"quantize.scale", "channel", &s->quantize.scale.id, NB_SCALE_CHANNEL},
+        {"compress.admm_forward", "float", &s->compress.admm_forward.id, NB_ADMM_FLOAT},
+        {"compress.admm_forward", "quantized", &s->compress.admm_forward.id, NB_ADMM_QUANTIZED},
+        {"compress.granularity", "weight", &s->compress.granularity.id, NB_PRUNE_WEIGHT},
+        {"compress.granularity", "channel", &s->compress.granularity.id, NB_PRUNE_CHANNEL},
+        {"compress.importance", "magnitude", &s->compress.importance.id, NB_IMPORTANCE_MAGNITUDE},
+        {"compress.importance", "taylor", &s->compress.importance.id, NB_IMPORTANCE_TAYLOR},
+        {"detect.predictor", "separable", &s->detect.predictor.id, NB_PREDICTOR_SEPARABLE},
+        {"detect.predictor", "dense", &s->detect.predictor.id, NB_PREDICTOR_DENSE},
+        {"quantize.method", "round", &s->quantize.method.id, NB_QUANTIZE_ROUND},
+        {"quantize.method", "optimal", &s->quantize.method.id, NB_QUANTIZE_OPTIMAL},
+        {"quantize.method", "none", &s->quantize.method.id, NB_QUANTIZE_NONE},
+    };
+    for (size_t i = 0; i < sizeof choices / sizeof *choices; i++) {
+        char kv[96];
+        snprintf(kv, sizeof kv, "%s=%s", choices[i].key, choices[i].value);
+        assert_int_equal(nb_cfg_override(&c, kv), 0);
+        nb_settings_read(&c, s);
+        if (*choices[i].field != choices[i].want)
+            fail_msg("%s reads as %d, the enum says %d", kv, *choices[i].field, choices[i].want);
+    }
+    assert_string_equal(s->quantize.method.name, "none");
+    free(s);
+    nb_cfg_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values_includes_overrides),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_committed_cfgs_load),
+        cmocka_unit_test(test_settings_typed),
     };
     return cmocka_run_group_tests_name("configuration files", tests, setup, teardown);
 }

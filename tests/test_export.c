@@ -2,7 +2,8 @@
  * ONNX Runtime (onnxruntime-node) computes the same logits as bin/predict within 1e-4 on the same images —
  * for ResNet-20, ResNet-18, ShuffleNetV2, MobileNetV2 and MuffNet, with batch norms kept or folded; for
  * ADMM-ternary and ADMM-{0,±1,±2,±4} checkpoints exported as int8 (and int4) codes with DequantizeLinear, at
- * most 30% of the float file's size; for a channel-pruned checkpoint exported as a smaller network. Bad
+ * most 30% of the float file's size; for a channel-pruned checkpoint exported as a smaller network; for every
+ * activation of the op table, exported alone. Bad
  * input (another architecture's checkpoint, a truncated one, an op with no ONNX form) is a clear error that
  * leaves no file behind and an existing one untouched. */
 #include <hdf5.h>
@@ -21,6 +22,7 @@
 
 #include "core/ops.h"
 #include "deploy/export.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/run.h"
 #include "tests/support/synth.h"
 #include "tests/support/testutil.h"
@@ -210,6 +212,68 @@ static void test_float_zoo(void **st) {
     }
 }
 
+/* The model of an activation probe: the op of core/op_table.h that impl names, alone, flattened. */
+static nb_tensor *activation_probe_forward(nb_model *m, nb_tensor *x, bool training) {
+    (void)training;
+    oh_spec s;
+    assert_int_equal(oh_spec_for(nb_op_name(*(nb_op *)m->impl), &s), 0);
+    s.alpha = 0.1f; /* leaky ReLU's slope */
+    return nb_flatten(oh_run(&s, &x));
+}
+
+/* Every activation of the op table (the ops with nb_eltwise_attr), exported alone: the file passes the checker
+ * and ONNX Runtime computes nibble's values within 1e-5, on inputs from -8 to 8 that stay clear of the kinks.
+ * An activation added to the table is exported and checked here with no change to this test. */
+static void test_activations_export(void **st) {
+    (void)st;
+    enum { N = 2, C = 3, S = 5 };
+    int checked = 0;
+    for (int op = 0; op < NB_OP_COUNT; op++) {
+        if (strcmp(nb_op_attr_member((nb_op)op), "eltwise")) continue;
+        nb_ctx *ctx = tu_ctx();
+        nb_model_spec spec = {.arch = nb_op_name((nb_op)op), .num_classes = C * S * S, .in_channels = C, .input_size = S,
+                              .width = 1};
+        nb_model *m = nb_model_alloc(ctx, &spec, sizeof(nb_op), activation_probe_forward, NULL);
+        *(nb_op *)m->impl = (nb_op)op;
+        float x[N * C * S * S];
+        for (int i = 0; i < N * C * S * S; i++) x[i] = -8.0f + 16.0f * (float)((i * 37) % (N * C * S * S)) / (N * C * S * S) + 0.013f;
+        nb_tensor *xt = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){N, C, S, S}, x);
+        bool prev = nb_set_grad_enabled(ctx, false);
+        size_t mark = nb_scope_begin(ctx);
+        float want[N * C * S * S];
+        assert_int_equal(nb_tensor_to_host(m->forward(m, xt, false), want, sizeof want), 0);
+        nb_scope_end(ctx, mark);
+        nb_set_grad_enabled(ctx, prev);
+        char onnx[512], in[600], out[600];
+        snprintf(in, sizeof in, "%s/%s.in.f32", dir, spec.arch);
+        snprintf(out, sizeof out, "%s/%s.out.f32", dir, spec.arch);
+        pathf(onnx, sizeof onnx, spec.arch);
+        strcat(onnx, ".onnx");
+        nb_export_opts o = {.opset = 17};
+        nb_export_report rep;
+        if (nb_export_onnx(m, NULL, &o, onnx, &rep)) fail_msg("%s: %s", spec.arch, nb_ctx_last_error(ctx));
+        onnx_checker_ok(onnx);
+        FILE *fp = fopen(in, "wb");
+        assert_int_equal(fwrite(x, sizeof x, 1, fp), 1);
+        fclose(fp);
+        run_result r;
+        run_cmd(&r, ARGV("node", "scripts/ort_run.js", onnx, in, "2,3,5,5", out));
+        if (r.status) fail_msg("ONNX Runtime could not run %s:\n%s%s", onnx, r.out, r.err);
+        size_t bytes;
+        float *got = (float *)read_file(out, &bytes);
+        assert_int_equal(bytes, sizeof want);
+        char what[600];
+        snprintf(what, sizeof what, "ONNX Runtime on the exported %s", spec.arch);
+        tu_assert_close(what, got, want, N * C * S * S, 1e-5);
+        free(got);
+        nb_release(xt);
+        nb_model_free(m);
+        nb_ctx_free(ctx);
+        checked++;
+    }
+    assert_true(checked >= 5);
+}
+
 /* "N layers float, M int8, K int4" from bin/export --check */
 static void layer_counts(const char *onnx, int *fl, int *i8, int *i4) {
     run_result r;
@@ -346,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_quantized),
         cmocka_unit_test(test_pruned_channels),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_activations_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

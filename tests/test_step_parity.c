@@ -12,8 +12,10 @@
 #include <cmocka.h>
 
 #include "tests/support/testutil.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "setup/checkpoint.h"
+#include "setup/assemble.h"
+#include "task/task.h"
+#include "train/step.h"
 
 static void one_step(const char *arch, const char *width) {
     char path[256];
@@ -26,16 +28,22 @@ static void one_step(const char *arch, const char *width) {
     snprintf(o2, sizeof o2, "model.width=%s", width);
     const char *overrides[] = {o1, o2, "optim.type=sgd", "optim.lr=0.1", "optim.momentum=0.9", "optim.wd=5e-4"};
     for (int i = 0; i < 6; i++) assert_int_equal(nb_cfg_override(&cfg, overrides[i]), 0);
-    nb_model *m = nb_model_from_cfg(ctx, &cfg);
+    nb_settings *s = malloc(sizeof *s);
+    nb_settings_read(&cfg, s);
+    nb_model *m = nb_model_for(ctx, s);
     assert_non_null(m);
-    assert_int_equal(nb_ckpt_load_model(ctx, path, &m->params, true), 0);
-    nb_optim *o = nb_optim_from_cfg(ctx, &cfg, m);
+    assert_int_equal(nb_ckpt_load_model(ctx, path, &m->params, NB_NAMES_ALL), 0);
+    nb_optim *o = nb_optim_for(ctx, s, m);
+    free(s);
     hid_t f = tu_open(path), b = H5Gopen2(f, "batch", H5P_DEFAULT), after = H5Gopen2(f, "after", H5P_DEFAULT);
     nb_tensor *x = tu_load(ctx, b, "x"), *y = tu_load(ctx, b, "labels");
     int nd;
     int64_t sh[8];
     float loss, *want_loss = tu_read_f32(b, "loss", &nd, sh);
-    assert_int_equal(nb_train_step(ctx, m, o, x, y, 0.0f, 0.0, &loss, NULL), 0);
+    nb_task *task = nb_task_classify(m, 0.0f);
+    nb_step_parts parts = {.model = m, .optim = o, .task = task};
+    assert_int_equal(nb_train_step(ctx, &parts, x, y, 0, 0, &loss), 0);
+    nb_task_free(task);
     assert_true(fabs(loss - want_loss[0]) < 1e-5 * fabs(want_loss[0]));
     int checked = 0;
     for (int i = 0; i < m->params.n; i++) {

@@ -45,9 +45,11 @@ int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_op
 /* Fill every tensor of extra from its path in the checkpoint (shapes must match). */
 int nb_ckpt_load_extra(nb_ctx *ctx, const char *path, const nb_ckpt_extra *extra);
 
-/* Load /model into ps. strict: every name must match both ways (missing and unexpected names are listed);
- * shapes must always match. Reports and returns -1 on any mismatch, leaving ps unchanged. */
-int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, bool strict);
+/* Load /model into ps. NB_NAMES_ALL: every name must match both ways (missing and unexpected names are listed);
+ * NB_NAMES_PRESENT: the parameters the file names are filled and the rest left alone (a classifier's backbone
+ * for a detector). Shapes must always match. Reports and returns -1 on any mismatch, leaving ps unchanged. */
+typedef enum { NB_NAMES_ALL, NB_NAMES_PRESENT } nb_names_match;
+int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, nb_names_match match);
 int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o);
 int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st);
 /* The `config` attribute (malloc'd), or NULL with an error. */

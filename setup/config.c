@@ -1,5 +1,5 @@
-/* The configuration schema and parser. */
-#include "train/config.h"
+/* The configuration parser, checking every key against the rows of setup/settings.h. */
+#include "setup/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "setup/settings.h"
 
 typedef enum { T_INT, T_FLOAT, T_STR, T_BOOL, T_ENUM, T_LIST } key_type;
 
@@ -20,123 +21,10 @@ typedef struct {
     const char *help;
 } key_spec;
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
-static const key_spec schema[] = {
-    {"model.arch", T_STR, "resnet20", NULL,
-     "architecture: smallcnn; CIFAR-style resnet20, resnet56 (any 6n+2); resnet18, resnet34, resnet50, resnet101, "
-     "resnet152; alexnet; mobilenet_v2; shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0; muffnet_x0_5, muffnet_x1_0"},
-    {"model.num_classes", T_INT, "10", NULL, "classifier outputs"},
-    {"model.in_channels", T_INT, "1", NULL, "input image channels"},
-    {"model.input_size", T_INT, "28", NULL, "input height = width"},
-    {"model.width", T_FLOAT, "1.0", NULL, "channel multiplier"},
-    {"model.init", T_STR, "", NULL, "start from the weights of this HDF5 checkpoint (strict by name)"},
-    {"model.init_strict", T_BOOL, "true", NULL,
-     "false: model.init fills the parameters whose names it has (a classifier's backbone for a detector) and leaves "
-     "the rest as initialised"},
-    {"model.zero_init_residual", T_BOOL, "false", NULL, "ResNets: each block's last BN scale starts at 0"},
-    {"data.format", T_ENUM, "idx", "idx|hdf5|folder|cifar|voc",
-     "idx: MNIST-style files (.gz or raw); hdf5: datasets images + labels; folder: data.root/{train,val}/<class>/ "
-     "of JPEG and PNG files (torchvision's ImageFolder); cifar: CIFAR-10/100 binaries in data.root; voc: Pascal "
-     "VOC detection data under data.root, data.train and data.val naming splits such as VOC2007/trainval+VOC2012/trainval"},
-    {"data.classes", T_STR, "", NULL, "voc: the object classes, comma-separated (default: VOC's twenty)"},
-    {"data.root", T_STR, "", NULL, "folder and cifar formats: the dataset's directory"},
-    {"data.train", T_STR, FMNIST "train-images-idx3-ubyte.gz", NULL, "training images (idx) or file (hdf5)"},
-    {"data.train_labels", T_STR, "", NULL, "idx labels; default: the images path with images-idx3 -> labels-idx1"},
-    {"data.val", T_STR, FMNIST "t10k-images-idx3-ubyte.gz", NULL, "validation images (idx) or file (hdf5)"},
-    {"data.val_labels", T_STR, "", NULL, "idx labels of the validation set; derived like train_labels"},
-    {"data.limit", T_INT, "0", NULL, "use only the first N training samples (0: all)"},
-    {"data.val_limit", T_INT, "0", NULL, "use only the first N validation samples (0: all)"},
-    {"data.augment", T_ENUM, "none", "none|flip|crop|crop_flip|rrc|rrc_flip|ssd",
-     "training augmentation: flip, padded random crop (in-memory data), random resized crop (image folders), ssd "
-     "(detection: photometric distortion, expand, min-IoU random crop, flip)"},
-    {"data.scale_min", T_FLOAT, "0.08", NULL, "random resized crop: smallest fraction of the image area"},
-    {"data.resize", T_INT, "0", NULL, "image folders, evaluation: shorter side before the centre crop (0: 8/7 of model.input_size)"},
-    {"data.pad", T_INT, "2", NULL, "zero padding of the random crop"},
-    {"data.mean", T_LIST, "0.2860", NULL, "per-channel mean subtracted after scaling to [0,1]"},
-    {"data.std", T_LIST, "0.3530", NULL, "per-channel standard deviation divided by"},
-    {"data.workers", T_INT, "2", NULL, "loader threads preparing batches ahead of the model"},
-    {"train.epochs", T_INT, "10", NULL, "passes over the training set"},
-    {"train.steps", T_INT, "0", NULL, "stop after this many optimizer steps (0: no limit)"},
-    {"train.batch", T_INT, "128", NULL, "training batch size"},
-    {"train.eval_batch", T_INT, "500", NULL, "evaluation batch size"},
-    {"train.seed", T_INT, "1", NULL, "seeds initialisation, sample order and augmentation"},
-    {"train.shuffle", T_BOOL, "true", NULL, "reshuffle the training set every epoch"},
-    {"train.out", T_STR, "", NULL, "run directory (default runs/<cfg name>)"},
-    {"train.device", T_ENUM, "cpu", "cpu|cuda", "backend: cpu (oneDNN, OpenBLAS) or cuda (a build made with make CUDA=1)"},
-    {"train.threads", T_INT, "0", NULL, "compute threads (0: all cores, shared out among the ranks on one machine)"},
-    {"train.sync_bn", T_BOOL, "false", NULL, "data-parallel: batch norms use the statistics of the whole global batch"},
-    {"train.bucket_mb", T_FLOAT, "4", NULL, "data-parallel: gradients are summed over the ranks in buckets of this size"},
-    {"train.label_smoothing", T_FLOAT, "0", NULL, "cross-entropy label smoothing"},
-    {"train.log_every", T_INT, "50", NULL, "steps between metric lines"},
-    {"train.save_every", T_INT, "0", NULL, "steps between mid-epoch checkpoints (0: at epoch ends only)"},
-    {"optim.type", T_ENUM, "sgd", "sgd|adam|adamw", "optimizer"},
-    {"optim.lr", T_FLOAT, "0.1", NULL, "peak learning rate"},
-    {"optim.momentum", T_FLOAT, "0.9", NULL, "SGD momentum"},
-    {"optim.nesterov", T_BOOL, "false", NULL, "Nesterov momentum"},
-    {"optim.wd", T_FLOAT, "5e-4", NULL, "weight decay"},
-    {"optim.wd_exempt", T_BOOL, "false", NULL, "no weight decay on batch-norm parameters and biases"},
-    {"optim.beta1", T_FLOAT, "0.9", NULL, "Adam beta1"},
-    {"optim.beta2", T_FLOAT, "0.999", NULL, "Adam beta2"},
-    {"optim.eps", T_FLOAT, "1e-8", NULL, "Adam epsilon"},
-    {"optim.schedule", T_ENUM, "cosine", "constant|step|multistep|cosine|poly", "learning-rate schedule over epochs"},
-    {"optim.schedule_unit", T_ENUM, "step", "step|epoch", "update the rate every step (fractional epochs) or epoch"},
-    {"optim.warmup_epochs", T_FLOAT, "0", NULL, "linear warm-up length"},
-    {"optim.warmup_start", T_FLOAT, "0.1", NULL, "warm-up starts at this fraction of lr"},
-    {"optim.step_size", T_FLOAT, "30", NULL, "step schedule: epochs between decays"},
-    {"optim.gamma", T_FLOAT, "0.1", NULL, "step/multistep decay factor"},
-    {"optim.milestones", T_LIST, "", NULL, "multistep: epochs at which to decay"},
-    {"optim.min_lr", T_FLOAT, "0", NULL, "cosine: final learning rate"},
-    {"optim.power", T_FLOAT, "1", NULL, "poly: exponent"},
-    {"optim.clip_norm", T_FLOAT, "0", NULL, "clip the global gradient norm to this (0: off)"},
-    {"compress.methods", T_STR, "none", NULL, "compression methods, applied in this order: admm, prune, kd, twn, bwn (or none)"},
-    {"compress.layers", T_STR, "default", NULL,
-     "weights to quantize: glob patterns of parameter names, or default (every conv and linear weight but the first "
-     "convolution and the last linear layer)"},
-    {"compress.exclude", T_STR, "", NULL, "glob patterns of weights to leave alone"},
-    {"compress.codebook", T_STR, "ternary", NULL, "ADMM codebook: binary, ternary, pm2 {0,±1,±2}, pm4 {0,±1,±2,±4}, pow2_N"},
-    {"compress.codebook_layers", T_STR, "", NULL, "per-layer codebooks: pattern=codebook, ..."},
-    {"compress.scale", T_ENUM, "layer", "layer|channel", "ADMM: one scale alpha per layer or per output channel"},
-    {"compress.rho", T_FLOAT, "5e-3", NULL, "ADMM penalty rho at the start"},
-    {"compress.rho_growth", T_FLOAT, "1.1", NULL, "rho is multiplied by this at every G/U update"},
-    {"compress.admm_interval", T_INT, "0", NULL, "steps between ADMM's G and U updates (0: one epoch)"},
-    {"compress.admm_forward", T_ENUM, "float", "float|quantized",
-     "ADMM's W-step: loss gradient at the float W (Leng et al.) or at Proj(W), straight through to W"},
-    {"compress.admm_final_epochs", T_FLOAT, "0", NULL,
-     "ADMM: the last N epochs train the quantized network straight through, without the penalty"},
-    {"compress.extragradient", T_BOOL, "false", NULL, "ADMM's W-step by extragradient (two gradients per step)"},
-    {"compress.sparsity", T_FLOAT, "0.9", NULL, "pruning: final sparsity of every pruned layer"},
-    {"compress.sparsity_init", T_FLOAT, "0", NULL, "pruning: sparsity where the cubic schedule starts"},
-    {"compress.sparsity_layers", T_STR, "", NULL, "per-layer final sparsity: pattern=value, ..."},
-    {"compress.prune_layers", T_STR, "default", NULL, "weights to prune (patterns as compress.layers)"},
-    {"compress.prune_start", T_FLOAT, "0", NULL, "pruning starts at this epoch"},
-    {"compress.prune_epochs", T_FLOAT, "0", NULL, "epochs the cubic schedule spans (0: one-shot pruning at the start)"},
-    {"compress.prune_every", T_INT, "0", NULL, "steps between mask updates (0: a quarter epoch)"},
-    {"compress.granularity", T_ENUM, "weight", "weight|channel", "prune single weights or whole output channels"},
-    {"compress.importance", T_ENUM, "magnitude", "magnitude|taylor", "rank by |w| or by accumulated |g*w|"},
-    {"compress.teacher", T_STR, "", NULL, "distillation: the teacher's checkpoint"},
-    {"compress.teacher_cfg", T_STR, "", NULL, "the teacher's configuration (default: the one stored in its checkpoint)"},
-    {"compress.kd_alpha", T_FLOAT, "0.5", NULL, "distillation: weight of the cross-entropy (1 - alpha on T^2 KL)"},
-    {"compress.kd_temperature", T_FLOAT, "4", NULL, "distillation temperature T"},
-    {"detect.ratios", T_LIST, "2,3", NULL, "detectors: default boxes' aspect ratios a > 1 (each gives a and 1/a)"},
-    {"detect.first_scale", T_FLOAT, "0.1", NULL, "detectors: scale of the first (finest) map's default boxes"},
-    {"detect.min_scale", T_FLOAT, "0.2", NULL, "detectors: scale of the second map's boxes"},
-    {"detect.max_scale", T_FLOAT, "0.88", NULL, "detectors: scale of the last map's boxes"},
-    {"detect.head_channels", T_INT, "0", NULL, "LRSSD: width of the shared head (0: 128 x model.width)"},
-    {"detect.predictor", T_ENUM, "separable", "separable|dense",
-     "LRSSD: the shared prediction layer, 3x3 depthwise + BN + 1x1 or one dense 3x3 convolution"},
-    {"detect.match_iou", T_FLOAT, "0.5", NULL, "training: a default box takes a ground truth it overlaps by more"},
-    {"detect.neg_pos", T_FLOAT, "3", NULL, "training: hard negatives per positive"},
-    {"detect.expand_max", T_FLOAT, "4", NULL, "ssd augmentation: largest zoom-out (canvas side / image side)"},
-    {"detect.nms_iou", T_FLOAT, "0.45", NULL, "evaluation: per-class non-maximum suppression threshold"},
-    {"detect.score_min", T_FLOAT, "0.01", NULL, "evaluation: detections scoring less are dropped"},
-    {"detect.top_k", T_INT, "200", NULL, "evaluation: detections kept per image"},
-    {"quantize.method", T_ENUM, "round", "round|optimal|none",
-     "bin/quantize: min-max round to nearest, the optimal projection, or none (folding and equalization only)"},
-    {"quantize.scale", T_ENUM, "layer", "layer|channel", "bin/quantize: one scale per tensor or per output channel"},
-    {"quantize.fold_bn", T_BOOL, "false", NULL, "bin/quantize: fold batch norms into the convolutions first, as deployment does"},
-    {"quantize.dfq", T_BOOL, "false", NULL, "bin/quantize: data-free quantization (BN folding, cross-layer equalization, bias correction)"},
-    {"quantize.bias_correction", T_BOOL, "true", NULL, "bin/quantize with dfq: correct the biases from the BN statistics"},
-};
+/* the rows of setup/settings.h, in their order */
+#define NB_SCHEMA_ROW(section, key, type, def, choices, help) {#section "." #key, T_##type, def, choices, help},
+static const key_spec schema[] = {NB_SETTINGS(NB_SCHEMA_ROW)};
+#undef NB_SCHEMA_ROW
 #define N_KEYS (int)(sizeof schema / sizeof schema[0])
 
 static int key_index(const char *name) {

@@ -1,5 +1,5 @@
 /* HDF5 checkpoint writing and reading. */
-#include "train/checkpoint.h"
+#include "setup/checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -209,7 +209,8 @@ static int read_into(nb_ctx *ctx, hid_t f, const char *file, const char *path, n
     return rc;
 }
 
-int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, bool strict) {
+int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, nb_names_match match) {
+    bool strict = match == NB_NAMES_ALL;
     hid_t f = open_ckpt(ctx, path);
     if (f < 0) return -1;
     int rc = -1;

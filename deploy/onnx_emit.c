@@ -1,0 +1,512 @@
+/* The deploy graph (deploy/graph.h) as an ONNX model: one rule per inference op of core/op_table.h
+ * (onnx_<name>, bound to the table below, so that an op added to the table without a rule does not compile),
+ * names for every value and constant, the integer codes of quantized layers through DequantizeLinear, and the
+ * metadata a deployment reads. Values are named after the layer that made them ("layer1.0.conv1/Conv_12"),
+ * parameters keep their torchvision state_dict names, so an initializer can be traced back to the checkpoint. */
+#include "deploy/onnx_emit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "deploy/onnx_builder.h"
+#include "detect/boxes.h"
+
+typedef struct {
+    const nb_tensor *t;
+    char name[192];
+} named;
+
+typedef struct {
+    nb_ctx *ctx;
+    const nb_deploy_graph *g;
+    const nb_export_opts *o;
+    Onnx__GraphProto *gp;
+    named *vals; /* the names of the values written so far */
+    size_t n_vals, cap_vals;
+    char (*const_names)[192]; /* per constant: its initializer's name, "" until written */
+    int int4_layers;
+    int uniq;
+} emitter;
+
+/* ---- names ---- */
+
+static const char *value_name(const emitter *e, const nb_tensor *t) {
+    for (size_t i = 0; i < e->n_vals; i++)
+        if (e->vals[i].t == t) return e->vals[i].name;
+    return NULL;
+}
+
+static void define(emitter *e, const nb_tensor *t, const char *name) {
+    if (e->n_vals == e->cap_vals) e->vals = nb_xrealloc(e->vals, (e->cap_vals = e->cap_vals ? 2 * e->cap_vals : 256) * sizeof *e->vals);
+    named *v = &e->vals[e->n_vals++];
+    v->t = t;
+    snprintf(v->name, sizeof v->name, "%s", name);
+}
+
+/* A fresh name for a value or constant made inside a layer: "<layer>/<what>_<k>" */
+static const char *fresh(emitter *e, const nb_node *n, const char *what, char *buf, size_t len) {
+    snprintf(buf, len, "%s%s%s_%d", n && n->scope[0] ? n->scope : "", n && n->scope[0] ? "/" : "", what, e->uniq++);
+    return buf;
+}
+
+/* The name of a node's result: "logits" for the network's output */
+static const char *out_name(emitter *e, const nb_node *n, char *buf, size_t len) {
+    if (n->out[0] == e->g->output) {
+        snprintf(buf, len, "logits");
+        return buf;
+    }
+    return fresh(e, n, nb_op_name(n->op), buf, len);
+}
+
+/* An ONNX node named after its layer ("layer1.0.conv1/Conv_12": ONNX wants node names unique) */
+static Onnx__NodeProto *node(emitter *e, const nb_node *n, const char *op_type, int n_in, const char *const *in,
+                             int n_out, const char *const *out) {
+    char name[192];
+    return ox_node(e->gp, op_type, fresh(e, n, op_type, name, sizeof name), n_in, in, n_out, out);
+}
+
+static const char *const_f32(emitter *e, const nb_node *n, const char *what, int ndim, const int64_t *dims,
+                             const float *v, char *buf, size_t len) {
+    fresh(e, n, what, buf, len);
+    ox_init_f32(e->gp, buf, ndim, dims, v);
+    return buf;
+}
+
+static const char *const_i64(emitter *e, const nb_node *n, const char *what, int count, const int64_t *v, char *buf,
+                             size_t len) {
+    fresh(e, n, what, buf, len);
+    ox_init_i64(e->gp, buf, 1, (int64_t[]){count}, v);
+    return buf;
+}
+
+/* ---- constants ---- */
+
+/* What a constant written for input k of d is called when not by its parameter's name (NULL: by it). */
+static const char *const_what(const nb_dnode *d, int k, const nb_dconst *c) {
+    static const char *const bn_what[4] = {"scale", "bias", "mean", "var"};
+    switch (d->node->op) {
+    case NB_OP_CONV2D: /* a shared weight that this use changed gets a name of its own, and its bias too */
+        if (k == 1) return d->shared_weight && c->changed ? "weight" : NULL;
+        return !c->is_param || (d->shared_weight && c->changed) ? "bias" : NULL;
+    case NB_OP_BATCHNORM2D: return c->is_param ? NULL : bn_what[k - 1];
+    default: return c->is_param ? NULL : "const";
+    }
+}
+
+/* A float initializer, or a quantized one: the codes (int8, int4 from opset 21 where they fit), a zero point
+ * and the scales, through DequantizeLinear into `name` */
+static void write_const(emitter *e, const nb_node *n, const nb_dconst *c, const char *name) {
+    if (c->values) {
+        ox_init_f32(e->gp, name, c->ndim, c->dims, c->values);
+        return;
+    }
+    int64_t O = c->dims[0], sdim[1] = {O};
+    bool int4 = e->o->opset >= 21 && c->fits_int4;
+    char cn[256], sn[256], zn[256];
+    snprintf(cn, sizeof cn, "%s.codes", name);
+    snprintf(sn, sizeof sn, "%s.scale", name);
+    snprintf(zn, sizeof zn, "%s.zero_point", name);
+    int8_t *zero = nb_xcalloc((size_t)O, 1);
+    if (int4) {
+        ox_init_i4(e->gp, cn, c->ndim, c->dims, c->codes);
+        ox_init_i4(e->gp, zn, c->per_channel, sdim, zero);
+        e->int4_layers++;
+    } else {
+        ox_init_i8(e->gp, cn, c->ndim, c->dims, c->codes);
+        ox_init_i8(e->gp, zn, c->per_channel, sdim, zero);
+    }
+    ox_init_f32(e->gp, sn, c->per_channel, sdim, c->scale);
+    Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){cn, sn, zn}, 1, (const char *[]){name});
+    if (c->per_channel) ox_attr_int(dq, "axis", 0);
+    free(zero);
+}
+
+/* The name of input k of d: a value's, or a constant's, written at its first use */
+static const char *input_name(emitter *e, const nb_dnode *d, int k) {
+    const nb_dinput *in = &d->in[k];
+    if (in->konst < 0) {
+        const char *v = in->value ? value_name(e, in->value) : NULL;
+        return v ? v : "";
+    }
+    char *name = e->const_names[in->konst];
+    if (!name[0]) {
+        const nb_dconst *c = &e->g->consts[in->konst];
+        const char *what = const_what(d, k, c);
+        if (what) fresh(e, d->node, what, name, sizeof e->const_names[0]);
+        else snprintf(name, sizeof e->const_names[0], "%s", c->source->name);
+        write_const(e, d->node, c, name);
+    }
+    return name;
+}
+
+/* ---- the rules: one per inference op ---- */
+
+typedef int (*onnx_rule)(emitter *e, const nb_dnode *d, const char *const *in);
+
+/* Conv, with a folded batch norm's ReLU after it */
+static int onnx_conv2d(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node, *bn = d->bn;
+    const nb_conv_attr *a = &n->attr.conv;
+    const nb_dconst *w = &e->g->consts[d->in[1].konst];
+    char yname[192], rname[192];
+    bool relu = bn && bn->attr.bn.relu, has_bias = d->in[2].konst >= 0;
+    if (bn && !relu && d->out == e->g->output)
+        snprintf(yname, sizeof yname, "logits");
+    else
+        fresh(e, n, "Conv", yname, sizeof yname);
+    Onnx__NodeProto *c = node(e, n, "Conv", has_bias ? 3 : 2, in, 1, (const char *[]){yname});
+    ox_attr_ints(c, "kernel_shape", (int64_t[]){w->dims[2], w->dims[3]}, 2);
+    ox_attr_ints(c, "strides", (int64_t[]){a->stride[0], a->stride[1]}, 2);
+    ox_attr_ints(c, "pads", (int64_t[]){a->pad[0], a->pad[1], a->pad[0], a->pad[1]}, 4);
+    ox_attr_ints(c, "dilations", (int64_t[]){a->dilation[0], a->dilation[1]}, 2);
+    ox_attr_int(c, "group", a->groups);
+    if (!relu) {
+        define(e, d->out, yname);
+        return 0;
+    }
+    if (d->out == e->g->output)
+        snprintf(rname, sizeof rname, "logits");
+    else
+        fresh(e, bn, "Relu", rname, sizeof rname);
+    node(e, bn, "Relu", 1, (const char *[]){yname}, 1, (const char *[]){rname});
+    define(e, d->out, rname);
+    return 0;
+}
+
+static int onnx_batchnorm2d(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    char y[192], r[192];
+    bool relu = n->attr.bn.relu;
+    if (!relu)
+        out_name(e, n, y, sizeof y);
+    else
+        fresh(e, n, "BatchNormalization", y, sizeof y);
+    Onnx__NodeProto *b = node(e, n, "BatchNormalization", 5, in, 1, (const char *[]){y});
+    ox_attr_float(b, "epsilon", n->attr.bn.eps);
+    if (relu) {
+        out_name(e, n, r, sizeof r);
+        node(e, n, "Relu", 1, (const char *[]){y}, 1, (const char *[]){r});
+        define(e, d->out, r);
+    } else {
+        define(e, d->out, y);
+    }
+    return 0;
+}
+
+static int onnx_linear(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    Onnx__NodeProto *g = node(e, d->node, "Gemm", d->in[2].konst >= 0 ? 3 : 2, in, 1, (const char *[]){y});
+    ox_attr_int(g, "transB", 1);
+    define(e, d->out, y);
+    return 0;
+}
+
+/* one ONNX op of the same inputs */
+static int single(emitter *e, const nb_dnode *d, const char *op_type, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    node(e, d->node, op_type, d->n_in, in, 1, (const char *[]){y});
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_relu(emitter *e, const nb_dnode *d, const char *const *in) { return single(e, d, "Relu", in); }
+static int onnx_sigmoid(emitter *e, const nb_dnode *d, const char *const *in) { return single(e, d, "Sigmoid", in); }
+static int onnx_mul_channel(emitter *e, const nb_dnode *d, const char *const *in) { return single(e, d, "Mul", in); }
+
+static int onnx_hardswish(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    NB_REQUIRE(e->ctx, e->o->opset >= 14, -1, d->node->scope, "HardSwish needs opset 14 or later (--opset)");
+    node(e, d->node, "HardSwish", 1, in, 1, (const char *[]){y});
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_leaky_relu(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    ox_attr_float(node(e, d->node, "LeakyRelu", 1, in, 1, (const char *[]){y}), "alpha", d->node->attr.eltwise.alpha);
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_relu6(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192], lo[192], hi[192];
+    out_name(e, d->node, y, sizeof y);
+    const_f32(e, d->node, "min", 0, NULL, (float[]){0.0f}, lo, sizeof lo);
+    const_f32(e, d->node, "max", 0, NULL, (float[]){6.0f}, hi, sizeof hi);
+    node(e, d->node, "Clip", 3, (const char *[]){in[0], lo, hi}, 1, (const char *[]){y});
+    define(e, d->out, y);
+    return 0;
+}
+
+static int pool(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    const nb_pool_attr *a = &n->attr.pool;
+    char y[192];
+    out_name(e, n, y, sizeof y);
+    const char *yp = y;
+    if (n->op == NB_OP_GLOBAL_AVGPOOL) {
+        node(e, n, "GlobalAveragePool", 1, in, 1, &yp);
+        define(e, d->out, y);
+        return 0;
+    }
+    bool max = n->op == NB_OP_MAXPOOL2D;
+    Onnx__NodeProto *p = node(e, n, max ? "MaxPool" : "AveragePool", 1, in, 1, &yp);
+    ox_attr_ints(p, "kernel_shape", (int64_t[]){a->kernel[0], a->kernel[1]}, 2);
+    ox_attr_ints(p, "strides", (int64_t[]){a->stride[0], a->stride[1]}, 2);
+    ox_attr_ints(p, "pads", (int64_t[]){a->pad[0], a->pad[1], a->pad[0], a->pad[1]}, 4);
+    if (max) {
+        ox_attr_ints(p, "dilations", (int64_t[]){a->dilation[0], a->dilation[1]}, 2);
+        ox_attr_int(p, "ceil_mode", a->ceil_mode);
+    } else {
+        NB_REQUIRE(e->ctx, a->dilation[0] == 1 && a->dilation[1] == 1, -1, n->scope,
+                   "dilated average pooling has no ONNX export before opset 19");
+        ox_attr_int(p, "count_include_pad", !a->exclude_pad);
+    }
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_maxpool2d(emitter *e, const nb_dnode *d, const char *const *in) { return pool(e, d, in); }
+static int onnx_avgpool2d(emitter *e, const nb_dnode *d, const char *const *in) { return pool(e, d, in); }
+static int onnx_global_avgpool(emitter *e, const nb_dnode *d, const char *const *in) { return pool(e, d, in); }
+
+/* alpha*a + beta*b (Muls by the coefficients that are not 1, an Add, and a ReLU for a residual join), or
+ * alpha*x for scale */
+static int arithmetic(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    const nb_add_attr *a = &n->attr.add;
+    bool add = n->op == NB_OP_ADD;
+    char y[192], t[192], scaled[2][192], c[192];
+    out_name(e, n, y, sizeof y);
+    const char *terms[2] = {in[0], add ? in[1] : NULL};
+    const float coef[2] = {a->alpha, a->beta};
+    for (int k = 0; k < (add ? 2 : 1); k++) {
+        if (coef[k] == 1.0f && add) continue;
+        const_f32(e, n, "coefficient", 0, NULL, &coef[k], c, sizeof c);
+        if (!add) {
+            node(e, n, "Mul", 2, (const char *[]){terms[k], c}, 1, (const char *[]){y});
+            break;
+        }
+        fresh(e, n, "Mul", scaled[k], sizeof scaled[k]);
+        node(e, n, "Mul", 2, (const char *[]){terms[k], c}, 1, (const char *[]){scaled[k]});
+        terms[k] = scaled[k];
+    }
+    if (add && a->relu) {
+        fresh(e, n, "Add", t, sizeof t);
+        node(e, n, "Add", 2, terms, 1, (const char *[]){t});
+        node(e, n, "Relu", 1, (const char *[]){t}, 1, (const char *[]){y});
+    } else if (add) {
+        node(e, n, "Add", 2, terms, 1, (const char *[]){y});
+    }
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_add(emitter *e, const nb_dnode *d, const char *const *in) { return arithmetic(e, d, in); }
+static int onnx_scale(emitter *e, const nb_dnode *d, const char *const *in) { return arithmetic(e, d, in); }
+
+/* y = x reshaped (symbolic batch: the first dimension is -1) */
+static const char *reshape(emitter *e, const nb_node *n, const char *x, int ndim, const int64_t *shape, char *y,
+                           size_t len) {
+    int64_t s[NB_MAX_DIMS + 1];
+    memcpy(s, shape, sizeof(int64_t) * (size_t)ndim);
+    s[0] = -1;
+    char sn[192];
+    const_i64(e, n, "shape", ndim, s, sn, sizeof sn);
+    fresh(e, n, "Reshape", y, len);
+    node(e, n, "Reshape", 2, (const char *[]){x, sn}, 1, (const char *[]){y});
+    return y;
+}
+
+/* ShuffleNet's channel shuffle: [N, g, C/g, H, W] -> transpose groups and channels -> [N, C, H, W] */
+static void shuffle(emitter *e, const nb_node *n, const char *x, const nb_tensor *shape_of, int groups, const char *y) {
+    const int64_t *s = shape_of->shape;
+    char a[192], b[192], sn[192];
+    reshape(e, n, x, 5, (int64_t[]){s[0], groups, s[1] / groups, s[2], s[3]}, a, sizeof a);
+    fresh(e, n, "Transpose", b, sizeof b);
+    Onnx__NodeProto *t = node(e, n, "Transpose", 1, (const char *[]){a}, 1, (const char *[]){b});
+    ox_attr_ints(t, "perm", (int64_t[]){0, 2, 1, 3, 4}, 5);
+    const_i64(e, n, "shape", 4, (int64_t[]){-1, s[1], s[2], s[3]}, sn, sizeof sn);
+    node(e, n, "Reshape", 2, (const char *[]){b, sn}, 1, (const char *[]){y});
+}
+
+static int onnx_concat(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    char y[192], t[192];
+    out_name(e, n, y, sizeof y);
+    bool inter = n->attr.axis.interleave;
+    if (inter) fresh(e, n, "Concat", t, sizeof t);
+    Onnx__NodeProto *c = node(e, n, "Concat", d->n_in, in, 1, (const char *[]){inter ? t : y});
+    ox_attr_int(c, "axis", n->attr.axis.axis);
+    if (inter) shuffle(e, n, t, n->out[0], d->n_in, y);
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_channel_shuffle(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    shuffle(e, d->node, in[0], d->node->in[0], d->node->attr.shuffle.groups, y);
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_slice(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    const nb_slice_attr *a = &n->attr.slice;
+    char y[192], st[192], en[192], ax[192];
+    out_name(e, n, y, sizeof y);
+    const_i64(e, n, "starts", 1, &a->start, st, sizeof st);
+    const_i64(e, n, "ends", 1, (int64_t[]){a->start + a->len}, en, sizeof en);
+    const_i64(e, n, "axes", 1, (int64_t[]){a->axis}, ax, sizeof ax);
+    NB_REQUIRE(e->ctx, a->axis != 0, -1, n->scope, "a slice of the batch dimension has no symbolic-batch export");
+    node(e, n, "Slice", 4, (const char *[]){in[0], st, en, ax}, 1, (const char *[]){y});
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_reshape(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    const nb_tensor *x = n->in[0], *o = n->out[0];
+    char y[192], sn[192];
+    out_name(e, n, y, sizeof y);
+    int64_t rest = 1;
+    for (int k = 1; k < x->ndim; k++) rest *= x->shape[k];
+    if (o->ndim == 2 && o->shape[0] == x->shape[0] && o->shape[1] == rest) {
+        ox_attr_int(node(e, n, "Flatten", 1, in, 1, (const char *[]){y}), "axis", 1);
+    } else {
+        const_i64(e, n, "shape", o->ndim, (int64_t[]){-1, o->shape[1], o->shape[2], o->shape[3], o->shape[4], o->shape[5]},
+                  sn, sizeof sn);
+        node(e, n, "Reshape", 2, (const char *[]){in[0], sn}, 1, (const char *[]){y});
+    }
+    define(e, d->out, y);
+    return 0;
+}
+
+static int softmax_like(emitter *e, const nb_dnode *d, const char *op_type, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    ox_attr_int(node(e, d->node, op_type, 1, in, 1, (const char *[]){y}), "axis", d->node->attr.axis.axis);
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_softmax(emitter *e, const nb_dnode *d, const char *const *in) { return softmax_like(e, d, "Softmax", in); }
+static int onnx_log_softmax(emitter *e, const nb_dnode *d, const char *const *in) {
+    return softmax_like(e, d, "LogSoftmax", in);
+}
+
+/* every inference op of the table has its rule; identities never reach the emitter, losses have no rule */
+#define ONNX_RULE(E, name, attr, cost, impl, deploy) [NB_OP_##E] = ONNX_RULE_##deploy(name),
+#define ONNX_RULE_EXPORT(name) onnx_##name
+#define ONNX_RULE_IDENTITY(name) NULL
+#define ONNX_RULE_TRAINING(name) NULL
+static const onnx_rule rules[NB_OP_COUNT] = {NB_OP_TABLE(ONNX_RULE)};
+
+static int emit_node(emitter *e, const nb_dnode *d) {
+    const nb_node *n = d->node;
+    onnx_rule rule = rules[n->op];
+    if (!rule) {
+        NB_FAIL(e->ctx, n->scope[0] ? n->scope : "export", "op %s has no ONNX export (a training op: %s)",
+                nb_op_name(n->op), nb_op_deploy_of(n->op) == NB_DEPLOY_TRAINING ? "a loss" : "an identity");
+        return -1;
+    }
+    const char *in[NB_DEPLOY_MAX_IN];
+    for (int k = 0; k < d->n_in; k++) in[k] = input_name(e, d, k);
+    return rule(e, d, in);
+}
+
+/* ---- the model ---- */
+
+static void metadata(const emitter *e, Onnx__ModelProto *mp, const nb_export_report *r) {
+    const nb_model *m = e->g->model;
+    const nb_export_opts *o = e->o;
+    char buf[1536];
+    mp->doc_string = strdup("exported by nibble's bin/export from a recorded forward pass");
+    ox_metadata(mp, "nibble.arch", m->spec.arch);
+    snprintf(buf, sizeof buf, "%d", m->spec.num_classes);
+    ox_metadata(mp, "nibble.num_classes", buf);
+    if (o->input_doc) ox_metadata(mp, "nibble.input", o->input_doc);
+    for (const char *const *kv = o->meta; kv && kv[0] && kv[1]; kv += 2) ox_metadata(mp, kv[0], kv[1]);
+    snprintf(buf, sizeof buf, "%d layers as int%d codes + DequantizeLinear (%s), %lld weights as float",
+             r->quantized_layers, r->int_bits ? r->int_bits : 8, r->methods[0] ? r->methods : "none",
+             (long long)r->float_weights);
+    ox_metadata(mp, "nibble.quantization", buf);
+    int64_t stored = r->quantized_weights + r->float_weights;
+    snprintf(buf, sizeof buf, "%lld of %lld prunable channels removed; %.2f%% of the stored weights are zero",
+             (long long)r->channels_removed, (long long)r->prunable_channels,
+             stored ? 100.0 * (double)r->zero_weights / (double)stored : 0.0);
+    ox_metadata(mp, "nibble.pruning", buf);
+    if (!m->priors) return;
+    /* a detector's raw output and what a deployment needs to decode it */
+    const nb_prior_cfg *pc = m->priors;
+    snprintf(buf, sizeof buf,
+             "logits [N, 4 + C, P]: per default box p, 4 box offsets (dx, dy, dw, dh) then C class scores (class 0 "
+             "the background) along axis 1. Decode: softmax over the scores; centre = prior centre + %g * (dx, dy) * "
+             "prior size; size = prior size * exp(%g * (dw, dh)); then per-class NMS. Default boxes in nibble.priors, "
+             "in the order of P",
+             (double)NB_SSD_VAR_CENTER, (double)NB_SSD_VAR_SIZE);
+    ox_metadata(mp, "nibble.output", buf);
+    int k = snprintf(buf, sizeof buf, "{\"image_size\": %d, \"clip\": %s, \"variances\": [%g, %g], \"order\": "
+                                      "\"map, box type, row, column\", \"maps\": [",
+                     pc->image_size, pc->clip ? "true" : "false", (double)NB_SSD_VAR_CENTER, (double)NB_SSD_VAR_SIZE);
+    for (int i = 0; i < pc->n_maps && k < (int)sizeof buf - 120; i++) {
+        k += snprintf(buf + k, sizeof buf - (size_t)k, "%s{\"size\": %d, \"min\": %g, \"max\": %g, \"ratios\": [",
+                      i ? ", " : "", pc->map_size[i], (double)pc->min_size[i], (double)pc->max_size[i]);
+        for (int r2 = 0; r2 < pc->n_ratios[i]; r2++)
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%g", r2 ? ", " : "", (double)pc->ratios[i][r2]);
+        k += snprintf(buf + k, sizeof buf - (size_t)k, "]}");
+    }
+    snprintf(buf + k, sizeof buf - (size_t)k, "], \"types\": \"1:1 at min, 1:1 at sqrt(min*max), then a and "
+                                              "1/a for each ratio\"}");
+    ox_metadata(mp, "nibble.priors", buf);
+}
+
+uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opts *o, nb_export_report *r,
+                      size_t *bytes) {
+    emitter e = {.ctx = ctx, .g = g, .o = o};
+    e.const_names = nb_xcalloc((size_t)(g->n_consts ? g->n_consts : 1), sizeof *e.const_names);
+    const nb_deploy_stats *st = &g->stats;
+    *r = (nb_export_report){.quantized_layers = st->quantized_layers,
+                            .quantized_weights = st->quantized_weights,
+                            .float_weights = st->float_weights,
+                            .zero_weights = st->zero_weights,
+                            .channels_removed = st->channels_removed,
+                            .prunable_channels = st->prunable_channels,
+                            .folded_bn = st->folded_bn};
+    snprintf(r->methods, sizeof r->methods, "%s", st->methods);
+    Onnx__ModelProto *mp = ox_model_new(g->model->spec.arch, o->opset >= 21 ? 10 : 8, o->opset);
+    e.gp = mp->graph;
+    define(&e, g->input, "input");
+    ox_graph_io(e.gp, 0, "input", OX_FLOAT, 4, g->input->shape, "N");
+    int rc = 0;
+    for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = emit_node(&e, &g->nodes[i]);
+    uint8_t *packed = NULL;
+    if (rc == 0) {
+        const char *yv = value_name(&e, g->output_value);
+        if (strcmp(yv, "logits"))
+            ox_node(e.gp, "Identity", "output", 1, (const char *[]){yv}, 1, (const char *[]){"logits"});
+        if (o->softmax) {
+            Onnx__NodeProto *sm = ox_node(e.gp, "Softmax", "output/Softmax", 1, (const char *[]){"logits"}, 1,
+                                          (const char *[]){"probabilities"});
+            ox_attr_int(sm, "axis", 1);
+        }
+        ox_graph_io(e.gp, 1, o->softmax ? "probabilities" : "logits", OX_FLOAT, g->output->ndim, g->output->shape, "N");
+        r->int_bits = r->quantized_layers ? (e.int4_layers == r->quantized_layers ? 4 : 8) : 0;
+        metadata(&e, mp, r);
+        packed = ox_pack(mp, bytes);
+        r->nodes = (int64_t)e.gp->n_node;
+        r->initializers = (int64_t)e.gp->n_initializer;
+        r->bytes = (int64_t)*bytes;
+    }
+    ox_model_free(mp);
+    free(e.const_names);
+    free(e.vals);
+    return packed;
+}

@@ -1,0 +1,86 @@
+/* The training step (see step.h). */
+#include "train/step.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/arith.h"
+#include "core/check.h"
+
+/* Forward and backward at the current weights: the loss (with the hooks' changes) and the gradients. */
+static int forward_backward(const nb_step_parts *p, nb_step *s, float *loss, bool keep_outputs) {
+    nb_model *m = p->model;
+    nb_tensor *z = m->forward(m, s->x, true);
+    nb_tensor *l = p->task->loss(p->task, z, s->y);
+    s->logits = z;
+    s->loss = l;
+    if (l && p->compress && nb_compress_step(p->compress, NB_HOOK_BEFORE_BACKWARD, s)) return -1;
+    l = s->loss;
+    *loss = l ? nb_item(l) : NAN;
+    if (!l) return -1;
+    nb_comm *comm = s->ctx->comm;
+    if (comm && comm->size > 1) { /* the group's loss: every rank agrees on it, and on whether it is finite */
+        double v = isfinite(*loss) ? (double)*loss * comm->share : INFINITY;
+        if (comm->allreduce_f64(comm, &v, 1)) return -1;
+        *loss = (float)v;
+    }
+    if (!isfinite(*loss)) return 1;
+    float *outputs = keep_outputs ? p->task->step_outputs(p->task, nb_numel(z)) : NULL;
+    if (outputs && nb_tensor_to_host(z, outputs, sizeof(float) * (size_t)nb_numel(z))) return -1;
+    nb_optim_zero_grad(p->optim);
+    return nb_backward(l, NULL);
+}
+
+/* Korpelevich's extragradient: step to W - lr * g, take the gradient there, come back to W. */
+static int extrapolate(const nb_step_parts *p, nb_step *s) {
+    nb_optim *o = p->optim;
+    nb_tensor *small[256];
+    nb_tensor **saved = o->n <= 256 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)o->n);
+    int rc = 0;
+    for (int i = 0; i < o->n; i++) {
+        nb_tensor *w = o->slots[i].param;
+        saved[i] = w->grad ? nb_tensor_clone(w) : NULL;
+        if (w->grad && (!saved[i] || (w->grad->layout != w->layout && nb_tensor_relayout(w->grad, w->layout)) ||
+                        nb_axpby(w, -(float)s->lr, w->grad, 1.0f)))
+            rc = -1;
+    }
+    float unused;
+    if (rc == 0) rc = forward_backward(p, s, &unused, false);
+    if (rc == 0) rc = nb_compress_step(p->compress, NB_HOOK_BEFORE_STEP, s);
+    for (int i = 0; i < o->n; i++) {
+        if (saved[i] && rc == 0) rc = nb_tensor_copy(o->slots[i].param, saved[i]);
+        nb_release(saved[i]);
+    }
+    if (saved != small) free(saved);
+    return rc;
+}
+
+static int clip_gradients(nb_optim *o, double clip_norm) {
+    nb_tensor *small[256] = {0};
+    nb_tensor **ps = o->n <= 256 ? small : nb_xmalloc(sizeof(nb_tensor *) * (size_t)o->n);
+    for (int i = 0; i < o->n; i++) ps[i] = o->slots[i].param;
+    int rc = nb_clip_grad_norm(ps, o->n, clip_norm) < 0 ? -1 : 0;
+    if (ps != small) free(ps);
+    return rc;
+}
+
+int nb_train_step(nb_ctx *ctx, const nb_step_parts *p, nb_tensor *x, nb_tensor *y, int64_t step, int64_t epoch,
+                  float *loss) {
+    size_t mark = nb_scope_begin(ctx);
+    nb_compress_set *set = p->compress && p->compress->n ? p->compress : NULL;
+    nb_step s = {.ctx = ctx, .model = p->model, .optim = p->optim, .x = x, .y = y, .step = step, .epoch = epoch,
+                 .lr = p->optim->cfg.lr};
+    int rc = set ? nb_compress_step(set, NB_HOOK_BATCH_BEGIN, &s) : 0;
+    if (!rc) rc = forward_backward(p, &s, loss, true);
+    if (!rc && set) rc = nb_compress_step(set, NB_HOOK_BEFORE_STEP, &s);
+    if (!rc && set && set->extragradient) {
+        nb_tape_clear(ctx);
+        rc = extrapolate(p, &s);
+    }
+    if (!rc && p->clip_norm > 0) rc = clip_gradients(p->optim, p->clip_norm);
+    if (!rc) rc = nb_optim_step(p->optim);
+    if (!rc && set) rc = nb_compress_step(set, NB_HOOK_BATCH_END, &s);
+    nb_tape_clear(ctx); /* a failed step may leave records behind */
+    nb_scope_end(ctx, mark);
+    return rc;
+}
