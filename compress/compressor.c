@@ -8,17 +8,16 @@
 
 #include "core/check.h"
 
-nb_compressor *nb_admm_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch);
-nb_compressor *nb_prune_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch);
-nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_settings *s, nb_model *m);
-nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, nb_method which);
-
+/* the rows of NB_METHODS (compressor.h): each method's name and constructor */
+typedef nb_compressor *(*method_new)(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch);
+#define NB_METHOD_DECLARE(E, name) nb_compressor *nb_##name##_new(nb_ctx *, const nb_settings *, nb_model *, int64_t);
+NB_METHODS(NB_METHOD_DECLARE)
+#define NB_METHOD_ROW(E, name) {#name, NB_METHOD_##E, nb_##name##_new},
 static const struct {
     const char *name;
     nb_method id;
-} method_names[] = {
-    {"admm", NB_METHOD_ADMM}, {"prune", NB_METHOD_PRUNE}, {"kd", NB_METHOD_KD}, {"twn", NB_METHOD_TWN}, {"bwn", NB_METHOD_BWN},
-};
+    method_new make;
+} method_names[] = {NB_METHODS(NB_METHOD_ROW)};
 
 bool nb_methods_has(const nb_method_set *set, nb_method which) {
     for (int i = 0; i < set->n; i++)
@@ -63,23 +62,11 @@ int nb_methods_parse(nb_ctx *ctx, const nb_settings *s, const nb_model *m, nb_me
     return check_combinations(ctx, s, m, out);
 }
 
-static nb_compressor *compressor_new(nb_ctx *ctx, nb_method which, const nb_settings *s, nb_model *m,
-                                     int64_t steps_per_epoch) {
-    switch (which) {
-    case NB_METHOD_ADMM: return nb_admm_new(ctx, s, m, steps_per_epoch);
-    case NB_METHOD_PRUNE: return nb_prune_new(ctx, s, m, steps_per_epoch);
-    case NB_METHOD_KD: return nb_kd_new(ctx, s, m);
-    case NB_METHOD_TWN:
-    case NB_METHOD_BWN: return nb_fakequant_new(ctx, s, m, which);
-    }
-    return NULL;
-}
-
 int nb_compress_new(nb_ctx *ctx, const nb_settings *s, const nb_method_set *methods, nb_model *m,
                     int64_t steps_per_epoch, nb_compress_set *set) {
     memset(set, 0, sizeof *set);
     for (int i = 0; i < methods->n; i++) {
-        nb_compressor *c = compressor_new(ctx, methods->list[i], s, m, steps_per_epoch);
+        nb_compressor *c = method_names[methods->list[i]].make(ctx, s, m, steps_per_epoch);
         if (!c) {
             nb_compress_free(set);
             return -1;

@@ -51,8 +51,19 @@ struct nb_compressor {
     void (*destroy)(nb_compressor *c);
 };
 
-/* The methods compress.methods may name. */
-typedef enum { NB_METHOD_ADMM, NB_METHOD_PRUNE, NB_METHOD_KD, NB_METHOD_TWN, NB_METHOD_BWN } nb_method;
+/* The methods compress.methods may name, one row each: the enum constant's suffix and the name, which is also
+ * the name of its constructor, nb_<name>_new(ctx, settings, model, steps_per_epoch) (compress/<file>.c). A new
+ * method is its file and a row here (and its keys in setup/settings.h). */
+#define NB_METHODS(X)  \
+    X(ADMM, admm)      \
+    X(PRUNE, prune)    \
+    X(KD, kd)          \
+    X(TWN, twn)        \
+    X(BWN, bwn)
+
+#define NB_METHOD_ENUM(E, name) NB_METHOD_##E,
+typedef enum { NB_METHODS(NB_METHOD_ENUM) } nb_method;
+#undef NB_METHOD_ENUM
 #define NB_METHODS_MAX 8
 
 typedef struct {

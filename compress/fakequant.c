@@ -99,7 +99,7 @@ static void fakequant_destroy(nb_compressor *c) {
     free(c);
 }
 
-nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, nb_method which) {
+static nb_compressor *fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, nb_method which) {
     const nb_compress_settings *cs = &s->compress;
     nb_tensor *sel[512];
     int n = nb_compress_select(cs, cs->layers, m, sel, 512);
@@ -131,4 +131,14 @@ nb_compressor *nb_fakequant_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, 
                          .eval_end = fakequant_eval_end, .finish = fakequant_finish, .state = fakequant_state,
                          .destroy = fakequant_destroy};
     return c;
+}
+
+nb_compressor *nb_twn_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch) {
+    (void)steps_per_epoch;
+    return fakequant_new(ctx, s, m, NB_METHOD_TWN);
+}
+
+nb_compressor *nb_bwn_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch) {
+    (void)steps_per_epoch;
+    return fakequant_new(ctx, s, m, NB_METHOD_BWN);
 }

@@ -38,7 +38,8 @@ static void kd_destroy(nb_compressor *c) {
     free(c);
 }
 
-nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_settings *s, nb_model *m) {
+nb_compressor *nb_kd_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_t steps_per_epoch) {
+    (void)steps_per_epoch;
     const char *path = s->compress.teacher, *tcfg_path = s->compress.teacher_cfg;
     float alpha = (float)s->compress.kd_alpha, T = (float)s->compress.kd_temperature;
     NB_REQUIRE(ctx, path[0], NULL, "config", "compress.methods has kd but compress.teacher names no checkpoint");
