@@ -32,6 +32,7 @@
     X(LEAKY_RELU,      leaky_relu,      eltwise,   none,   KERNEL, EXPORT)             \
     X(SIGMOID,         sigmoid,         eltwise,   none,   KERNEL, EXPORT)             \
     X(HARDSWISH,       hardswish,       eltwise,   none,   KERNEL, EXPORT)             \
+    X(HARDSIGMOID,     hardsigmoid,     eltwise,   none,   UNARY,  EXPORT)             \
     X(MAXPOOL2D,       maxpool2d,       pool,      none,   KERNEL, EXPORT)             \
     X(AVGPOOL2D,       avgpool2d,       pool,      none,   KERNEL, EXPORT)             \
     X(GLOBAL_AVGPOOL,  global_avgpool,  pool,      none,   KERNEL, EXPORT)             \

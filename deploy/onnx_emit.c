@@ -226,6 +226,15 @@ static int onnx_hardswish(emitter *e, const nb_dnode *d, const char *const *in) 
     return 0;
 }
 
+static int onnx_hardsigmoid(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    /* max(0, min(1, alpha x + beta)) with ONNX's beta 0.5: relu6(x + 3) / 6 */
+    ox_attr_float(node(e, d->node, "HardSigmoid", 1, in, 1, (const char *[]){y}), "alpha", 1.0f / 6.0f);
+    define(e, d->out, y);
+    return 0;
+}
+
 static int onnx_leaky_relu(emitter *e, const nb_dnode *d, const char *const *in) {
     char y[192];
     out_name(e, d->node, y, sizeof y);

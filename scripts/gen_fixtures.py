@@ -130,6 +130,7 @@ def main(out):
             "leaky_relu": lambda x: F.leaky_relu(x, 0.1),
             "sigmoid": lambda x: torch.sigmoid(x),
             "hardswish": lambda x: F.hardswish(x),
+            "hardsigmoid": lambda x: F.hardsigmoid(x),
         }
         for i, (name, fn) in enumerate(acts.items()):
             x = rnd(2, 12, 5, 5, seed=600 + i) * 4

@@ -7,16 +7,20 @@
 
 bool cpu_unary_supports(nb_op op) {
     switch (op) {
+    case NB_OP_HARDSIGMOID: return true;
     default: return false;
     }
 }
 
 /* y[i] = expr of x (and g, the incoming gradient) for every physical element */
 #define CPU_UNARY_LOOP(expr)                                                                                   \
-    _Pragma("omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)") for (int64_t i = 0; i < n; i++) { \
-        float x = xp[i], g = gp ? gp[i] : 0.0f;                                                                \
-        (void)g;                                                                                               \
-        yp[i] = (expr);                                                                                        \
+    {                                                                                                          \
+        _Pragma("omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)")                                \
+        for (int64_t i = 0; i < n; i++) {                                                                      \
+            float x = xp[i], g = gp ? gp[i] : 0.0f;                                                            \
+            (void)g;                                                                                           \
+            yp[i] = (expr);                                                                                    \
+        }                                                                                                      \
     }
 
 int cpu_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tensor *x, const nb_tensor *gy) {
@@ -26,8 +30,11 @@ int cpu_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tenso
     if (!yp || !xp || (gy && !gp)) return -1;
     int64_t n = cpu_phys_floats(x);
     (void)alpha;
-    (void)n;
     switch (op) {
+    case NB_OP_HARDSIGMOID: /* relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid; slope 1/6 inside (-3, 3) */
+        if (gy) CPU_UNARY_LOOP(x > -3.0f && x < 3.0f ? g / 6.0f : 0.0f)
+        else CPU_UNARY_LOOP(fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f)
+        break;
     default:
         NB_FAIL(b->ctx, nb_op_name(op), "the CPU backend has no unary kernel for this op");
         return -1;

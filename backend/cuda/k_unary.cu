@@ -13,6 +13,7 @@ enum { NB_OP_TABLE(NBK_OP_ENUM) NBK_OP_COUNT };
 static __device__ float unary_value(int op, float x, float alpha) {
     (void)alpha;
     switch (op) {
+    case NBK_OP_HARDSIGMOID: return fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f; /* relu6(x + 3) / 6 */
     default: return x;
     }
 }
@@ -21,12 +22,14 @@ static __device__ float unary_grad(int op, float x, float g, float alpha) {
     (void)alpha;
     (void)x;
     switch (op) {
+    case NBK_OP_HARDSIGMOID: return x > -3.0f && x < 3.0f ? g / 6.0f : 0.0f;
     default: return g;
     }
 }
 
 extern "C" int nbk_unary_supported(int op) {
     switch (op) {
+    case NBK_OP_HARDSIGMOID: return 1;
     default: return 0;
     }
 }
