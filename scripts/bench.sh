@@ -5,7 +5,10 @@ set -eu
 BUILD=${BUILD:-build/rel}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
-echo "$(date -u +%Y-%m-%dT%H:%MZ), cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+# the ISA extensions that decide what oneDNN and PyTorch can use here (each ratio below holds for this CPU only)
+isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_tile|amx_bf16|amx_int8' |
+    tr '\n' ' ' | sed 's/ $//')
+echo "$(date -u +%Y-%m-%dT%H:%MZ), cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, ISA: ${isa:-none of AVX2, AVX-512, VNNI, AMX}"
 "$PYTHON" bench/compare_conv.py "$BUILD" "${BENCH_REPS:-10}" "${BENCH_ROUNDS:-5}"
 echo
 "$PYTHON" bench/compare_train.py "$BUILD" resnet20 smallcnn --rounds "${BENCH_ROUNDS:-3}"
