@@ -53,10 +53,14 @@ int nb_methods_parse(nb_ctx *ctx, const nb_settings *s, const nb_model *m, nb_me
     snprintf(buf, sizeof buf, "%s", list);
     for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
         NB_REQUIRE(ctx, out->n < NB_METHODS_MAX, -1, "config", "compress.methods lists more than 8 methods");
-        size_t k = 0;
-        while (k < sizeof method_names / sizeof *method_names && strcmp(method_names[k].name, tok)) k++;
-        NB_REQUIRE(ctx, k < sizeof method_names / sizeof *method_names, -1, "config",
-                   "compress.methods: unknown method '%s' (known: admm, prune, kd, twn, bwn, or none)", tok);
+        size_t k = 0, n_names = sizeof method_names / sizeof *method_names;
+        while (k < n_names && strcmp(method_names[k].name, tok)) k++;
+        if (k == n_names) {
+            char known[128] = "";
+            for (size_t i = 0; i < n_names; i++) snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ", method_names[i].name);
+            NB_FAIL(ctx, "config", "compress.methods: unknown method '%s' (known: %sor none)", tok, known);
+            return -1;
+        }
         out->list[out->n++] = method_names[k].id;
     }
     return check_combinations(ctx, s, m, out);

@@ -114,7 +114,7 @@ nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_t
     return nb_op_finish1(ctx, n);
 }
 
-static nb_tensor *eltwise(nb_op op, nb_tensor *x, float alpha) {
+nb_tensor *nb_eltwise_node(nb_op op, nb_tensor *x, float alpha) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
     if (nb_check_f32(ctx, nb_op_name(op), "input", x, -1)) return NULL;
@@ -126,11 +126,11 @@ static nb_tensor *eltwise(nb_op op, nb_tensor *x, float alpha) {
     return nb_op_finish1(ctx, n);
 }
 
-nb_tensor *nb_relu(nb_tensor *x) { return eltwise(NB_OP_RELU, x, 0.0f); }
-nb_tensor *nb_relu6(nb_tensor *x) { return eltwise(NB_OP_RELU6, x, 0.0f); }
-nb_tensor *nb_leaky_relu(nb_tensor *x, float slope) { return eltwise(NB_OP_LEAKY_RELU, x, slope); }
-nb_tensor *nb_sigmoid(nb_tensor *x) { return eltwise(NB_OP_SIGMOID, x, 0.0f); }
-nb_tensor *nb_hardswish(nb_tensor *x) { return eltwise(NB_OP_HARDSWISH, x, 0.0f); }
+nb_tensor *nb_relu(nb_tensor *x) { return nb_eltwise_node(NB_OP_RELU, x, 0.0f); }
+nb_tensor *nb_relu6(nb_tensor *x) { return nb_eltwise_node(NB_OP_RELU6, x, 0.0f); }
+nb_tensor *nb_leaky_relu(nb_tensor *x, float slope) { return nb_eltwise_node(NB_OP_LEAKY_RELU, x, slope); }
+nb_tensor *nb_sigmoid(nb_tensor *x) { return nb_eltwise_node(NB_OP_SIGMOID, x, 0.0f); }
+nb_tensor *nb_hardswish(nb_tensor *x) { return nb_eltwise_node(NB_OP_HARDSWISH, x, 0.0f); }
 
 static nb_tensor *pool(nb_op op, nb_tensor *x, nb_pool_attr a) {
     if (!x) return NULL;

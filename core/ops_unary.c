@@ -8,13 +8,7 @@ nb_tensor *nb_unary(nb_op op, nb_tensor *x, float alpha) {
     nb_ctx *ctx = x->ctx;
     NB_REQUIRE(ctx, (unsigned)op < NB_OP_COUNT && nb_op_impl_of(op) == NB_IMPL_UNARY, NULL, "unary",
                "%s is not a unary element-wise op (impl UNARY in core/op_table.h)", nb_op_name(op));
-    if (nb_check_f32(ctx, nb_op_name(op), "input", x, -1)) return NULL;
-    if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
-    if (!x) return NULL;
-    nb_node *n = nb_op_begin(ctx, op, &x, 1, 1);
-    n->attr.eltwise.alpha = alpha;
-    nb_op_out(n, 0, NB_F32, x->ndim, x->shape);
-    return nb_op_finish1(ctx, n);
+    return nb_eltwise_node(op, x, alpha);
 }
 
 #define NB_UNARY_DEFINE(E, name, attr, cost, impl, deploy) NB_UNARY_DEFINE_##impl(E, name)
