@@ -72,8 +72,15 @@ side() { # side NAME BIN: every experiment with the programs in BIN, in OUT/NAME
     rm -f "$dir/log.txt"
 }
 
-echo "== the experiments ($REV)"
-(side before "$OUT/src/build/rel/bin")
+# REV's side is the same for every working tree: run it once per revision
+rev=$(git -C "$OUT/src" rev-parse HEAD)
+if [ "$(cat "$OUT/before/.rev" 2>/dev/null)" = "$rev" ]; then
+    echo "== the experiments ($REV): kept from an earlier run in $OUT/before"
+else
+    echo "== the experiments ($REV)"
+    (side before "$OUT/src/build/rel/bin")
+    echo "$rev" > "$OUT/before/.rev"
+fi
 echo "== the experiments (working tree)"
 (side after "$REPO/build/rel/bin")
 echo "== comparison"

@@ -64,10 +64,11 @@ int nb_progress_open(nb_progress *p, nb_trainer *t) {
     p->seconds0 = t->st.seconds;
     int ranks = nb_dist_size(t->dist);
     if (!t->quiet)
-        fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads%s%s -> %s\n",
+        fprintf(stderr, "nibble: training %s (%lld parameters) on %lld images, %lld batches of %d per epoch, %d threads%s%s -> %s "
+                        "(best.h5 by %s)\n",
                 t->model->spec.arch, (long long)nb_params_count(&t->model->params, NULL), (long long)t->train.n,
                 (long long)nb_loader_batches(t->loader), (int)t->set.train.batch, omp_get_max_threads(),
-                ranks > 1 ? " per rank, " : "", ranks > 1 ? nb_dist_describe(t->dist) : "", t->out);
+                ranks > 1 ? " per rank, " : "", ranks > 1 ? nb_dist_describe(t->dist) : "", t->out, t->task->score_key);
     return 0;
 }
 
