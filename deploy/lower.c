@@ -172,19 +172,22 @@ static int weight(lowerer *l, const nb_tensor *p, bool changed, float *w, int64_
         return add_const(l, p, changed, p->ndim, dims, w);
     }
     free(w);
-    /* the float weights must be the codes times the scales, or the file would compute another network */
+    /* the float weights must be the codes times the scales, or the file would compute another network; each
+     * within float rounding of its own alpha*code (int8's codes reach 127 alphas: an absolute bound on alpha
+     * refused them for the last bits of the product) */
     float *full = host(p);
     int64_t per = n_all / O_all;
-    double worst = 0;
+    double worst = 0, excess = 0;
     for (int64_t i = 0; full && i < n_all; i++) {
         float a = q.alpha[q.n_alpha == 1 ? 0 : i / per];
         double d = fabs((double)full[i] - (double)a * q.codes[i]);
-        if (d > worst) worst = d;
+        worst = fmax(worst, d);
+        excess = fmax(excess, d / (1e-6 * fabs((double)a) * fmax(abs(q.codes[i]), 1)));
     }
     double amax = 0;
     for (int64_t c = 0; c < q.n_alpha; c++) amax = fmax(amax, fabs((double)q.alpha[c]));
     free(full);
-    if (worst > 1e-6 * amax) {
+    if (!(excess <= 1.0)) {
         NB_FAIL(l->ctx, l->q->path,
                 "%s is not on its codebook (max |W - alpha*codes| = %.3g, alpha up to %.3g): the %s record is older "
                 "than the weights (a checkpoint from the middle of training?); export it with --float, or "

@@ -321,6 +321,22 @@ static void test_quantized(void **st) {
         if (sq > 0.30 * (double)sf) fail_msg("the int8 export is %lld bytes, over 30%% of the float %lld", (long long)sq, (long long)sf);
         assert_true(s4 < sq);
     }
+    /* post-training int8 codes, per tensor and per channel: codes up to 127 put alpha*code's float rounding well
+     * above an absolute bound on alpha, and the exporter takes them (it once refused them as off their codebook) */
+    const char *scales[] = {"quantize.scale=layer", "quantize.scale=channel"};
+    for (int i = 0; i < 2; i++) {
+        char ckpt[600], q[600], name[64], onnx[512], h5[512];
+        train(ckpt, sizeof ckpt, i ? "ptq8_channel_fp" : "ptq8_layer_fp", "gray.cfg", ARGV("train.steps=3"));
+        snprintf(name, sizeof name, "ptq8_%d.h5", i);
+        pathf(q, sizeof q, name);
+        run_result r;
+        run_ok("bin/quantize", ARGV("quantize", ckpt, q, "compress.codebook=int8", scales[i]), &r);
+        snprintf(name, sizeof name, "ptq8_%d.onnx", i);
+        export_ok(onnx, sizeof onnx, q, name, NULL, NULL, &r);
+        assert_non_null(strstr(r.out, "20 layers as int8 codes (ptq)"));
+        pathf(h5, sizeof h5, "gray.h5");
+        ort_matches_predict(onnx, q, h5, GRAY_N, 1, 16, gray_mean, gray_std);
+    }
 }
 
 static void test_pruned_channels(void **st) {
