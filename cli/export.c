@@ -92,11 +92,15 @@ int main(int argc, char **argv) {
     int C = m->spec.in_channels, S = m->spec.input_size;
     list(mean, sizeof mean, &s->data.mean, C);
     list(std, sizeof std, &s->data.std, C);
+    char out_shape[64]; /* a detector's raw output: 4 box offsets and the class scores of every default box */
+    if (m->priors)
+        snprintf(out_shape, sizeof out_shape, "[N, 4 + %d, %d]", m->spec.num_classes, nb_priors(m->priors, NULL, 0));
+    else
+        snprintf(out_shape, sizeof out_shape, "[N, %d]", m->spec.num_classes);
     snprintf(doc, sizeof doc,
              "input: float32 [N, %d, %d, %d] (NCHW, N free); pixel values scaled to [0, 1], then (x - mean[c]) / "
-             "std[c] with mean = [%s], std = [%s]; output %s: float32 [N, %d]",
-             C, S, S, mean, std, o.softmax ? "probabilities (softmax of the logits)" : "logits (no softmax)",
-             m->spec.num_classes);
+             "std[c] with mean = [%s], std = [%s]; output %s: float32 %s",
+             C, S, S, mean, std, o.softmax ? "probabilities (softmax of the logits)" : "logits (no softmax)", out_shape);
     const char *meta[] = {"nibble.mean", mean, "nibble.std", std, "nibble.checkpoint", ckpt, NULL};
     o.input_doc = doc;
     o.meta = meta;

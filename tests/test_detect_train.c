@@ -275,6 +275,9 @@ static void test_export_to_onnx_runtime(void **st) {
                      "print([k['size'] for k in p['maps']])",
                      onnx));
     if (r.status || !strstr(r.out, "[4, 2, 1]")) fail_msg("nibble.priors metadata: %s%s", r.out, r.err);
+    /* and the input's description names the detector's output, [N, 4 + C, P], not a classifier's [N, C] */
+    run_ok(ARGV("export", "--check", onnx), &r);
+    if (!strstr(r.out, "output logits (no softmax): float32 [N, 4 + ")) fail_msg("nibble.input metadata: %s", r.out);
     snprintf(onnx, sizeof onnx, "%s/lrssd_folded.onnx", dir);
     run_ok(ARGV("export", ckpt, "-o", onnx, "--fold-bn"), &r);
     run_cmd(&r, ARGV("/usr/bin/python3", "scripts/onnx_check.py", onnx));
