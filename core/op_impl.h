@@ -50,6 +50,11 @@ int nb_norm_axis(nb_ctx *ctx, const char *op, const nb_tensor *t, int axis);
 /* An element-wise op (attributes nb_eltwise_attr) on x: its node checked, recorded and run. */
 nb_tensor *nb_eltwise_node(nb_op op, nb_tensor *x, float alpha);
 
+/* How a fake_quant node groups its input: element i (of the plain tensor) belongs to group (i / *inner) %
+ * *groups, the channel along the axis, or the one group of a per-tensor quantizer (*groups 1, *inner the
+ * element count, which a backend may replace by its physical one). */
+void nb_fake_quant_groups(const nb_node *n, int64_t *groups, int64_t *inner);
+
 /* Running a recorded node where its row of core/op_table.h says (core/dispatch.c). */
 int nb_core_forward(nb_ctx *ctx, nb_node *n);
 int nb_core_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);

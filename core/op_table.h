@@ -51,6 +51,7 @@
     X(SMOOTH_L1,       smooth_l1,       smooth_l1, none,   KERNEL, TRAINING)           \
     X(MSE,             mse,             none,      none,   KERNEL, TRAINING)           \
     X(MULTIBOX,        multibox_loss,   multibox,  none,   KERNEL, TRAINING)           \
-    X(RELAYOUT,        relayout,        relayout,  none,   VIEW,   IDENTITY)
+    X(RELAYOUT,        relayout,        relayout,  none,   VIEW,   IDENTITY)           \
+    X(FAKE_QUANT,      fake_quant,      fake_quant, none,  KERNEL, EXPORT)
 
 #endif

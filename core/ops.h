@@ -66,6 +66,14 @@ nb_tensor *nb_to_layout(nb_tensor *x, int layout);
 nb_tensor *nb_softmax(nb_tensor *x, int axis);
 nb_tensor *nb_log_softmax(nb_tensor *x, int axis);
 
+/* Fake quantization: y = (clamp(round(x / s) + z, qmin, qmax) - z) * s, as torch.fake_quantize_per_tensor_affine
+ * and fake_quantize_per_channel_affine compute it (in float32, x / s as x * (1 / s)). The step size s and the zero
+ * point z are f32 tensors of one element (a.axis = -1) or of x's size along a.axis (per channel); z is rounded
+ * to the nearest integer of [qmin, qmax]. x's gradient passes straight through where round(x / s) + z lies
+ * within [qmin, qmax] and is zero outside. s and z get gradients when they require them: those of the learned
+ * step size (LSQ, Esser et al. 2020; torch._fake_quantize_learnable_*), times a.grad_factor (0 reads as 1). */
+nb_tensor *nb_fake_quant(nb_tensor *x, nb_tensor *scale, nb_tensor *zero_point, nb_fake_quant_attr a);
+
 /* Losses return a scalar (shape []), averaged over the batch. */
 /* logits [N,C], labels i64 [N]; label smoothing as torch.nn.CrossEntropyLoss */
 nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels, float label_smoothing);

@@ -94,6 +94,12 @@ typedef struct {
 } nb_relayout_attr;
 
 typedef struct {
+    int qmin, qmax;    /* the integer grid: [0, 255] for uint8 activations, [-128, 127] for int8, [-8, 7] ... */
+    int axis;          /* -1: one step size and zero point for the tensor; else one per index along this axis */
+    float grad_factor; /* the step size's and zero point's gradients are scaled by it (LSQ: 1/sqrt(N qmax)) */
+} nb_fake_quant_attr;
+
+typedef struct {
     char unused; /* ops without attributes (the column attr = none) */
 } nb_no_attr;
 
@@ -113,6 +119,7 @@ typedef union {
     nb_smooth_l1_attr smooth_l1;
     nb_multibox_attr multibox;
     nb_relayout_attr relayout;
+    nb_fake_quant_attr fake_quant;
 } nb_attr;
 
 typedef struct nb_node {

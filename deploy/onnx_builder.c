@@ -130,6 +130,10 @@ void ox_init_i8(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *
     init_raw(g, name, OX_INT8, ndim, dims, v, (size_t)count(ndim, dims));
 }
 
+void ox_init_u8(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const uint8_t *v) {
+    init_raw(g, name, OX_UINT8, ndim, dims, v, (size_t)count(ndim, dims));
+}
+
 void ox_init_i4(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int8_t *v) {
     int64_t n = count(ndim, dims);
     size_t bytes = (size_t)(n + 1) / 2;

@@ -5,6 +5,7 @@
  * parameters keep their torchvision state_dict names, so an initializer can be traced back to the checkpoint. */
 #include "deploy/onnx_emit.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,57 @@ static int onnx_log_softmax(emitter *e, const nb_dnode *d, const char *const *in
     return softmax_like(e, d, "LogSoftmax", in);
 }
 
+/* QuantizeLinear then DequantizeLinear: the grid as ONNX computes it (x / s rounded half to even, plus z,
+ * saturated to the zero point's type: uint8 for grids from 0, int8 for signed ones); a grid narrower than its
+ * type is clipped to it first */
+static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in) {
+    const nb_node *n = d->node;
+    const nb_fake_quant_attr *a = &n->attr.fake_quant;
+    NB_REQUIRE(e->ctx, d->in[1].konst >= 0 && d->in[2].konst >= 0, -1, n->scope,
+               "fake_quant: the step size and zero point must be constants of the model to be exported");
+    const nb_dconst *sc = &e->g->consts[d->in[1].konst], *zc = &e->g->consts[d->in[2].konst];
+    bool u8 = a->qmin >= 0, per_channel = a->axis >= 0;
+    NB_REQUIRE(e->ctx, u8 ? a->qmax <= 255 : a->qmin >= -128 && a->qmax <= 127, -1, n->scope,
+               "fake_quant: the grid [%d, %d] is wider than 8 bits, which QuantizeLinear stores", a->qmin, a->qmax);
+    bool full = u8 ? a->qmin == 0 && a->qmax == 255 : a->qmin == -128 && a->qmax == 127;
+    NB_REQUIRE(e->ctx, full || !per_channel, -1, n->scope,
+               "fake_quant: a per-channel grid narrower than 8 bits ([%d, %d]) has no ONNX export", a->qmin, a->qmax);
+    int64_t groups = sc->dims[0], dims[1] = {groups};
+    char y[192], sn[192], zn[192], q[192], clipped[192], lo[192], hi[192];
+    out_name(e, n, y, sizeof y);
+    fresh(e, n, "scale", sn, sizeof sn);
+    ox_init_f32(e->gp, sn, per_channel, dims, sc->values);
+    fresh(e, n, "zero_point", zn, sizeof zn);
+    uint8_t *zu = nb_xmalloc((size_t)groups);
+    float *zf = nb_xmalloc(sizeof(float) * (size_t)groups);
+    for (int64_t c = 0; c < groups; c++) {
+        zf[c] = fminf(fmaxf(nearbyintf(zc->values[c]), (float)a->qmin), (float)a->qmax);
+        zu[c] = u8 ? (uint8_t)zf[c] : (uint8_t)(int8_t)zf[c];
+    }
+    if (u8) ox_init_u8(e->gp, zn, per_channel, dims, zu);
+    else ox_init_i8(e->gp, zn, per_channel, dims, (const int8_t *)zu);
+    const char *x = in[0];
+    if (!full) { /* the grid's ends in the real line: the per-tensor step size and zero point */
+        float s = sc->values[0], bounds[2] = {((float)a->qmin - zf[0]) * s, ((float)a->qmax - zf[0]) * s};
+        const_f32(e, n, "min", 0, NULL, &bounds[0], lo, sizeof lo);
+        const_f32(e, n, "max", 0, NULL, &bounds[1], hi, sizeof hi);
+        fresh(e, n, "Clip", clipped, sizeof clipped);
+        node(e, n, "Clip", 3, (const char *[]){x, lo, hi}, 1, (const char *[]){clipped});
+        x = clipped;
+    }
+    free(zu);
+    free(zf);
+    fresh(e, n, "QuantizeLinear", q, sizeof q);
+    Onnx__NodeProto *qn = node(e, n, "QuantizeLinear", 3, (const char *[]){x, sn, zn}, 1, (const char *[]){q});
+    Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){q, sn, zn}, 1, (const char *[]){y});
+    if (per_channel) {
+        ox_attr_int(qn, "axis", a->axis);
+        ox_attr_int(dq, "axis", a->axis);
+    }
+    define(e, d->out, y);
+    return 0;
+}
+
 /* every inference op of the table has its rule; identities never reach the emitter, losses have no rule */
 #define ONNX_RULE(E, name, attr, cost, impl, deploy) [NB_OP_##E] = ONNX_RULE_##deploy(name),
 #define ONNX_RULE_EXPORT(name) onnx_##name
@@ -426,8 +478,10 @@ static int emit_node(emitter *e, const nb_dnode *d) {
                 nb_op_name(n->op), nb_op_deploy_of(n->op) == NB_DEPLOY_TRAINING ? "a loss" : "an identity");
         return -1;
     }
+    /* fake quantization writes its step size and zero point as QuantizeLinear's, not as float initializers */
+    int named = n->op == NB_OP_FAKE_QUANT ? 1 : d->n_in;
     const char *in[NB_DEPLOY_MAX_IN];
-    for (int k = 0; k < d->n_in; k++) in[k] = input_name(e, d, k);
+    for (int k = 0; k < named; k++) in[k] = input_name(e, d, k);
     return rule(e, d, in);
 }
 

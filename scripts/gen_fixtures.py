@@ -90,6 +90,60 @@ def conv_cases(w):
                {"stride": s, "pad": p, "dilation": d, "groups": g}, seed=i)
 
 
+def f32_tensor(values):
+    """a float64 tensor of values that float32 holds exactly"""
+    return torch.tensor(values, dtype=torch.float32).to(DT)
+
+
+def fake_quant_cases(w):
+    """Fake quantization in torch's float32 arithmetic (the references are its float32 results, held in
+    float64): fixed grids per tensor and per channel, and the learned step sizes and zero points of LSQ with
+    torch's grad_factor."""
+    def fixed(qmin, qmax, axis):
+        def fn(x, scale, zero_point):
+            if axis < 0:
+                return torch.fake_quantize_per_tensor_affine(x.float(), float(scale), int(zero_point), qmin, qmax).to(DT)
+            return torch.fake_quantize_per_channel_affine(x.float(), scale.detach().float(),
+                                                          zero_point.detach().to(torch.int32), axis, qmin, qmax).to(DT)
+        return fn
+
+    def learned(qmin, qmax, axis, gf):
+        def fn(x, scale, zero_point):
+            if axis < 0:
+                return torch._fake_quantize_learnable_per_tensor_affine(x.float(), scale.float(), zero_point.float(),
+                                                                        qmin, qmax, gf).to(DT)
+            return torch._fake_quantize_learnable_per_channel_affine(x.float(), scale.float(), zero_point.float(),
+                                                                     axis, qmin, qmax, gf).to(DT)
+        return fn
+
+    def attrs(qmin, qmax, axis, gf=1.0):
+        return {"qmin": qmin, "qmax": qmax, "axis": axis, "grad_factor": gf}
+
+    fixed_cases = [  # name, x, scale, zero point, qmin, qmax, axis
+        ("u8", rnd(2, 6, 5, 5, seed=940) * 3, [0.05], [128], 0, 255, -1),
+        ("s8", rnd(3, 17, seed=941) * 2, [0.02], [0], -128, 127, -1),
+        ("u4", rnd(2, 12, 5, 5, seed=942).abs() * 2, [0.3], [0], 0, 15, -1),
+        ("channel_s8", rnd(6, 4, 3, 3, seed=943) * 0.3, [0.002, 0.004, 0.003, 0.005, 0.0025, 0.0035], [0] * 6, -128,
+         127, 0),
+        ("channel_axis1_u8", rnd(2, 6, 4, 4, seed=944), [0.01, 0.02, 0.015, 0.012, 0.018, 0.01], [120, 128, 100, 140, 128,
+                                                                                                  90], 0, 255, 1),
+    ]
+    for i, (name, x, sc, zp, qmin, qmax, axis) in enumerate(fixed_cases):
+        w.case("fake_quant", name, {"x": x, "scale": f32_tensor(sc), "zero_point": f32_tensor(zp)},
+               fixed(qmin, qmax, axis), attrs(qmin, qmax, axis), seed=140 + i)
+    learned_cases = [  # name, x, scale, zero point, qmin, qmax, axis
+        ("lsq_u8", rnd(2, 12, 5, 5, seed=950) * 2, [0.04], [120], 0, 255, -1),
+        ("lsq_s4", rnd(4, 9, seed=951), [0.25], [0], -8, 7, -1),
+        ("lsq_u2", rnd(3, 8, 4, 4, seed=952).abs(), [0.4], [0], 0, 3, -1),
+        ("lsq_channel_s4", rnd(6, 4, 3, 3, seed=953) * 0.3, [0.05, 0.08, 0.06, 0.1, 0.04, 0.07], [0] * 6, -8, 7, 0),
+    ]
+    for i, (name, x, sc, zp, qmin, qmax, axis) in enumerate(learned_cases):
+        n = x.numel() if axis < 0 else x.numel() // x.shape[axis]
+        gf = 1.0 / (n * qmax) ** 0.5  # LSQ's gradient scale
+        w.case("fake_quant", name, {"x": x, "scale": f32_tensor(sc), "zero_point": f32_tensor(zp)},
+               learned(qmin, qmax, axis, gf), attrs(qmin, qmax, axis, gf), seed=150 + i)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     with h5py.File(os.path.join(out, "ops.h5"), "w") as f:
@@ -202,6 +256,8 @@ def main(out):
                    lambda x, target, b=beta: F.smooth_l1_loss(x, target, beta=b), {"beta": beta}, seed=120 + i)
         w.case("mse", "basic", {"x": rnd(4, 6, seed=920), "target": rnd(4, 6, seed=921)},
                lambda x, target: F.mse_loss(x, target), seed=130)
+
+        fake_quant_cases(w)
 
     write_optim(os.path.join(out, "optim.h5"))
     write_kd(os.path.join(out, "kd.h5"))

@@ -69,7 +69,15 @@ static void test_layer_errors(void **st) {
     nb_tensor *s = T(ctx, NB_F32, 4, S(2, 5, 1, 1));
     assert_null(nb_mul_channel(img, s));
     tu_expect_error(ctx, "mul_channel: scale [2,5,1,1] must be [N,C,1,1] or [1,C,1,1] for input [2,6,4,4]");
-    nb_release(x), nb_release(w), nb_release(img), nb_release(v5), nb_release(one), nb_release(s);
+    nb_tensor *s1 = T(ctx, NB_F32, 1, S(1));
+    assert_null(nb_fake_quant(img, v5, v5, (nb_fake_quant_attr){.qmin = 0, .qmax = 255, .axis = 1}));
+    tu_expect_error(ctx, "fake_quant: scale [5] and zero_point [5] must have 6 elements for input [2,6,4,4] (one per "
+                         "channel along the axis)");
+    assert_null(nb_fake_quant(img, s1, s1, (nb_fake_quant_attr){.qmin = 3, .qmax = 3, .axis = -1}));
+    tu_expect_error(ctx, "fake_quant: the integer range [3, 3] must hold at least two values");
+    assert_null(nb_fake_quant(img, s1, s1, (nb_fake_quant_attr){.qmin = 0, .qmax = 255, .axis = 4}));
+    tu_expect_error(ctx, "fake_quant: axis 4 is out of range for [2,6,4,4]");
+    nb_release(x), nb_release(w), nb_release(img), nb_release(v5), nb_release(one), nb_release(s), nb_release(s1);
     nb_scope_end(ctx, mark);
     nb_ctx_free(ctx);
 }

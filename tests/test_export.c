@@ -212,6 +212,40 @@ static void test_float_zoo(void **st) {
     }
 }
 
+/* A probe model m (one op, flattened) on the N x C x S x S input x: nibble's outputs (count of them) into want,
+ * its export to dir/<arch>.onnx checked, and ONNX Runtime's outputs on the same input (malloc'd). */
+static float *probe_outputs(nb_model *m, const float *x, int N, int C, int S, float *want, size_t count) {
+    nb_ctx *ctx = m->ctx;
+    nb_tensor *xt = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){N, C, S, S}, x);
+    bool prev = nb_set_grad_enabled(ctx, false);
+    size_t mark = nb_scope_begin(ctx);
+    assert_int_equal(nb_tensor_to_host(m->forward(m, xt, false), want, sizeof(float) * count), 0);
+    nb_scope_end(ctx, mark);
+    nb_set_grad_enabled(ctx, prev);
+    nb_release(xt);
+    char onnx[512], in[600], out[600], dims[64];
+    pathf(onnx, sizeof onnx, m->spec.arch);
+    strcat(onnx, ".onnx");
+    snprintf(in, sizeof in, "%s.in.f32", onnx);
+    snprintf(out, sizeof out, "%s.out.f32", onnx);
+    snprintf(dims, sizeof dims, "%d,%d,%d,%d", N, C, S, S);
+    nb_export_opts o = {.opset = 17};
+    nb_export_report rep;
+    if (nb_export_onnx(m, NULL, &o, onnx, &rep)) fail_msg("%s: %s", m->spec.arch, nb_ctx_last_error(ctx));
+    onnx_checker_ok(onnx);
+    FILE *fp = fopen(in, "wb");
+    size_t n_in = (size_t)N * C * S * S;
+    assert_int_equal(fwrite(x, sizeof(float), n_in, fp), n_in);
+    fclose(fp);
+    run_result r;
+    run_cmd(&r, ARGV("node", "scripts/ort_run.js", onnx, in, dims, out));
+    if (r.status) fail_msg("ONNX Runtime could not run %s:\n%s%s", onnx, r.out, r.err);
+    size_t bytes;
+    float *got = (float *)read_file(out, &bytes);
+    assert_int_equal(bytes, sizeof(float) * count);
+    return got;
+}
+
 /* The model of an activation probe: the op of core/op_table.h that impl names, alone, flattened. */
 static nb_tensor *activation_probe_forward(nb_model *m, nb_tensor *x, bool training) {
     (void)training;
@@ -235,43 +269,86 @@ static void test_activations_export(void **st) {
                               .width = 1};
         nb_model *m = nb_model_alloc(ctx, &spec, sizeof(nb_op), activation_probe_forward, NULL);
         *(nb_op *)m->impl = (nb_op)op;
-        float x[N * C * S * S];
+        float x[N * C * S * S], want[N * C * S * S];
         for (int i = 0; i < N * C * S * S; i++) x[i] = -8.0f + 16.0f * (float)((i * 37) % (N * C * S * S)) / (N * C * S * S) + 0.013f;
-        nb_tensor *xt = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){N, C, S, S}, x);
-        bool prev = nb_set_grad_enabled(ctx, false);
-        size_t mark = nb_scope_begin(ctx);
-        float want[N * C * S * S];
-        assert_int_equal(nb_tensor_to_host(m->forward(m, xt, false), want, sizeof want), 0);
-        nb_scope_end(ctx, mark);
-        nb_set_grad_enabled(ctx, prev);
-        char onnx[512], in[600], out[600];
-        snprintf(in, sizeof in, "%s/%s.in.f32", dir, spec.arch);
-        snprintf(out, sizeof out, "%s/%s.out.f32", dir, spec.arch);
-        pathf(onnx, sizeof onnx, spec.arch);
-        strcat(onnx, ".onnx");
-        nb_export_opts o = {.opset = 17};
-        nb_export_report rep;
-        if (nb_export_onnx(m, NULL, &o, onnx, &rep)) fail_msg("%s: %s", spec.arch, nb_ctx_last_error(ctx));
-        onnx_checker_ok(onnx);
-        FILE *fp = fopen(in, "wb");
-        assert_int_equal(fwrite(x, sizeof x, 1, fp), 1);
-        fclose(fp);
-        run_result r;
-        run_cmd(&r, ARGV("node", "scripts/ort_run.js", onnx, in, "2,3,5,5", out));
-        if (r.status) fail_msg("ONNX Runtime could not run %s:\n%s%s", onnx, r.out, r.err);
-        size_t bytes;
-        float *got = (float *)read_file(out, &bytes);
-        assert_int_equal(bytes, sizeof want);
+        float *got = probe_outputs(m, x, N, C, S, want, N * C * S * S);
         char what[600];
         snprintf(what, sizeof what, "ONNX Runtime on the exported %s", spec.arch);
         tu_assert_close(what, got, want, N * C * S * S, 1e-5);
         free(got);
-        nb_release(xt);
         nb_model_free(m);
         nb_ctx_free(ctx);
         checked++;
     }
     assert_true(checked >= 5);
+}
+
+/* A fake-quantization probe: x through one quantizer (its grid and parameters in impl), flattened. */
+typedef struct {
+    nb_fake_quant_attr a;
+    float scale[4], zero_point[4];
+} fq_probe;
+
+static nb_tensor *fake_quant_probe_forward(nb_model *m, nb_tensor *x, bool training) {
+    (void)training;
+    fq_probe *p = m->impl;
+    int64_t groups = p->a.axis < 0 ? 1 : x->shape[p->a.axis];
+    nb_tensor *s = nb_tensor_from_host(m->ctx, NB_F32, 1, &groups, p->scale);
+    nb_tensor *z = nb_tensor_from_host(m->ctx, NB_F32, 1, &groups, p->zero_point);
+    nb_tensor *y = nb_flatten(nb_fake_quant(x, s, z, p->a));
+    nb_release(s); /* the tape holds them while it records */
+    nb_release(z);
+    return y;
+}
+
+/* Fake quantization exported as QuantizeLinear + DequantizeLinear (a Clip before them for a grid narrower than
+ * 8 bits): ONNX Runtime gives nibble's values, every one on the same grid point but where x / s falls within
+ * rounding of a half step (ONNX divides, torch and nibble multiply by 1 / s), and those one step apart. */
+static void test_fake_quant_export(void **st) {
+    (void)st;
+    enum { N = 2, C = 4, S = 5, COUNT = N * C * S * S };
+    fq_probe probes[] = {
+        {{.qmin = 0, .qmax = 255, .axis = -1}, {0.02f}, {128}},
+        {{.qmin = -128, .qmax = 127, .axis = -1}, {0.015f}, {0}},
+        {{.qmin = 0, .qmax = 15, .axis = -1}, {0.25f}, {3}},
+        {{.qmin = 0, .qmax = 255, .axis = 1}, {0.01f, 0.02f, 0.03f, 0.015f}, {120, 128, 100, 140}},
+    };
+    for (size_t k = 0; k < sizeof probes / sizeof *probes; k++) {
+        nb_ctx *ctx = tu_ctx();
+        char arch[32];
+        snprintf(arch, sizeof arch, "fake_quant_%zu", k);
+        nb_model_spec spec = {.arch = arch, .num_classes = C * S * S, .in_channels = C, .input_size = S, .width = 1};
+        nb_model *m = nb_model_alloc(ctx, &spec, sizeof(fq_probe), fake_quant_probe_forward, NULL);
+        *(fq_probe *)m->impl = probes[k];
+        float x[COUNT], want[COUNT];
+        for (int i = 0; i < COUNT; i++) x[i] = -3.0f + 6.0f * (float)((i * 37) % COUNT) / COUNT + 0.0013f;
+        float *got = probe_outputs(m, x, N, C, S, want, COUNT);
+        int off = 0;
+        for (int i = 0; i < COUNT; i++) {
+            int c = probes[k].a.axis < 0 ? 0 : i / (S * S) % C;
+            float step = probes[k].scale[c], d = fabsf(got[i] - want[i]);
+            if (d > 1.001f * step) fail_msg("%s [%d]: ONNX Runtime %g, nibble %g: more than a step (%g) apart", arch, i, got[i], want[i], step);
+            off += d > 1e-6f * step;
+        }
+        if (off > COUNT / 100) fail_msg("%s: %d of %d values a step apart", arch, off, COUNT);
+        free(got);
+        nb_model_free(m);
+        nb_ctx_free(ctx);
+    }
+    /* a grid QuantizeLinear cannot hold: an error naming the layer's op and the grid, and no file */
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "fake_quant_10bit", .num_classes = C * S * S, .in_channels = C, .input_size = S, .width = 1};
+    nb_model *m = nb_model_alloc(ctx, &spec, sizeof(fq_probe), fake_quant_probe_forward, NULL);
+    *(fq_probe *)m->impl = (fq_probe){{.qmin = 0, .qmax = 1023, .axis = -1}, {0.01f}, {0}};
+    char onnx[512];
+    pathf(onnx, sizeof onnx, "fake_quant_10bit.onnx");
+    nb_export_opts o = {.opset = 17};
+    nb_export_report rep;
+    assert_int_equal(nb_export_onnx(m, NULL, &o, onnx, &rep), -1);
+    tu_expect_error(ctx, "fake_quant: the grid [0, 1023] is wider than 8 bits");
+    assert_int_equal(access(onnx, F_OK), -1);
+    nb_model_free(m);
+    nb_ctx_free(ctx);
 }
 
 /* "N layers float, M int8, K int4" from bin/export --check */
@@ -427,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_pruned_channels),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_activations_export),
+        cmocka_unit_test(test_fake_quant_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -287,11 +287,35 @@ static void test_softmax_losses(void **st) {
     nb_ctx_free(ctx);
 }
 
+/* Fake quantization is a staircase in x and in its rounded zero point, so finite differences say nothing there;
+ * where every value saturates the grid, y = (qmax - z) s or (qmin - z) s is smooth in the step size, and LSQ's
+ * step-size gradient is exactly its derivative. */
+static void test_fake_quant_step_size(void **st) {
+    (void)st;
+    nb_ctx *ctx = tu_ctx();
+    closure c = make(ctx, "fake_quant");
+    c.spec.qmin = -8;
+    c.spec.qmax = 7;
+    c.spec.axis = -1;
+    c.spec.grad_factor = 1.0f;
+    nb_tensor *x = spaced(ctx, 2, (int64_t[]){4, 6}, 5.0f, 9.0f, 41);
+    float *h = tu_host(x);
+    for (int64_t i = 0; i < nb_numel(x); i += 2) h[i] = -h[i]; /* both ends of the grid */
+    nb_tensor_copy_from_host(x, h, sizeof(float) * (size_t)nb_numel(x));
+    free(h);
+    nb_tensor *in[3] = {x, nb_tensor_from_host(ctx, NB_F32, 1, (int64_t[]){1}, (float[]){0.25f}),
+                        nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){1})};
+    check("fake_quant saturated", &c, in, 3, 2);
+    release_all(in, 3);
+    nb_ctx_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),      cmocka_unit_test(test_linear),      cmocka_unit_test(test_batchnorm2d),
         cmocka_unit_test(test_activations), cmocka_unit_test(test_pooling),     cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_arithmetic),  cmocka_unit_test(test_shape_ops),   cmocka_unit_test(test_softmax_losses),
+        cmocka_unit_test(test_fake_quant_step_size),
     };
     return cmocka_run_group_tests_name("finite-difference gradients", tests, NULL, NULL);
 }

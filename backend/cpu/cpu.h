@@ -118,6 +118,8 @@ int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_t
 int cpu_loss_forward(cpu_backend *be, nb_node *n); /* softmax, log-softmax, losses */
 int cpu_loss_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cpu_multibox_forward(cpu_backend *be, nb_node *n);
+int cpu_fake_quant_forward(cpu_backend *be, nb_node *n);
+int cpu_fake_quant_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 /* the unary element-wise ops (impl UNARY): which it has, and f(x) or gy * f'(x) over the physical buffer */
 bool cpu_unary_supports(nb_op op);
 int cpu_unary(nb_backend *be, nb_op op, float alpha, nb_tensor *y, const nb_tensor *x, const nb_tensor *gy);

@@ -455,6 +455,7 @@ static const cpu_kernel cpu_kernels[NB_OP_COUNT] = {
     [NB_OP_SOFTMAX] = LOSS, [NB_OP_LOG_SOFTMAX] = LOSS, [NB_OP_CROSS_ENTROPY] = LOSS, [NB_OP_KL_DIV] = LOSS,
     [NB_OP_SMOOTH_L1] = LOSS, [NB_OP_MSE] = LOSS,
     [NB_OP_MULTIBOX] = {cpu_multibox_forward, cpu_multibox_backward},
+    [NB_OP_FAKE_QUANT] = {cpu_fake_quant_forward, cpu_fake_quant_backward},
 };
 
 static bool cpu_supports(nb_backend *b, nb_op op) {

@@ -110,6 +110,8 @@ int cuda_shape_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb
 int cuda_loss_forward(cuda_backend *be, nb_node *n); /* softmax, log-softmax, losses */
 int cuda_loss_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cuda_multibox_forward(cuda_backend *be, nb_node *n); /* on host copies */
+int cuda_fake_quant_forward(cuda_backend *be, nb_node *n);
+int cuda_fake_quant_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 int cuda_multibox_backward(cuda_backend *be, nb_node *n, nb_tensor *const *gout, nb_tensor **gin);
 
 /* Kernels over whole buffers (the backend table's element-wise entries) */

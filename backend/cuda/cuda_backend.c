@@ -395,6 +395,7 @@ static const cuda_kernel cuda_kernels[NB_OP_COUNT] = {
     [NB_OP_SOFTMAX] = LOSS, [NB_OP_LOG_SOFTMAX] = LOSS, [NB_OP_CROSS_ENTROPY] = LOSS, [NB_OP_KL_DIV] = LOSS,
     [NB_OP_SMOOTH_L1] = LOSS, [NB_OP_MSE] = LOSS,
     [NB_OP_MULTIBOX] = {cuda_multibox_forward, cuda_multibox_backward},
+    [NB_OP_FAKE_QUANT] = {cuda_fake_quant_forward, cuda_fake_quant_backward},
 };
 
 static bool cuda_supports(nb_backend *b, nb_op op) {

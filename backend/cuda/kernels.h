@@ -119,6 +119,20 @@ int nbk_regression_forward(cudaStream_t s, float *loss, const float *x, const fl
 int nbk_regression_backward(cudaStream_t s, float *g, const float *x, const float *t, const float *gloss, int64_t n,
                             int mse, float beta, float sign);
 
+/* ---- fake quantization: element i of x is in group (i / inner) % groups ---- */
+typedef struct {
+    int64_t n, groups, inner;
+    int qmin, qmax, per_channel;
+    float grad_factor;
+} nbk_fake_quant;
+int nbk_fake_quant_forward(cudaStream_t s, float *y, const float *x, const float *scale, const float *zp,
+                           const nbk_fake_quant *g);
+/* blocks per group of the parameter gradients: partial holds 2 * groups * that many doubles */
+int nbk_fake_quant_blocks(const nbk_fake_quant *g);
+/* dx (may be NULL), and the step size's and zero point's gradients (either may be NULL) */
+int nbk_fake_quant_backward(cudaStream_t s, float *dx, float *dscale, float *dzp, const float *x, const float *dy,
+                            const float *scale, const float *zp, const nbk_fake_quant *g, double *partial);
+
 /* ---- optimizers (torch.optim's order of operations) ---- */
 int nbk_sgd(cudaStream_t s, float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float dampening,
             float wd, int nesterov, int first);

@@ -16,7 +16,7 @@ static int input_names(nb_op op, const char **names) {
     static const char *const conv[] = {"x", "w", "b"}, *const bn[] = {"x", "weight", "bias", "running_mean", "running_var"},
                              *const x[] = {"x"}, *const ab[] = {"a", "b"}, *const xs[] = {"x", "s"},
                              *const ce[] = {"logits", "labels"}, *const kl[] = {"student", "teacher"},
-                             *const reg[] = {"x", "target"};
+                             *const reg[] = {"x", "target"}, *const fq[] = {"x", "scale", "zero_point"};
     const char *const *list = NULL;
     int n = 0;
     switch (op) {
@@ -46,6 +46,7 @@ static int input_names(nb_op op, const char **names) {
     case NB_OP_KL_DIV: list = kl, n = 2; break;
     case NB_OP_SMOOTH_L1:
     case NB_OP_MSE: list = reg, n = 2; break;
+    case NB_OP_FAKE_QUANT: list = fq, n = 3; break;
     case NB_OP_MULTIBOX: /* its own fixture, tests/fixtures/multibox.h5 (test_detect.c) */
     case NB_OP_RELAYOUT: /* the layout copy every blocked-layout case runs */
     case NB_OP_COUNT: return -1;
@@ -87,6 +88,8 @@ void oh_read_attrs(hid_t g, oh_spec *s) {
     tu_attr_ints(g, "axis", &s->axis, 1);
     tu_attr_ints(g, "training", &s->training, 1);
     tu_attr_ints(g, "relu", &s->relu, 1);
+    tu_attr_ints(g, "qmin", &s->qmin, 1);
+    tu_attr_ints(g, "qmax", &s->qmax, 1);
     if (tu_attr_ints(g, "n", &s->n, 1) && s->id == NB_OP_CONCAT) {
         s->n_in = s->n;
         for (int k = 0; k < s->n; k++) s->names[k] = concat_names[k];
@@ -102,6 +105,7 @@ void oh_read_attrs(hid_t g, oh_spec *s) {
     s->beta = (float)tu_attr_double(g, "beta", s->beta);
     s->label_smoothing = (float)tu_attr_double(g, "label_smoothing", 0.0);
     s->temperature = (float)tu_attr_double(g, "temperature", 1.0);
+    s->grad_factor = (float)tu_attr_double(g, "grad_factor", 1.0);
 }
 
 nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
@@ -145,6 +149,9 @@ nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
     case NB_OP_SMOOTH_L1: return nb_smooth_l1(in[0], in[1], s->beta);
     case NB_OP_MSE: return nb_mse(in[0], in[1]);
     case NB_OP_DROPOUT: return nb_dropout(in[0], s->alpha, 1);
+    case NB_OP_FAKE_QUANT:
+        return nb_fake_quant(in[0], in[1], in[2],
+                             (nb_fake_quant_attr){.qmin = s->qmin, .qmax = s->qmax, .axis = s->axis, .grad_factor = s->grad_factor});
     default: return NULL; /* unary ops above; multibox and relayout have tests of their own */
     }
 }

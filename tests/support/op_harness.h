@@ -16,10 +16,10 @@ typedef struct {
     int n_in;
     const char *names[OH_MAX_IN]; /* input dataset names, in call order ("x0".."xN" for concat) */
     /* attributes */
-    int stride[2], pad[2], dilation[2], groups, kernel[2], ceil_mode, exclude_pad, axis, training, n, relu;
+    int stride[2], pad[2], dilation[2], groups, kernel[2], ceil_mode, exclude_pad, axis, training, n, relu, qmin, qmax;
     int64_t start, len, shape[6];
     int shape_nd;
-    float momentum, eps, alpha, beta, label_smoothing, temperature;
+    float momentum, eps, alpha, beta, label_smoothing, temperature, grad_factor;
 } oh_spec;
 
 /* Fill spec's input names and defaults for `op`; 0 on success, -1 for an unknown op or one the harness does
