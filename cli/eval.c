@@ -1,13 +1,24 @@
 /* bin/eval CKPT [CFG] [section.key=value ...]: a checkpoint evaluated on the validation set (data.val) as one
  * JSON object on stdout: top-1, top-5 and loss for a classifier; VOC07 11-point and all-point mAP and the loss
  * for a detector. Without CFG the configuration stored in the checkpoint is used; it runs on the device that
- * configuration trained on (train.device), or on the CPU where there is no GPU. */
+ * configuration trained on (train.device), or on the CPU where there is no GPU. A checkpoint with quantizers
+ * (quant/: quantization-aware training, full-integer bin/quantize) is evaluated through the simulation of its
+ * integer network ("simulated": true).
+ *
+ * --onnx MODEL.onnx: the same images also go through ONNX Runtime running the exported model (all graph
+ * optimizations: an integer model runs in integer kernels), and the JSON adds its top-1, how often its top
+ * class is nibble's, and how many output values are within one step (the output range / 255) of nibble's;
+ * --limit N compares the first N images only. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/select.h"
+#include "compress/qsim.h"
 #include "core/check.h"
+#include "deploy/ort_compare.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 #include "task/task.h"
@@ -21,10 +32,40 @@ static int load_cfg(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, int argc, char *
     return rc;
 }
 
+/* The repository bin/eval runs from (bin/ is one level below it): where scripts/ort_run.js is */
+static void repo_root(char *buf, size_t n) {
+    ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+    buf[k > 0 ? k : 0] = 0;
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(buf, '/');
+        if (slash) *slash = 0;
+    }
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/scripts/ort_run.js", buf);
+    if (access(probe, R_OK) != 0) snprintf(buf, n, ".");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bin/eval CKPT [CFG] [section.key=value ...]\n");
+        fprintf(stderr, "usage: bin/eval CKPT [CFG] [--onnx MODEL.onnx [--limit N]] [section.key=value ...]\n");
         return 2;
+    }
+    /* --onnx and --limit are ours; the rest goes to the configuration */
+    const char *onnx = NULL;
+    long long limit = 0;
+    for (int i = 2; i < argc; i++) {
+        int take = 0;
+        if (!strcmp(argv[i], "--onnx") && i + 1 < argc) onnx = argv[i + 1], take = 2;
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atoll(argv[i + 1]), take = 2;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "nibble: error: unknown option %s\n", argv[i]);
+            return 2;
+        }
+        if (take) {
+            memmove(argv + i, argv + i + take, sizeof *argv * (size_t)(argc - i - take));
+            argc -= take;
+            i--;
+        }
     }
     const char *ckpt = argv[1];
     nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU); /* reads the configuration; then the one it names */
@@ -37,6 +78,9 @@ int main(int argc, char **argv) {
     ctx = nb_ctx_for(s, NB_DEVICE_OR_CPU);
     nb_model *m = nb_model_for(ctx, s);
     nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
+    /* a checkpoint with quantizers is evaluated as the integer network it deploys as (the simulation) */
+    nb_qsim *sim;
+    if (nb_qsim_for_checkpoint(m, s, ckpt, &sim)) return 1;
     nb_dataset val;
     nb_data_load(ctx, s, NB_SPLIT_VAL, &val);
     nb_data_for_model(ctx, s, m, &val);
@@ -47,8 +91,20 @@ int main(int argc, char **argv) {
     if (task->evaluate(task, &val, &lc, &r)) return 1;
     char fields[200];
     task->eval_fields(task, &r, fields, sizeof fields);
-    printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f}\n", ckpt, val.source,
-           (long long)r.n, fields, r.loss);
+    char versus[512] = "";
+    if (onnx) {
+        char root[1024];
+        repo_root(root, sizeof root);
+        nb_ort_comparison c;
+        if (nb_ort_compare(m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c)) return 1;
+        snprintf(versus, sizeof versus,
+                 ", \"onnxruntime\": {\"model\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, "
+                 "\"within_one_step\": %.6f, \"step\": %.6g, \"max_abs_diff\": %.6g}",
+                 onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step, c.max_abs_diff);
+    }
+    printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f, \"simulated\": %s%s}\n", ckpt,
+           val.source, (long long)r.n, fields, r.loss, sim ? "true" : "false", versus);
+    nb_qsim_free(sim);
     nb_task_free(task);
     nb_dataset_free(&val);
     nb_model_free(m);

@@ -2,7 +2,10 @@
  * [section.key=value ...]: the checkpoint's model as ONNX for ONNX Runtime, MNN, TensorRT and the like. Layers that compression
  * quantized are stored as their integer codes (int8; int4 from --opset 21) followed by DequantizeLinear with
  * their scales; channels that channel pruning zeroed are removed. The architecture comes from the checkpoint's
- * own configuration unless CFG is given.
+ * own configuration unless CFG is given. A full-integer checkpoint (quantizers under quant/: qat, bin/quantize
+ * with quantize.activations) becomes QuantizeLinear/DequantizeLinear around every quantized op, int8 weights
+ * and int32 biases, batch norms folded: ONNX Runtime runs it with integer kernels (--float: the float
+ * network alone).
  *
  * bin/export --check MODEL.onnx: read an ONNX file back and describe it (inputs, outputs, node counts, size,
  * how each weight is stored). */
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/select.h"
+#include "compress/qsim.h"
 #include "core/check.h"
 #include "deploy/export.h"
 #include "deploy/onnx_inspect.h"
@@ -88,6 +92,13 @@ int main(int argc, char **argv) {
     nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     nb_qweights q;
     nb_qweights_open(ctx, &q, ckpt);
+    /* a full-integer checkpoint (quantizers under quant/) exports as the integer network, batch norms folded */
+    if (nb_qsim_for_checkpoint(m, s, ckpt, &o.qsim)) return 1;
+    if (o.qsim && o.float_weights) {
+        nb_qsim_free(o.qsim);
+        o.qsim = NULL;
+    }
+    if (o.qsim) o.fold_bn = true;
     char mean[256], std[256], doc[800];
     int C = m->spec.in_channels, S = m->spec.input_size;
     list(mean, sizeof mean, &s->data.mean, C);
@@ -115,6 +126,10 @@ int main(int argc, char **argv) {
                ? 100.0 * (double)r.zero_weights / (double)(r.quantized_weights + r.float_weights)
                : 0.0,
            r.folded_bn);
+    if (o.qsim)
+        printf("full integer: %lld QuantizeLinear/DequantizeLinear pairs on activations, %lld int32 biases\n",
+               (long long)r.activation_qdq, (long long)r.int32_biases);
+    nb_qsim_free(o.qsim);
     nb_qweights_close(&q);
     nb_model_free(m);
     free(s);

@@ -1,6 +1,8 @@
 /* bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]: logits of the model for every image of in.h5's
  * `images` dataset, preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes]
- * into out.h5 (for a detector its raw outputs [N, 4 + C, P]: box offsets and class scores per default box). Runs on the device the configuration names (train.device), or on the CPU where there is no GPU. */
+ * into out.h5 (for a detector its raw outputs [N, 4 + C, P]: box offsets and class scores per default box).
+ * A checkpoint with quantizers (quant/) runs as its simulated integer network. Runs on the device the
+ * configuration names (train.device), or on the CPU where there is no GPU. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include "backend/select.h"
+#include "compress/qsim.h"
 #include "core/check.h"
 #include "core/context.h"
 #include "core/ops.h"
@@ -35,6 +38,8 @@ int main(int argc, char **argv) {
     ctx = nb_ctx_for(s, NB_DEVICE_OR_CPU);
     nb_model *m = nb_model_for(ctx, s);
     nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
+    nb_qsim *sim; /* a full-integer checkpoint predicts as its integer network */
+    if (nb_qsim_for_checkpoint(m, s, ckpt, &sim)) return 1;
     nb_dataset ds;
     nb_dataset_load_hdf5_ex(ctx, &ds, in, 0, false);
     if (ds.c != m->spec.in_channels || ds.h != m->spec.input_size || ds.w != m->spec.input_size) {
@@ -88,6 +93,7 @@ int main(int argc, char **argv) {
     }
     free(logits);
     nb_dataset_free(&ds);
+    nb_qsim_free(sim);
     nb_model_free(m);
     free(s);
     nb_cfg_free(&cfg);

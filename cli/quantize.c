@@ -3,8 +3,15 @@
  * scale and nearest level, the naive baseline; optimal: the exact projection) with one scale per tensor or
  * per output channel (quantize.scale); quantize.dfq first equalises consecutive layers and corrects biases
  * from the batch-norm statistics (data-free quantization). OUT.h5 holds the quantized weights, ready for
- * bin/eval, with the codes and scales (quantize.method = none applies the transforms alone). Prints a JSON
- * summary. */
+ * bin/eval, with the codes and scales (quantize.method = none applies the transforms alone).
+ *
+ * With quantize.activations = B the quantization is full-integer, as deployment engines run it: every
+ * convolution and linear layer's weight (quantize.weights bits, symmetric, per quantize.scale, batch norms
+ * folded in) and every activation (B bits, unsigned with a zero point), the activations' ranges calibrated on
+ * the first quantize.calibration training images (quantize.range). OUT.h5 keeps the float weights and adds
+ * the quantizers (quant/...): bin/eval evaluates the integer network, bin/export writes it.
+ *
+ * Prints a JSON summary. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +19,44 @@
 #include "backend/select.h"
 #include "compress/dfq.h"
 #include "compress/ptq.h"
+#include "compress/qsim.h"
 #include "core/check.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
+
+/* Full-integer post-training quantization: place the quantizers, calibrate them on training images, save the
+ * float weights with them */
+static int full_integer(nb_ctx *ctx, const nb_settings *s, const nb_cfg *cfg, nb_model *m, const char *ckpt,
+                        const char *out, const nb_dfq *dfq) {
+    const nb_quantize_settings *qs = &s->quantize;
+    nb_qsim_cfg qc;
+    nb_qsim_cfg_from(s, &qc);
+    nb_qsim *q = nb_qsim_new(m, &qc);
+    if (!q) return -1;
+    nb_dataset train;
+    nb_loader_cfg lc;
+    if (nb_data_load(ctx, s, NB_SPLIT_TRAIN, &train) || nb_data_for_model(ctx, s, m, &train) ||
+        nb_loader_cfg_for(ctx, s, &train, NB_SPLIT_VAL, &lc))
+        return -1;
+    lc.shuffle = false;
+    int64_t images = qs->calibration < train.n ? qs->calibration : train.n;
+    int rc = nb_qsim_calibrate(q, &train, &lc, images, false);
+    char *text = nb_cfg_to_string(cfg);
+    nb_ckpt_extra extra = {0};
+    nb_qsim_state(q, &extra);
+    if (rc == 0) rc = nb_ckpt_save(ctx, out, &m->params, NULL, NULL, text, &extra);
+    char desc[512];
+    nb_qsim_describe(q, desc, sizeof desc);
+    if (rc == 0)
+        printf("{\"checkpoint\": \"%s\", \"out\": \"%s\", \"full_integer\": %s, \"calibration_images\": %lld, "
+               "\"range\": \"%s\", \"dfq\": %s, \"equalized_pairs\": %d}\n",
+               ckpt, out, desc, (long long)images, qs->range.name, qs->dfq ? "true" : "false", dfq->pairs);
+    nb_ckpt_extra_free(&extra);
+    free(text);
+    nb_dataset_free(&train);
+    nb_qsim_free(q);
+    return rc;
+}
 
 int main(int argc, char **argv) {
     if (argc < 3 || argv[1][0] == '-') {
@@ -51,6 +93,7 @@ int main(int argc, char **argv) {
     nb_dfq dfq = {0};
     bool dfq_on = qs->dfq, fold = dfq_on || qs->fold_bn;
     if (fold && nb_dfq_equalize(ctx, m, dfq_on, &dfq)) return 1;
+    if (qs->activations > 0) return full_integer(ctx, s, &cfg, m, ckpt, out, &dfq) ? 1 : 0;
     nb_tensor *sel[512];
     int n = nb_compress_select(&s->compress, s->compress.layers, m, sel, 512);
     if (n == 0) {

@@ -130,6 +130,13 @@ void nb_compress_state(nb_compress_set *set, nb_ckpt_extra *out) {
         if (set->items[i]->state) set->items[i]->state(set->items[i], out);
 }
 
+int nb_compress_params(nb_compress_set *set, nb_tensor **out, int max) {
+    int n = 0;
+    for (int i = 0; i < set->n; i++)
+        if (set->items[i]->params) n += set->items[i]->params(set->items[i], out + (n < max ? n : max), n < max ? max - n : 0);
+    return n < max ? n : max;
+}
+
 void nb_compress_metrics(nb_compress_set *set, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < set->n; i++) {

@@ -46,6 +46,8 @@ struct nb_compressor {
     int (*finish)(nb_compressor *c);
     /* the tensors to checkpoint and restore */
     void (*state)(nb_compressor *c, nb_ckpt_extra *out);
+    /* parameters of the method's own that the optimizer trains (quantizers' step sizes): n, at most max in out */
+    int (*params)(nb_compressor *c, nb_tensor **out, int max);
     /* fields for the epoch's metrics line, as ", \"key\": value" */
     void (*metrics)(nb_compressor *c, char *buf, size_t n);
     void (*destroy)(nb_compressor *c);
@@ -59,7 +61,8 @@ struct nb_compressor {
     X(PRUNE, prune)    \
     X(KD, kd)          \
     X(TWN, twn)        \
-    X(BWN, bwn)
+    X(BWN, bwn)        \
+    X(QAT, qat)
 
 #define NB_METHOD_ENUM(E, name) NB_METHOD_##E,
 typedef enum { NB_METHODS(NB_METHOD_ENUM) } nb_method;
@@ -97,6 +100,8 @@ enum { NB_HOOK_BATCH_BEGIN, NB_HOOK_BEFORE_BACKWARD, NB_HOOK_BEFORE_STEP, NB_HOO
 int nb_compress_eval(nb_compress_set *set, nb_edge edge);
 int nb_compress_finish(nb_compress_set *set);
 void nb_compress_state(nb_compress_set *set, nb_ckpt_extra *out);
+/* The methods' own trainable parameters (nb_compressor.params), at most max: how many. */
+int nb_compress_params(nb_compress_set *set, nb_tensor **out, int max);
 void nb_compress_metrics(nb_compress_set *set, char *buf, size_t n);
 
 /* ---- shared by the methods ---- */

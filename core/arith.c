@@ -34,6 +34,26 @@ int nb_sign_codes(nb_tensor *v, nb_tensor *codes, double threshold, float alpha)
     return rc;
 }
 
+int nb_range(const nb_tensor *t, double *lo, double *hi) {
+    NB_REQUIRE(t->ctx, t->dtype == NB_F32 && nb_is_contiguous(t) && nb_numel(t) > 0, -1, "range",
+               "a plain contiguous f32 tensor with elements expected, got %s", NB_SHAPE(t));
+    return backend_of(t)->range(backend_of(t), t, lo, hi);
+}
+
+int nb_bn_fold(nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps) {
+    const nb_tensor *all[4] = {sf, inv, gamma, var};
+    for (int i = 0; i < 4; i++)
+        NB_REQUIRE(sf->ctx, all[i]->dtype == NB_F32 && nb_is_contiguous(all[i]) && nb_numel(all[i]) == nb_numel(sf), -1,
+                   "bn_fold", "four plain f32 tensors of C elements expected, got %s %s %s %s", NB_SHAPE(sf),
+                   NB_SHAPE(inv), NB_SHAPE(gamma), NB_SHAPE(var));
+    int rc = backend_of(sf)->bn_fold(backend_of(sf), sf, inv, gamma, var, eps);
+    if (rc == 0) {
+        sf->version++;
+        inv->version++;
+    }
+    return rc;
+}
+
 int nb_fill_random(nb_tensor *t, const nb_rng_fill *spec) { return backend_of(t)->rng_fill(backend_of(t), t, spec); }
 
 int nb_sgd_update(const nb_sgd_step *s, nb_tensor *p, const nb_tensor *g, nb_tensor *buf) {

@@ -24,6 +24,13 @@ int nb_sum_abs(const nb_tensor *t, double threshold, double *sum, int64_t *count
  * threshold, else 0; then v = alpha * codes. */
 int nb_sign_codes(nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
 
+/* The smallest and largest element (a quantizer's first range). */
+int nb_range(const nb_tensor *t, double *lo, double *hi);
+/* A batch norm's fold factors per channel, where the tensors live: sf = gamma / sqrt(var + eps) (float32, as
+ * torch's ConvBn2d) and inv = 1 / sf, 0 where sf is 0 (a channel whose output is its shift alone). All four
+ * plain, of C elements (sf and inv may be [1, C, 1, 1]). */
+int nb_bn_fold(nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps);
+
 /* Random initialisation: element i draws from the counter-based stream of spec (core/rng.h). */
 int nb_fill_random(nb_tensor *t, const nb_rng_fill *spec);
 /* Optimizer updates with torch.optim's order of operations; buf (SGD momentum) may be NULL. */

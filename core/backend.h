@@ -94,6 +94,11 @@ struct nb_backend {
      * plain i8 of its shape: the binary and ternary projections */
     int (*sign_codes)(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
     int (*abs_mul_add)(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b); /* acc += |a*b| */
+    /* quantization: the smallest and largest element of a plain contiguous tensor (a quantizer's first range),
+     * and a batch norm's fold factors per channel, sf = gamma / sqrt(var + eps) in float32 as torch's ConvBn2d
+     * computes them, and inv = 1 / sf (0 where sf is 0) */
+    int (*range)(nb_backend *be, const nb_tensor *t, double *lo, double *hi);
+    int (*bn_fold)(nb_backend *be, nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps);
 };
 
 #endif

@@ -31,6 +31,17 @@ typedef struct {
     void *user;
 } nb_grad_hooks;
 
+/* Called around every op while installed: quantization simulation (compress/qsim.c) puts fake quantizers
+ * where the column quant of core/op_table.h says, whatever model runs. on_inputs sees an op's inputs before
+ * its node is made and may replace them (same shapes); on_output sees its first output after it ran (and its
+ * first input) and may replace it. The ops a hook runs itself do not call the hooks again. Each returns 0, or
+ * -1 after reporting (the op then fails). */
+typedef struct {
+    int (*on_inputs)(void *user, nb_op op, nb_tensor **in, int n_in);
+    int (*on_output)(void *user, nb_op op, nb_tensor *in0, nb_tensor **out);
+    void *user;
+} nb_op_hooks;
+
 struct nb_ctx {
     nb_backend *backend;
 
@@ -61,6 +72,12 @@ struct nb_ctx {
     nb_comm *comm;          /* the data-parallel group, or NULL for one process */
     bool sync_bn;           /* with comm: training batch norms use the whole group's batch statistics */
     nb_grad_hooks grad_hooks; /* all NULL unless a reducer is installed */
+    nb_op_hooks op_hooks;     /* all NULL unless a quantization simulation runs a forward pass */
+    bool in_op_hook;          /* a hook is running: its own ops do not call the hooks */
+    /* training batch norms normalise with their running statistics and leave them alone (quantization-aware
+     * training's last epochs, as torch's freeze_bn_stats: the statistics folded into the deployed weights stop
+     * moving) */
+    bool bn_frozen;
 };
 
 /* A context on the backend that make_backend builds for it (backend/select.h chooses one by device:

@@ -21,7 +21,7 @@ nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_t
 /* The unary element-wise ops of core/op_table.h (impl UNARY): nb_unary(op, x, alpha) runs any of them, and
  * each row also gets nb_<name>(x) (alpha 0), defined by core/ops_unary.c from the table. */
 nb_tensor *nb_unary(nb_op op, nb_tensor *x, float alpha);
-#define NB_UNARY_DECLARE(E, name, attr, cost, impl, deploy) NB_UNARY_DECLARE_##impl(name)
+#define NB_UNARY_DECLARE(E, name, attr, cost, impl, deploy, quant) NB_UNARY_DECLARE_##impl(name)
 #define NB_UNARY_DECLARE_UNARY(name) nb_tensor *nb_##name(nb_tensor *x);
 #define NB_UNARY_DECLARE_KERNEL(name)
 #define NB_UNARY_DECLARE_VIEW(name)

@@ -11,7 +11,7 @@ nb_tensor *nb_unary(nb_op op, nb_tensor *x, float alpha) {
     return nb_eltwise_node(op, x, alpha);
 }
 
-#define NB_UNARY_DEFINE(E, name, attr, cost, impl, deploy) NB_UNARY_DEFINE_##impl(E, name)
+#define NB_UNARY_DEFINE(E, name, attr, cost, impl, deploy, quant) NB_UNARY_DEFINE_##impl(E, name)
 #define NB_UNARY_DEFINE_UNARY(E, name) \
     nb_tensor *nb_##name(nb_tensor *x) { return nb_unary(NB_OP_##E, x, 0.0f); }
 #define NB_UNARY_DEFINE_KERNEL(E, name)

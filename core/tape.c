@@ -84,18 +84,21 @@ typedef struct {
     const char *name, *attr;
     nb_op_impl impl;
     nb_op_deploy deploy;
+    nb_op_quant quant;
     int64_t (*cost)(const nb_node *n);
 } op_info;
 
 /* sizeof names the member, so a row whose attr is not a member of nb_attr does not compile */
-#define NB_OP_INFO(E, name, attr, cost, impl, deploy) \
-    [NB_OP_##E] = {#name, sizeof(((nb_attr *)0)->attr) ? #attr : "", NB_IMPL_##impl, NB_DEPLOY_##deploy, cost_##cost},
+#define NB_OP_INFO(E, name, attr, cost, impl, deploy, quant)                                                     \
+    [NB_OP_##E] = {#name, sizeof(((nb_attr *)0)->attr) ? #attr : "", NB_IMPL_##impl, NB_DEPLOY_##deploy,           \
+                   NB_QUANT_##quant, cost_##cost},
 static const op_info op_infos[NB_OP_COUNT] = {NB_OP_TABLE(NB_OP_INFO)};
 #undef NB_OP_INFO
 
 const char *nb_op_name(nb_op op) { return (unsigned)op < NB_OP_COUNT ? op_infos[op].name : "?"; }
 nb_op_impl nb_op_impl_of(nb_op op) { return op_infos[op].impl; }
 nb_op_deploy nb_op_deploy_of(nb_op op) { return op_infos[op].deploy; }
+nb_op_quant nb_op_quant_of(nb_op op) { return op_infos[op].quant; }
 const char *nb_op_attr_member(nb_op op) { return op_infos[op].attr; }
 
 int nb_op_from_name(const char *name) {
@@ -106,7 +109,21 @@ int nb_op_from_name(const char *name) {
 
 /* ---- recording ---- */
 
+/* The op hooks' view of a new op's inputs, before its node exists: the ops a hook runs complete (and may
+ * reset the tape's arena) before this node is allocated there. */
+static bool hook_inputs(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, nb_tensor **out) {
+    for (int i = 0; i < n_in; i++) out[i] = in[i];
+    if (!ctx->op_hooks.on_inputs || ctx->in_op_hook) return true;
+    ctx->in_op_hook = true;
+    int rc = ctx->op_hooks.on_inputs(ctx->op_hooks.user, op, out, n_in);
+    ctx->in_op_hook = false;
+    return rc == 0;
+}
+
 nb_node *nb_op_begin(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, int n_out) {
+    nb_tensor *local[16], **hooked = n_in <= 16 ? local : nb_xmalloc(sizeof *hooked * (size_t)n_in);
+    bool ok = hook_inputs(ctx, op, in, n_in, hooked);
+    in = hooked;
     nb_arena *a = &ctx->tape.arena;
     nb_node *n = nb_arena_alloc(a, sizeof *n);
     memset(n, 0, sizeof *n);
@@ -123,6 +140,8 @@ nb_node *nb_op_begin(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, int 
     char *s = nb_arena_alloc(a, sl + 1);
     memcpy(s, ctx->scope_name, sl + 1);
     n->scope = s;
+    n->failed = !ok;
+    if (hooked != local) free(hooked);
     return n;
 }
 
@@ -173,6 +192,7 @@ bool nb_node_wants_grad(const nb_ctx *ctx, const nb_node *n) {
 }
 
 int nb_op_finish(nb_ctx *ctx, nb_node *n) {
+    if (n->failed) goto fail;
     for (int i = 0; i < n->n_out; i++)
         if (!n->out[i]) goto fail;
     if (nb_core_forward(ctx, n) != 0) goto fail;
@@ -216,9 +236,14 @@ fail:
 }
 
 nb_tensor *nb_op_finish1(nb_ctx *ctx, nb_node *n) {
-    nb_tensor *out0 = n->out[0];
+    nb_tensor *out0 = n->out[0], *in0 = n->n_in ? n->in[0] : NULL;
+    nb_op op = n->op;
     if (nb_op_finish(ctx, n) != 0) return NULL;
-    return out0;
+    if (!ctx->op_hooks.on_output || ctx->in_op_hook) return out0;
+    ctx->in_op_hook = true;
+    int rc = ctx->op_hooks.on_output(ctx->op_hooks.user, op, in0, &out0);
+    ctx->in_op_hook = false;
+    return rc == 0 ? out0 : NULL;
 }
 
 /* ---- walking ---- */

@@ -10,7 +10,7 @@
 #include "core/op_table.h"
 #include "core/tensor.h"
 
-#define NB_OP_ENUM(E, name, attr, cost, impl, deploy) NB_OP_##E,
+#define NB_OP_ENUM(E, name, attr, cost, impl, deploy, quant) NB_OP_##E,
 typedef enum { NB_OP_TABLE(NB_OP_ENUM) NB_OP_COUNT } nb_op; /* rows of core/op_table.h */
 #undef NB_OP_ENUM
 
@@ -18,10 +18,13 @@ typedef enum { NB_OP_TABLE(NB_OP_ENUM) NB_OP_COUNT } nb_op; /* rows of core/op_t
 typedef enum { NB_IMPL_KERNEL, NB_IMPL_VIEW, NB_IMPL_UNARY } nb_op_impl;
 /* What an op is at inference: the column deploy of core/op_table.h. */
 typedef enum { NB_DEPLOY_EXPORT, NB_DEPLOY_IDENTITY, NB_DEPLOY_TRAINING } nb_op_deploy;
+/* Where integer inference quantizes around an op: the column quant of core/op_table.h. */
+typedef enum { NB_QUANT_FLOAT, NB_QUANT_WEIGHTED, NB_QUANT_REQUANT, NB_QUANT_SHARED, NB_QUANT_KEEP } nb_op_quant;
 
 const char *nb_op_name(nb_op op);
 nb_op_impl nb_op_impl_of(nb_op op);
 nb_op_deploy nb_op_deploy_of(nb_op op);
+nb_op_quant nb_op_quant_of(nb_op op);
 const char *nb_op_attr_member(nb_op op); /* "conv", "eltwise", ... or "none" */
 /* The op of that name, or -1. */
 int nb_op_from_name(const char *name);
@@ -132,6 +135,7 @@ typedef struct nb_node {
     uint32_t *in_version; /* versions of the inputs when recorded */
     const char *scope;    /* name of the layer that ran the op ("layer1.0.conv1"), or "" */
     int64_t seq;          /* position in the tape */
+    bool failed;          /* an op hook failed on its inputs: finishing it reports the failure */
 } nb_node;
 
 /* Chunked bump allocator: node records and their arrays live here until the tape is cleared. */

@@ -36,10 +36,15 @@ int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, c
     NB_REQUIRE(ctx, o->opset >= 13 && o->opset <= 21, -1, "export",
                "opset %d is not supported (13 to 21: per-channel DequantizeLinear needs 13, int4 weights 21)",
                o->opset);
+    NB_REQUIRE(ctx, !o->qsim || o->fold_bn, -1, "export",
+               "a full-integer network is exported with its batch norms folded (--fold-bn): they are in its weights");
     size_t mark;
+    if (o->qsim) nb_qsim_set_exporting(o->qsim, true);
     nb_tensor *x, *y = nb_record_forward(m, TRACE_BATCH, &mark, &x);
+    if (o->qsim) nb_qsim_set_exporting(o->qsim, false);
     nb_deploy_graph g;
-    nb_lower_opts lo = {.fold_bn = o->fold_bn, .float_weights = o->float_weights, .keep_channels = o->keep_channels};
+    nb_lower_opts lo = {.fold_bn = o->fold_bn, .float_weights = o->float_weights, .keep_channels = o->keep_channels,
+                        .qsim = o->qsim};
     int rc = y && nb_deploy_lower(m, x, y, q, &lo, &g) == 0 ? 0 : -1;
     if (rc == 0) {
         size_t bytes;

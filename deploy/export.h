@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compress/qsim.h"
 #include "deploy/qweights.h"
 #include "models/model.h"
 
@@ -20,6 +21,10 @@ typedef struct {
     bool softmax;         /* output "probabilities" (softmax of the logits) instead of "logits" */
     const char *input_doc;      /* metadata: what the input is (normalisation) */
     const char *const *meta;    /* extra metadata: key, value, key, value, ..., NULL */
+    /* a full-integer network (nb_qsim_for_checkpoint): written as QuantizeLinear/DequantizeLinear around every
+     * op the simulation quantizes, int8 weights on its grids and int32 biases, which ONNX Runtime fuses into
+     * integer kernels (QLinearConv, QLinearAdd, ...); needs fold_bn */
+    nb_qsim *qsim;
 } nb_export_opts;
 
 typedef struct {
@@ -30,6 +35,8 @@ typedef struct {
     int64_t channels_removed, prunable_channels;
     int folded_bn;
     char methods[64]; /* the compression records used: "admm", "ptq", ... */
+    int64_t activation_qdq;   /* QuantizeLinear/DequantizeLinear pairs on activations */
+    int64_t int32_biases;
 } nb_export_report;
 
 /* Export m (its parameters loaded) to path, written to a temporary file and renamed, so that a failure leaves

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compress/qsim.h"
 #include "deploy/qweights.h"
 #include "models/model.h"
 
@@ -35,6 +36,7 @@ typedef struct {
     bool per_channel;
     bool fits_int4;         /* every code within [-8, 7] */
     char method[32];        /* the compression record the codes come from ("admm", "ptq", ...) */
+    int qmin, qmax;         /* the codes' grid */
 } nb_dconst;
 
 /* An input of a node: a value the graph computes (or the graph's input), or a constant. */
@@ -82,6 +84,9 @@ typedef struct {
     bool fold_bn;       /* fold batch norms into the convolution before them */
     bool float_weights; /* ignore the checkpoint's codes: every weight as float */
     bool keep_channels; /* do not remove pruned channels */
+    /* a full-integer network: the weights its simulation quantizes become their codes on its grids (the
+     * activations' quantizers are on the tape, recorded while it exported) */
+    const nb_qsim *qsim;
 } nb_lower_opts;
 
 /* Lower the forward pass recorded on m's context (nb_record_forward: input x, output y) into g. q: the

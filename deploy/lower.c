@@ -148,8 +148,44 @@ static void keep_in_channels_i8(int8_t *w, int64_t O, int64_t I, int64_t khw, co
  * (taken); out_scale (O values, or NULL) multiplies each output channel (a folded batch norm); in_keep/khw:
  * input channels removed from a convolution weight. The checkpoint's integer codes replace the values where
  * it has them, after a check that they reproduce the weights. */
+/* The codes of the folded weight v [O, inner] on the simulation's grid, as its fake quantizer rounds them:
+ * round(v * (1 / s)) clamped, s per kept output channel (scale holds one per original channel, or one) */
+static int sim_codes(lowerer *l, const nb_tensor *p, bool changed, const float *v, int64_t O, int64_t inner,
+                     const uint8_t *out_keep, const float *scale, int64_t n_scale, int qmin, int qmax) {
+    nb_deploy_graph *g = l->g;
+    int64_t dims[NB_MAX_DIMS];
+    memcpy(dims, p->shape, sizeof(int64_t) * (size_t)p->ndim);
+    dims[0] = O;
+    dims[1] = p->ndim > 1 ? inner / (nb_numel(p) / p->shape[0] / p->shape[1]) : dims[1];
+    int id = add_const(l, p, true, p->ndim, dims, NULL);
+    nb_dconst *c = &g->consts[id];
+    c->codes = nb_xmalloc((size_t)(O * inner > 0 ? O * inner : 1));
+    c->scale = nb_xmalloc(sizeof(float) * (size_t)(O ? O : 1));
+    for (int64_t o = 0, orig = 0; o < O; o++, orig++) {
+        while (out_keep && !out_keep[orig]) orig++;
+        float s = scale[n_scale == 1 ? 0 : orig], inv = 1.0f / s;
+        c->scale[o] = s;
+        for (int64_t i = 0; i < inner; i++)
+            c->codes[o * inner + i] = (int8_t)fminf(fmaxf(nearbyintf(v[o * inner + i] * inv), (float)qmin), (float)qmax);
+    }
+    c->per_channel = true; /* one scale per channel even when they are equal: what MNN reads correctly */
+    c->qmin = qmin;
+    c->qmax = qmax;
+    c->fits_int4 = qmin >= -8 && qmax <= 7;
+    snprintf(c->method, sizeof c->method, "full-integer");
+    g->stats.quantized_layers++;
+    g->stats.quantized_weights += O * inner;
+    if (!strstr(g->stats.methods, c->method) && strlen(g->stats.methods) + strlen(c->method) + 3 < sizeof g->stats.methods) {
+        if (g->stats.methods[0]) strcat(g->stats.methods, ", ");
+        strcat(g->stats.methods, c->method);
+    }
+    (void)changed;
+    return id;
+}
+
 static int weight(lowerer *l, const nb_tensor *p, bool changed, float *w, int64_t O, int64_t inner,
-                  const uint8_t *out_keep, const uint8_t *in_keep, int64_t khw, const float *out_scale) {
+                  const uint8_t *out_keep, const uint8_t *in_keep, int64_t khw, const float *out_scale,
+                  const nb_tensor *bn_gamma) {
     nb_deploy_graph *g = l->g;
     nb_deploy_stats *st = &g->stats;
     int64_t n_all = nb_numel(p), O_all = p->shape[0];
@@ -158,6 +194,26 @@ static int weight(lowerer *l, const nb_tensor *p, bool changed, float *w, int64_
     dims[0] = O;
     if (in_keep) dims[1] = inner / khw;
     for (int64_t i = 0; i < O * inner; i++) st->zero_weights += w[i] == 0.0f;
+    int64_t n_scale;
+    int qmin, qmax;
+    float *sim = l->o->qsim && !l->o->float_weights
+                     ? nb_qsim_weight_scales(l->o->qsim, p, bn_gamma, &n_scale, &qmin, &qmax)
+                     : NULL;
+    if (!sim && l->o->qsim && nb_qsim_quantizes(l->o->qsim, p)) {
+        NB_FAIL(l->ctx, p->name, "the simulation quantized this weight with %s batch norm folded in, the export "
+                "does not: export with --fold-bn", bn_gamma ? "no" : "a");
+        free(w);
+        return -1;
+    }
+    if (sim) { /* the weights as the simulation quantized them: folded by the same float products */
+        if (out_scale)
+            for (int64_t o = 0; o < O; o++)
+                for (int64_t i = 0; i < inner; i++) w[o * inner + i] *= out_scale[o];
+        int id = sim_codes(l, p, changed, w, O, inner, out_keep, sim, n_scale, qmin, qmax);
+        free(sim);
+        free(w);
+        return id;
+    }
     nb_qweight q = {0};
     int found = l->q && !l->o->float_weights ? nb_qweight_find(l->ctx, l->q, p->name, n_all, O_all, &q) : 0;
     if (found < 0) {
@@ -392,7 +448,7 @@ static int lower_conv(lowerer *l, const nb_node *n) {
         free(w);
         if (bt) bid = unchanged_const(l, bt);
     } else {
-        wid = weight(l, wt, changed, w, O, inner, out_keep, xv->keep, khw, scale);
+        wid = weight(l, wt, changed, w, O, inner, out_keep, xv->keep, khw, scale, bn ? bn->in[1] : NULL);
         rc = wid < 0 ? -1 : 0;
     }
     if (rc == 0 && has_bias && bid < 0) {
@@ -451,7 +507,7 @@ static int lower_linear(lowerer *l, const nb_node *n) {
     if (is_param(l, wt) && wid < 0) {
         float *w = host(wt);
         if (!w) return -1;
-        wid = weight(l, wt, false, w, wt->shape[0], wt->shape[1], NULL, NULL, 1, NULL);
+        wid = weight(l, wt, false, w, wt->shape[0], wt->shape[1], NULL, NULL, 1, NULL, NULL);
     } else if (wid < 0) {
         wid = leaf(l, wt);
     }

@@ -126,6 +126,10 @@ void ox_init_i64(Onnx__GraphProto *g, const char *name, int ndim, const int64_t 
     init_raw(g, name, OX_INT64, ndim, dims, v, sizeof(int64_t) * (size_t)count(ndim, dims));
 }
 
+void ox_init_i32(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int32_t *v) {
+    init_raw(g, name, OX_INT32, ndim, dims, v, sizeof(int32_t) * (size_t)count(ndim, dims));
+}
+
 void ox_init_i8(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int8_t *v) {
     init_raw(g, name, OX_INT8, ndim, dims, v, (size_t)count(ndim, dims));
 }

@@ -28,6 +28,7 @@ void ox_attr_float(Onnx__NodeProto *n, const char *name, float v);
 void ox_init_f32(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const float *v);
 void ox_init_i64(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int64_t *v);
 void ox_init_i8(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int8_t *v);
+void ox_init_i32(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int32_t *v);
 void ox_init_u8(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const uint8_t *v);
 void ox_init_i4(Onnx__GraphProto *g, const char *name, int ndim, const int64_t *dims, const int8_t *v);
 int ox_has_init(const Onnx__GraphProto *g, const char *name);

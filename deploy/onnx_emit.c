@@ -14,9 +14,17 @@
 #include "deploy/onnx_builder.h"
 #include "detect/boxes.h"
 
+/* An activation's quantization as written: the initializers of its QuantizeLinear/DequantizeLinear */
+typedef struct {
+    char scale[192], zero_point[192];
+    float s;
+    bool per_tensor;
+} qparams;
+
 typedef struct {
     const nb_tensor *t;
     char name[192];
+    int q; /* the value is on a quantized grid: its index in emitter.qs, or -1 */
 } named;
 
 typedef struct {
@@ -29,6 +37,9 @@ typedef struct {
     char (*const_names)[192]; /* per constant: its initializer's name, "" until written */
     int int4_layers;
     int uniq;
+    qparams *qs; /* the activation grids written so far */
+    int n_qs;
+    nb_export_report *r;
 } emitter;
 
 /* ---- names ---- */
@@ -39,12 +50,25 @@ static const char *value_name(const emitter *e, const nb_tensor *t) {
     return NULL;
 }
 
-static void define(emitter *e, const nb_tensor *t, const char *name) {
-    if (e->n_vals == e->cap_vals) e->vals = nb_xrealloc(e->vals, (e->cap_vals = e->cap_vals ? 2 * e->cap_vals : 256) * sizeof *e->vals);
-    named *v = &e->vals[e->n_vals++];
+static named *lookup(const emitter *e, const nb_tensor *t) {
+    for (size_t i = 0; i < e->n_vals; i++)
+        if (e->vals[i].t == t) return &e->vals[i];
+    return NULL;
+}
+
+/* t is written under name; q: its grid (an index into e->qs), or -1 */
+static void define_q(emitter *e, const nb_tensor *t, const char *name, int q) {
+    named *v = lookup(e, t);
+    if (!v) {
+        if (e->n_vals == e->cap_vals) e->vals = nb_xrealloc(e->vals, (e->cap_vals = e->cap_vals ? 2 * e->cap_vals : 256) * sizeof *e->vals);
+        v = &e->vals[e->n_vals++];
+    }
     v->t = t;
+    v->q = q;
     snprintf(v->name, sizeof v->name, "%s", name);
 }
+
+static void define(emitter *e, const nb_tensor *t, const char *name) { define_q(e, t, name, -1); }
 
 /* A fresh name for a value or constant made inside a layer: "<layer>/<what>_<k>" */
 static const char *fresh(emitter *e, const nb_node *n, const char *what, char *buf, size_t len) {
@@ -459,12 +483,66 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
         ox_attr_int(qn, "axis", a->axis);
         ox_attr_int(dq, "axis", a->axis);
     }
-    define(e, d->out, y);
+    e->qs = nb_xrealloc(e->qs, sizeof *e->qs * (size_t)(e->n_qs + 1));
+    qparams *qp = &e->qs[e->n_qs];
+    snprintf(qp->scale, sizeof qp->scale, "%s", sn);
+    snprintf(qp->zero_point, sizeof qp->zero_point, "%s", zn);
+    qp->s = sc->values[0];
+    qp->per_tensor = !per_channel && full;
+    e->r->activation_qdq++;
+    define_q(e, d->out, y, e->n_qs++);
     return 0;
 }
 
+/* After an op that keeps its input's grid (a view, max pooling): the same QuantizeLinear/DequantizeLinear
+ * pair on its output, which tells the engine that the op may run on the integers (ONNX Runtime drops pairs of
+ * equal scales around it) */
+static void keep_grid(emitter *e, const nb_dnode *d, int q) {
+    const named *v = lookup(e, d->out);
+    if (!v || d->out == e->g->output) return; /* the network's output is float whatever it is */
+    char qn[192], y[192], x[192];
+    snprintf(x, sizeof x, "%s", v->name);
+    fresh(e, d->node, "QuantizeLinear", qn, sizeof qn);
+    fresh(e, d->node, "DequantizeLinear", y, sizeof y);
+    node(e, d->node, "QuantizeLinear", 3, (const char *[]){x, e->qs[q].scale, e->qs[q].zero_point}, 1, (const char *[]){qn});
+    node(e, d->node, "DequantizeLinear", 3, (const char *[]){qn, e->qs[q].scale, e->qs[q].zero_point}, 1, (const char *[]){y});
+    define_q(e, d->out, y, q);
+}
+
+/* A convolution's or linear layer's bias as the integer kernels take it: int32 in steps of x_scale * w_scale
+ * (zero point 0), when its input is on a per-tensor grid and its weight is stored as codes; "" otherwise */
+static const char *int32_bias(emitter *e, const nb_dnode *d, char *name, size_t len) {
+    if (d->in[2].konst < 0 || d->in[1].konst < 0 || !d->in[0].value) return "";
+    const named *x = lookup(e, d->in[0].value);
+    const nb_dconst *w = &e->g->consts[d->in[1].konst], *b = &e->g->consts[d->in[2].konst];
+    if (!x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
+    int64_t O = w->dims[0];
+    float sx = e->qs[x->q].s;
+    int32_t *v = nb_xmalloc(sizeof(int32_t) * (size_t)O), *z = nb_xcalloc((size_t)O, sizeof(int32_t));
+    float *s = nb_xmalloc(sizeof(float) * (size_t)O);
+    for (int64_t o = 0; o < O; o++) {
+        s[o] = sx * w->scale[w->per_channel ? o : 0];
+        double q = nearbyint((double)b->values[o] / (double)s[o]);
+        v[o] = (int32_t)fmin(fmax(q, -2147483648.0), 2147483647.0);
+    }
+    char vn[256], sn[256], zn[256];
+    fresh(e, d->node, "bias", name, len);
+    snprintf(vn, sizeof vn, "%s.int32", name);
+    snprintf(sn, sizeof sn, "%s.scale", name);
+    snprintf(zn, sizeof zn, "%s.zero_point", name);
+    ox_init_i32(e->gp, vn, 1, (int64_t[]){O}, v);
+    ox_init_f32(e->gp, sn, 1, (int64_t[]){O}, s);
+    ox_init_i32(e->gp, zn, 1, (int64_t[]){O}, z);
+    ox_attr_int(node(e, d->node, "DequantizeLinear", 3, (const char *[]){vn, sn, zn}, 1, (const char *[]){name}), "axis", 0);
+    free(v);
+    free(z);
+    free(s);
+    e->r->int32_biases++;
+    return name;
+}
+
 /* every inference op of the table has its rule; identities never reach the emitter, losses have no rule */
-#define ONNX_RULE(E, name, attr, cost, impl, deploy) [NB_OP_##E] = ONNX_RULE_##deploy(name),
+#define ONNX_RULE(E, name, attr, cost, impl, deploy, quant) [NB_OP_##E] = ONNX_RULE_##deploy(name),
 #define ONNX_RULE_EXPORT(name) onnx_##name
 #define ONNX_RULE_IDENTITY(name) NULL
 #define ONNX_RULE_TRAINING(name) NULL
@@ -478,11 +556,22 @@ static int emit_node(emitter *e, const nb_dnode *d) {
                 nb_op_name(n->op), nb_op_deploy_of(n->op) == NB_DEPLOY_TRAINING ? "a loss" : "an identity");
         return -1;
     }
-    /* fake quantization writes its step size and zero point as QuantizeLinear's, not as float initializers */
-    int named = n->op == NB_OP_FAKE_QUANT ? 1 : d->n_in;
+    /* fake quantization writes its step size and zero point as QuantizeLinear's, not as float initializers;
+     * an integer layer's bias is int32 */
+    int n_named = n->op == NB_OP_FAKE_QUANT ? 1 : d->n_in;
     const char *in[NB_DEPLOY_MAX_IN];
-    for (int k = 0; k < named; k++) in[k] = input_name(e, d, k);
-    return rule(e, d, in);
+    char bias[192];
+    for (int k = 0; k < n_named; k++) {
+        in[k] = NULL;
+        if (k == 2 && nb_op_quant_of(n->op) == NB_QUANT_WEIGHTED) in[k] = int32_bias(e, d, bias, sizeof bias);
+        if (!in[k] || !in[k][0]) in[k] = input_name(e, d, k);
+    }
+    const named *x = d->n_in && d->in[0].value ? lookup(e, d->in[0].value) : NULL;
+    int q = x ? x->q : -1;
+    int rc = rule(e, d, in);
+    nb_op_quant role = nb_op_quant_of(n->op);
+    if (rc == 0 && q >= 0 && (role == NB_QUANT_KEEP || role == NB_QUANT_SHARED)) keep_grid(e, d, q);
+    return rc;
 }
 
 /* ---- the model ---- */
@@ -533,7 +622,7 @@ static void metadata(const emitter *e, Onnx__ModelProto *mp, const nb_export_rep
 
 uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opts *o, nb_export_report *r,
                       size_t *bytes) {
-    emitter e = {.ctx = ctx, .g = g, .o = o};
+    emitter e = {.ctx = ctx, .g = g, .o = o, .r = r};
     e.const_names = nb_xcalloc((size_t)(g->n_consts ? g->n_consts : 1), sizeof *e.const_names);
     const nb_deploy_stats *st = &g->stats;
     *r = (nb_export_report){.quantized_layers = st->quantized_layers,
@@ -571,5 +660,6 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
     ox_model_free(mp);
     free(e.const_names);
     free(e.vals);
+    free(e.qs);
     return packed;
 }

@@ -41,6 +41,7 @@ int nb_bn_layer_init(nb_bn_layer *l, nb_params *ps, const char *name, int channe
 
 nb_tensor *nb_bn_layer_fwd(nb_ctx *ctx, nb_bn_layer *l, nb_tensor *x, bool training, bool relu) {
     nb_set_scope_name(ctx, l->name);
+    training = training && !ctx->bn_frozen;
     nb_tensor *y = nb_batchnorm2d(x, l->weight, l->bias, l->running_mean, l->running_var,
                                   (nb_bn_attr){.momentum = l->momentum, .eps = l->eps, .training = training, .relu = relu});
     if (y && training) {

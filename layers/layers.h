@@ -31,7 +31,8 @@ int nb_conv_layer_init(nb_conv_layer *l, nb_params *ps, const char *name, int in
 nb_tensor *nb_conv_layer_fwd(nb_ctx *ctx, nb_conv_layer *l, nb_tensor *x);
 
 /* weight 1, bias 0, running mean 0, running var 1, num_batches_tracked 0; momentum 0.1, eps 1e-5.
- * relu fuses the ReLU that follows into the same pass. */
+ * relu fuses the ReLU that follows into the same pass. With ctx->bn_frozen a training pass normalises by the
+ * running statistics, as evaluation does. */
 int nb_bn_layer_init(nb_bn_layer *l, nb_params *ps, const char *name, int channels);
 nb_tensor *nb_bn_layer_fwd(nb_ctx *ctx, nb_bn_layer *l, nb_tensor *x, bool training, bool relu);
 

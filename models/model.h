@@ -42,6 +42,10 @@ struct nb_model {
     void *impl;
     /* detectors: their default boxes; forward then returns [N, 4 + num_classes, P] (see detect/priors.h) */
     const nb_prior_cfg *priors;
+    /* a wrapper of forward (compress/qsim.c: the quantization simulation) keeps the model's own forward here,
+     * and itself in wrapper; NULL when none */
+    nb_tensor *(*wrapped_forward)(nb_model *m, nb_tensor *x, bool training);
+    void *wrapper;
 };
 
 /* A model with its spec, context, an empty parameter list seeded by spec->seed and a zeroed impl of

@@ -43,6 +43,9 @@ typedef struct {
 /* params must carry unique names (nb_set_name); they are the keys of the state. */
 nb_optim *nb_optim_new(nb_ctx *ctx, const nb_optim_config *cfg, nb_tensor *const *params, int n);
 void nb_optim_free(nb_optim *o);
+/* More parameters for an existing optimizer, without weight decay (compression methods' own parameters:
+ * quantizers' step sizes). 0, or -1 after reporting. */
+int nb_optim_add(nb_optim *o, nb_tensor *const *params, int n);
 void nb_optim_set_lr(nb_optim *o, float lr);
 int nb_optim_step(nb_optim *o); /* parameters without a gradient are skipped, as in torch.optim */
 void nb_optim_zero_grad(nb_optim *o);

@@ -55,6 +55,19 @@ nb_optim *nb_optim_new(nb_ctx *ctx, const nb_optim_config *cfg, nb_tensor *const
     return o;
 }
 
+int nb_optim_add(nb_optim *o, nb_tensor *const *params, int n) {
+    for (int i = 0; i < n; i++) {
+        NB_REQUIRE(o->ctx, params[i] && params[i]->dtype == NB_F32 && params[i]->name[0], -1, "optimizer",
+                   "added parameter %d is missing, not f32 or unnamed", i);
+        for (int j = 0; j < o->n; j++)
+            NB_REQUIRE(o->ctx, strcmp(params[i]->name, o->slots[j].param->name) != 0, -1, "optimizer",
+                       "two parameters are both named '%s'", params[i]->name);
+        o->slots = nb_xrealloc(o->slots, sizeof *o->slots * (size_t)(o->n + 1));
+        o->slots[o->n++] = (nb_optim_slot){.param = params[i], .no_decay = true};
+    }
+    return 0;
+}
+
 void nb_optim_free(nb_optim *o) {
     if (!o) return;
     for (int i = 0; i < o->n; i++)

@@ -5,15 +5,20 @@
 # Usage: scripts/install-ort.sh [--check]
 set -eu
 cd "$(dirname "$0")/.."
-ORT_VERSION=1.20.1
+# 1.30: the optimized graph a session really executes can be written out (optimizedModelFilePath), which the
+# full-integer export tests read
+ORT_VERSION=1.30.0
 dir=build/ort
+installed() {
+    [ -f "$dir/node_modules/onnxruntime-node/package.json" ] &&
+        grep -q "\"version\": \"$ORT_VERSION\"" "$dir/node_modules/onnxruntime-node/package.json"
+}
 if [ "${1:-}" = "--check" ]; then
-    [ -f "$dir/node_modules/onnxruntime-node/package.json" ] && command -v node > /dev/null &&
-        /usr/bin/python3 -c "import onnx" 2> /dev/null
+    installed && command -v node > /dev/null && /usr/bin/python3 -c "import onnx" 2> /dev/null
     exit
 fi
 scripts/install-deps.sh --check export 2> /dev/null || scripts/install-deps.sh export
-if [ ! -f "$dir/node_modules/onnxruntime-node/package.json" ]; then
+if ! installed; then
     mkdir -p "$dir"
     echo "nibble: installing onnxruntime-node@$ORT_VERSION into $dir (npm)"
     (cd "$dir" && ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm install --no-audit --no-fund --loglevel=error \

@@ -195,7 +195,18 @@
     X(compress, kd_alpha, FLOAT, "0.5", NULL,                                                                          \
       "distillation: weight of the cross-entropy (1 - alpha on T^2 KL)")                                               \
     X(compress, kd_temperature, FLOAT, "4", NULL,                                                                      \
-      "distillation temperature T")
+      "distillation temperature T")                                                                                    \
+    X(compress, wbits, INT, "8", NULL,                                                                                 \
+      "qat: weight bits (2..8), symmetric, with batch norms folded in")                                                \
+    X(compress, abits, INT, "8", NULL,                                                                                 \
+      "qat: activation bits (2..8), unsigned with a zero point")                                                       \
+    X(compress, qat_layers, STR, "default", NULL,                                                                      \
+      "qat and full-integer bin/quantize: per-layer bits 'pattern=bits, ...' on layer names (a convolution or linear " \
+      "layer's weight and input); default: the first layer and those producing the output at 8 bits")                 \
+    X(compress, qat_scale, ENUM, "channel", "layer|channel",                                                           \
+      "qat and full-integer bin/quantize: weight step sizes per layer or per output channel")                                                        \
+    X(compress, freeze_bn, FLOAT, "0", NULL,                                                                           \
+      "qat: the last epochs run with batch-norm statistics frozen (torch's freeze_bn_stats)")
 
 #define NB_SETTINGS_DETECT(X)                                                                                          \
     X(detect, ratios, LIST, "2,3", NULL,                                                                               \
@@ -233,7 +244,21 @@
     X(quantize, dfq, BOOL, "false", NULL,                                                                              \
       "bin/quantize: data-free quantization (BN folding, cross-layer equalization, bias correction)")                  \
     X(quantize, bias_correction, BOOL, "true", NULL,                                                                   \
-      "bin/quantize with dfq: correct the biases from the BN statistics")
+      "bin/quantize with dfq: correct the biases from the BN statistics")                                              \
+    X(quantize, activations, INT, "0", NULL,                                                                           \
+      "bin/quantize: activation bits of full-integer quantization, calibrated on training images (0: weights only, "   \
+      "as quantize.method says)")                                                                                      \
+    X(quantize, weights, INT, "8", NULL,                                                                               \
+      "bin/quantize with quantize.activations: weight bits (symmetric, per compress.qat_scale)")                           \
+    X(quantize, calibration, INT, "512", NULL,                                                                         \
+      "bin/quantize with quantize.activations: calibration images, the first of the training set")                     \
+    X(quantize, range, ENUM, "minmax", "minmax|percentile|mse",                                                        \
+      "calibration: activation ranges from the extremes seen, a percentile, or the clip of least squared error")      \
+    X(quantize, percentile, FLOAT, "99.99", NULL,                                                                      \
+      "quantize.range = percentile: the share of values inside the range, percent")                                  \
+    X(quantize, reduce_range, BOOL, "false", NULL,                                                                     \
+      "qat and full-integer bin/quantize: 8-bit weights on [-64, 63], which x86 CPUs without VNNI compute exactly "   \
+      "(their 16-bit pair sums saturate with full int8 weights: ONNX Runtime's reduce_range)")
 
 #define NB_SETTINGS(X)                                                                                            \
     NB_SETTINGS_MODEL(X)                                                                                          \

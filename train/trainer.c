@@ -95,12 +95,16 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, const nb_cfg *cfg, nb_run_start
     ctx->sync_bn = s->train.sync_bn;
     nb_dist_attach(dist, ctx, (size_t)(s->train.bucket_mb * 1048576.0));
     if (nb_compress_new(ctx, s, &t->methods, t->model, nb, &t->compress)) return -1;
+    /* the methods' own parameters (step sizes) train with the model's, by the same optimizer */
+    nb_tensor *own[1024];
+    int n_own = nb_compress_params(&t->compress, own, 1024);
+    if (n_own > 0 && nb_optim_add(t->optim, own, n_own)) return -1;
     if (start == NB_RUN_RESUME) {
         nb_ckpt_extra extra = {0};
         nb_compress_state(&t->compress, &extra);
         int rc = nb_ckpt_load_extra(ctx, last, &extra);
         nb_ckpt_extra_free(&extra);
-        if (rc) return -1;
+        if (rc || (n_own > 0 && nb_ckpt_load_optim(ctx, last, t->optim))) return -1;
     }
     t->config_text = nb_cfg_to_string(cfg);
     /* from here on the run directory is written */

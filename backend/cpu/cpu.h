@@ -138,6 +138,8 @@ int cpu_counter_add(nb_backend *be, nb_tensor *t, int64_t v);
 int cpu_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count);
 int cpu_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
 int cpu_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b);
+int cpu_range(nb_backend *be, const nb_tensor *t, double *lo, double *hi);
+int cpu_bn_fold(nb_backend *be, nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps);
 
 /* What a cached primitive does for its op, part of the cache key. */
 enum { PHASE_FWD = 0, PHASE_BWD_DATA = 1, PHASE_BWD_WEIGHTS = 2, PHASE_REORDER = 3, PHASE_FWD_INFER = 4,

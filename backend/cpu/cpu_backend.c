@@ -512,6 +512,8 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .sum_abs = cpu_sum_abs,
         .sign_codes = cpu_sign_codes,
         .abs_mul_add = cpu_abs_mul_add,
+        .range = cpu_range,
+        .bn_fold = cpu_bn_fold,
     };
     if (dnnl_engine_create(&be->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags) != dnnl_success ||

@@ -128,6 +128,32 @@ int cpu_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double thresh
     return 0;
 }
 
+int cpu_range(nb_backend *be, const nb_tensor *t, double *lo, double *hi) {
+    if (need_dense(be, t, "range")) return -1;
+    const float *p = nb_data(t);
+    float a = p[0], b = p[0];
+    for (int64_t i = 1, n = nb_numel(t); i < n; i++) {
+        a = fminf(a, p[i]);
+        b = fmaxf(b, p[i]);
+    }
+    *lo = a;
+    *hi = b;
+    return 0;
+}
+
+int cpu_bn_fold(nb_backend *be, nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps) {
+    if (need_dense(be, sf, "bn_fold") || need_dense(be, inv, "bn_fold") || need_dense(be, gamma, "bn_fold") ||
+        need_dense(be, var, "bn_fold"))
+        return -1;
+    float *s = nb_data(sf), *r = nb_data(inv);
+    const float *g = nb_data(gamma), *v = nb_data(var);
+    for (int64_t c = 0, n = nb_numel(sf); c < n; c++) {
+        s[c] = g[c] / sqrtf(v[c] + eps);
+        r[c] = s[c] != 0.0f ? 1.0f / s[c] : 0.0f;
+    }
+    return 0;
+}
+
 int cpu_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b) {
     if (same_layout(be, acc, a, "abs_mul_add") || same_layout(be, acc, b, "abs_mul_add")) return -1;
     float *yp = nb_data(acc);

@@ -127,5 +127,7 @@ int cuda_counter_add(nb_backend *be, nb_tensor *t, int64_t v);
 int cuda_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *sum, int64_t *count);
 int cuda_sign_codes(nb_backend *be, nb_tensor *v, nb_tensor *codes, double threshold, float alpha);
 int cuda_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb_tensor *b);
+int cuda_range(nb_backend *be, const nb_tensor *t, double *lo, double *hi);
+int cuda_bn_fold(nb_backend *be, nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps);
 
 #endif

@@ -315,6 +315,36 @@ int cuda_sign_codes(nb_backend *b, nb_tensor *v, nb_tensor *codes, double thresh
     return 0;
 }
 
+int cuda_range(nb_backend *b, const nb_tensor *t, double *lo, double *hi) {
+    cuda_backend *be = cuda_of(b);
+    if (need_dense(b, t, "range")) return -1;
+    size_t bytes = sizeof(double) * 2 * NBK_SUMSQ_BLOCKS;
+    double *part = cuda_scratch(be, bytes), host[2 * NBK_SUMSQ_BLOCKS];
+    if (!part) return -1;
+    int rc = nbk_range(be->stream, nb_data(t), nb_numel(t), part);
+    if (rc == 0) rc = b->download(b, host, part, bytes) ? -1 : 0;
+    else cuda_fail(be, "range", "nbk_range", cudaGetErrorString((cudaError_t)rc), __FILE__, __LINE__);
+    cuda_scratch_release(be, part, bytes);
+    if (rc) return -1;
+    double neg_lo = -INFINITY, h = -INFINITY;
+    for (int i = 0; i < NBK_SUMSQ_BLOCKS; i++) {
+        neg_lo = fmax(neg_lo, host[i]);
+        h = fmax(h, host[NBK_SUMSQ_BLOCKS + i]);
+    }
+    *lo = -neg_lo;
+    *hi = h;
+    return 0;
+}
+
+int cuda_bn_fold(nb_backend *b, nb_tensor *sf, nb_tensor *inv, const nb_tensor *gamma, const nb_tensor *var, float eps) {
+    cuda_backend *be = cuda_of(b);
+    if (need_dense(b, sf, "bn_fold") || need_dense(b, inv, "bn_fold") || need_dense(b, gamma, "bn_fold") ||
+        need_dense(b, var, "bn_fold"))
+        return -1;
+    CUDA_K(be, "bn_fold", nbk_bn_fold(be->stream, nb_data(sf), nb_data(inv), nb_data(gamma), nb_data(var), nb_numel(sf), eps));
+    return 0;
+}
+
 int cuda_abs_mul_add(nb_backend *b, nb_tensor *acc, const nb_tensor *x, const nb_tensor *y) {
     cuda_backend *be = cuda_of(b);
     if (same_shape(b, acc, x, "abs_mul_add") || same_shape(b, acc, y, "abs_mul_add")) return -1;
@@ -497,6 +527,8 @@ nb_backend *nb_cuda_backend_new(nb_ctx *ctx) {
         .sum_abs = cuda_sum_abs,
         .sign_codes = cuda_sign_codes,
         .abs_mul_add = cuda_abs_mul_add,
+        .range = cuda_range,
+        .bn_fold = cuda_bn_fold,
     };
     snprintf(be->device_name, sizeof be->device_name, "%s", why);
     be->device = 0;

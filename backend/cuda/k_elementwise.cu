@@ -266,6 +266,42 @@ extern "C" int nbk_abs_mul_add(cudaStream_t s, float *acc, const float *a, const
     return nbk_status();
 }
 
+/* ---- quantization: a tensor's range, batch-norm fold factors ---- */
+
+static __global__ void range_k(const float *x, int64_t n, double *partial) {
+    double neg_lo = -INFINITY, hi = -INFINITY;
+    NBK_LOOP(i, n) {
+        neg_lo = fmax(neg_lo, -(double)x[i]);
+        hi = fmax(hi, (double)x[i]);
+    }
+    neg_lo = nbk_block_max(neg_lo);
+    hi = nbk_block_max(hi);
+    if (threadIdx.x == 0) {
+        partial[blockIdx.x] = neg_lo;
+        partial[NBK_SUMSQ_BLOCKS + blockIdx.x] = hi;
+    }
+}
+
+extern "C" int nbk_range(cudaStream_t s, const float *x, int64_t n, double *partial) {
+    range_k<<<NBK_SUMSQ_BLOCKS, NBK_THREADS, 0, s>>>(x, n, partial);
+    return nbk_status();
+}
+
+/* IEEE division and square root (no fast math here), so the factors are the CPU's to the bit */
+static __global__ void bn_fold_k(float *sf, float *inv, const float *gamma, const float *var, int64_t n, float eps) {
+    NBK_LOOP(c, n) {
+        float s = __fdiv_rn(gamma[c], __fsqrt_rn(__fadd_rn(var[c], eps)));
+        sf[c] = s;
+        inv[c] = s != 0.0f ? __fdiv_rn(1.0f, s) : 0.0f;
+    }
+}
+
+extern "C" int nbk_bn_fold(cudaStream_t s, float *sf, float *inv, const float *gamma, const float *var, int64_t n,
+                           float eps) {
+    bn_fold_k<<<nbk_grid(n), NBK_THREADS, 0, s>>>(sf, inv, gamma, var, n, eps);
+    return nbk_status();
+}
+
 /* ---- optimizers ---- */
 
 static __global__ void sgd_k(float *p, const float *g, float *buf, int64_t n, float lr, float mom, float damp, float wd,

@@ -6,7 +6,7 @@
 #include "core/op_table.h"
 
 /* the nb_op values, in the table's order (core/tape.h makes the same enum for C) */
-#define NBK_OP_ENUM(E, name, attr, cost, impl, deploy) NBK_OP_##E,
+#define NBK_OP_ENUM(E, name, attr, cost, impl, deploy, quant) NBK_OP_##E,
 enum { NB_OP_TABLE(NBK_OP_ENUM) NBK_OP_COUNT };
 #undef NBK_OP_ENUM
 

@@ -51,6 +51,9 @@ int nbk_sum_abs(cudaStream_t s, const float *x, int64_t n, double threshold, dou
 /* codes = sign(v) (+1 at 0) where |v| > threshold, else 0; v = alpha * codes */
 int nbk_sign_codes(cudaStream_t s, float *v, int8_t *codes, int64_t n, double threshold, float alpha);
 int nbk_abs_mul_add(cudaStream_t s, float *acc, const float *a, const float *b, int64_t n); /* acc += |a*b| */
+/* per block: -min and max of x, in partial[block] and partial[NBK_SUMSQ_BLOCKS + block] */
+int nbk_range(cudaStream_t s, const float *x, int64_t n, double *partial);
+int nbk_bn_fold(cudaStream_t s, float *sf, float *inv, const float *gamma, const float *var, int64_t n, float eps);
 
 /* ---- batch norm (NCHW): statistics per channel over N*HW values ---- */
 int nbk_bn_splits(int64_t N, int64_t C, int64_t HW); /* blocks per channel of the reductions below */

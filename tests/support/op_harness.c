@@ -9,7 +9,7 @@
 /* The input datasets of each op's fixture groups, in call order; NULL for an op the harness cannot call (one
  * tested elsewhere). Unary ops (impl UNARY in core/op_table.h) take "x" and need no case here. */
 static int input_names(nb_op op, const char **names) {
-#define OH_UNARY_CASE(E, name, attr, cost, impl, deploy) OH_UNARY_CASE_##impl(E)
+#define OH_UNARY_CASE(E, name, attr, cost, impl, deploy, quant) OH_UNARY_CASE_##impl(E)
 #define OH_UNARY_CASE_UNARY(E) case NB_OP_##E:
 #define OH_UNARY_CASE_KERNEL(E)
 #define OH_UNARY_CASE_VIEW(E)

@@ -1,0 +1,127 @@
+/* nibble's outputs beside ONNX Runtime's over a dataset (see ort_compare.h): the inputs go to ONNX Runtime
+ * exactly as nibble saw them (the same floats, through a temporary file), its outputs come back the same way. */
+#include "deploy/ort_compare.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "core/ops.h"
+
+/* ONNX Runtime on the raw inputs in `in` ([n, c, h, w]), outputs into `out` */
+static int run_ort(nb_ctx *ctx, const char *root, const char *onnx, const char *in, int64_t n, const nb_dataset *ds,
+                   const char *out, int threads, int batch) {
+    char script[1200], node_path[1200], dims[128], th[16], bt[16];
+    snprintf(script, sizeof script, "%s/scripts/ort_run.js", root);
+    const char *env = getenv("NB_ORT_NODE_PATH");
+    snprintf(node_path, sizeof node_path, "%s", env && env[0] ? env : "");
+    if (!node_path[0]) snprintf(node_path, sizeof node_path, "%s/build/ort/node_modules", root);
+    snprintf(dims, sizeof dims, "%lld,%d,%d,%d", (long long)n, ds->c, ds->h, ds->w);
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(bt, sizeof bt, "%d", batch);
+    pid_t pid = fork();
+    NB_REQUIRE(ctx, pid >= 0, -1, onnx, "cannot start node for ONNX Runtime");
+    if (pid == 0) {
+        setenv("NODE_PATH", node_path, 1);
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execlp("node", "node", script, onnx, in, dims, out, "--level", "all", "--threads", th, "--batch", bt,
+               (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    NB_REQUIRE(ctx, WIFEXITED(status) && WEXITSTATUS(status) == 0, -1, onnx,
+               "ONNX Runtime did not run it (node %s exited with %d; is onnxruntime-node in %s? make deps installs "
+               "it)",
+               script, WIFEXITED(status) ? WEXITSTATUS(status) : -1, node_path);
+    return 0;
+}
+
+int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
+                   int threads, int64_t limit, nb_ort_comparison *out) {
+    nb_ctx *ctx = m->ctx;
+    memset(out, 0, sizeof *out);
+    char in_path[64], out_path[64];
+    snprintf(in_path, sizeof in_path, "/tmp/nibble-ort-%d.in.f32", (int)getpid());
+    snprintf(out_path, sizeof out_path, "/tmp/nibble-ort-%d.out.f32", (int)getpid());
+    FILE *fin = fopen(in_path, "wb");
+    NB_REQUIRE(ctx, fin, -1, in_path, "cannot write ONNX Runtime's inputs");
+    int64_t n = limit > 0 && limit < ds->n ? limit : ds->n, done = 0, per = 0;
+    float *mine = NULL;
+    int64_t *labels = nb_xmalloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    bool prev = nb_set_grad_enabled(ctx, false);
+    nb_loader *l = nb_loader_new(ds, lc);
+    nb_loader_start(l, 0, 0);
+    const nb_batch *b;
+    int rc = 0;
+    while (rc == 0 && done < n && (b = nb_loader_next(l))) {
+        int k = (int)(n - done < b->n ? n - done : b->n);
+        size_t mark = nb_scope_begin(ctx);
+        int64_t xs[4] = {k, ds->c, ds->h, ds->w}, sample = (int64_t)ds->c * ds->h * ds->w;
+        nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *z = x ? m->forward(m, x, false) : NULL;
+        if (!z) rc = -1;
+        if (rc == 0 && !mine) {
+            per = nb_numel(z) / k;
+            mine = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+        }
+        if (rc == 0 && nb_tensor_to_host(z, mine + done * per, sizeof(float) * (size_t)(k * per))) rc = -1;
+        if (rc == 0 && fwrite(b->x, sizeof(float), (size_t)(k * sample), fin) != (size_t)(k * sample)) rc = -1;
+        for (int i = 0; i < k; i++) labels[done + i] = b->y[i];
+        nb_release(x);
+        nb_scope_end(ctx, mark);
+        done += k;
+    }
+    nb_loader_free(l);
+    nb_set_grad_enabled(ctx, prev);
+    if (fclose(fin) != 0) rc = -1;
+    if (rc == 0) rc = run_ort(ctx, root, onnx, in_path, done, ds, out_path, threads, lc->batch);
+    float *theirs = NULL;
+    if (rc == 0) {
+        FILE *f = fopen(out_path, "rb");
+        theirs = nb_xmalloc(sizeof(float) * (size_t)(done * per));
+        size_t got = f ? fread(theirs, sizeof(float), (size_t)(done * per), f) : 0;
+        if (f) fclose(f);
+        if (got != (size_t)(done * per)) {
+            NB_FAIL(ctx, onnx, "ONNX Runtime returned %zu output values, nibble %lld: the model's output has another "
+                    "shape", got, (long long)(done * per));
+            rc = -1;
+        }
+    }
+    unlink(in_path);
+    unlink(out_path);
+    if (rc == 0) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < done * per; i++) lo = fmin(lo, mine[i]), hi = fmax(hi, mine[i]);
+        out->n = done;
+        out->step = (hi - lo) / 255.0;
+        int64_t close = 0, agree = 0, right = 0;
+        for (int64_t i = 0; i < done * per; i++) {
+            double d = fabs((double)mine[i] - (double)theirs[i]);
+            out->max_abs_diff = fmax(out->max_abs_diff, d);
+            close += d <= out->step;
+        }
+        out->within_step = done ? (double)close / (double)(done * per) : NAN;
+        out->top1 = out->top1_agreement = NAN;
+        if (!m->priors && per == m->spec.num_classes) {
+            for (int64_t i = 0; i < done; i++) {
+                int64_t a = 0, c = 0;
+                for (int64_t j = 1; j < per; j++) {
+                    if (mine[i * per + j] > mine[i * per + a]) a = j;
+                    if (theirs[i * per + j] > theirs[i * per + c]) c = j;
+                }
+                agree += a == c;
+                right += c == labels[i];
+            }
+            out->top1 = done ? (double)right / (double)done : NAN;
+            out->top1_agreement = done ? (double)agree / (double)done : NAN;
+        }
+    }
+    free(mine);
+    free(theirs);
+    free(labels);
+    return rc;
+}
