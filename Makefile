@@ -176,7 +176,7 @@ demo: bin/demo
 # on a CUDA build with a GPU present, also GPU training throughput against PyTorch (PYTHON_GPU: an
 # interpreter whose torch has CUDA; Debian's has not)
 PYTHON_GPU ?= python3
-bench: $(BENCH_BINS) $(PROGS)
+bench: $(BENCH_BINS) $(PROGS) $(ORT_STAMP)
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) PYTHON_GPU=$(PYTHON_GPU) scripts/bench.sh
 

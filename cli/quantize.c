@@ -9,7 +9,9 @@
  * convolution and linear layer's weight (quantize.weights bits, symmetric, per quantize.scale, batch norms
  * folded in) and every activation (B bits, unsigned with a zero point), the activations' ranges calibrated on
  * the first quantize.calibration training images (quantize.range). OUT.h5 keeps the float weights and adds
- * the quantizers (quant/...): bin/eval evaluates the integer network, bin/export writes it.
+ * the quantizers (quant/...): bin/eval evaluates the integer network, bin/export writes it. With
+ * quantize.data_free = zeroq no image is read: the calibration images are distilled from the model (its batch
+ * norms' statistics, compress/zeroq.h).
  *
  * Prints a JSON summary. */
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "compress/dfq.h"
 #include "compress/ptq.h"
 #include "compress/qsim.h"
+#include "compress/zeroq.h"
 #include "core/check.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
@@ -31,16 +34,34 @@ static int full_integer(nb_ctx *ctx, const nb_settings *s, const nb_cfg *cfg, nb
     const nb_quantize_settings *qs = &s->quantize;
     nb_qsim_cfg qc;
     nb_qsim_cfg_from(s, &qc);
+    /* data-free: the calibration images are distilled from the float network first */
+    float *distilled = NULL;
+    double first = 0, last = 0;
+    int64_t images = qs->calibration;
+    if (qs->data_free.id == NB_DATA_FREE_ZEROQ) {
+        NB_REQUIRE(ctx, images > 0 && images <= 4096, -1, "config",
+                   "quantize.calibration = %lld: distil 1 to 4096 images", (long long)images);
+        nb_zeroq_cfg zc = {.images = (int)images, .steps = (int)qs->distill_steps, .lr = 0.5f, .seed = s->train.seed};
+        distilled = nb_xmalloc(sizeof(float) * (size_t)(images * m->spec.in_channels * m->spec.input_size *
+                                                         m->spec.input_size));
+        if (nb_zeroq_distill(m, &zc, distilled, &first, &last)) return -1;
+    }
     nb_qsim *q = nb_qsim_new(m, &qc);
     if (!q) return -1;
-    nb_dataset train;
-    nb_loader_cfg lc;
-    if (nb_data_load(ctx, s, NB_SPLIT_TRAIN, &train) || nb_data_for_model(ctx, s, m, &train) ||
-        nb_loader_cfg_for(ctx, s, &train, NB_SPLIT_VAL, &lc))
-        return -1;
-    lc.shuffle = false;
-    int64_t images = qs->calibration < train.n ? qs->calibration : train.n;
-    int rc = nb_qsim_calibrate(q, &train, &lc, images, false);
+    nb_dataset train = {0};
+    int rc;
+    if (distilled) {
+        rc = nb_qsim_calibrate_images(q, distilled, images, 64, false);
+    } else {
+        nb_loader_cfg lc;
+        if (nb_data_load(ctx, s, NB_SPLIT_TRAIN, &train) || nb_data_for_model(ctx, s, m, &train) ||
+            nb_loader_cfg_for(ctx, s, &train, NB_SPLIT_VAL, &lc))
+            return -1;
+        lc.shuffle = false;
+        if (images > train.n) images = train.n;
+        rc = nb_qsim_calibrate(q, &train, &lc, images, false);
+    }
+    free(distilled);
     char *text = nb_cfg_to_string(cfg);
     nb_ckpt_extra extra = {0};
     nb_qsim_state(q, &extra);
@@ -49,8 +70,10 @@ static int full_integer(nb_ctx *ctx, const nb_settings *s, const nb_cfg *cfg, nb
     nb_qsim_describe(q, desc, sizeof desc);
     if (rc == 0)
         printf("{\"checkpoint\": \"%s\", \"out\": \"%s\", \"full_integer\": %s, \"calibration_images\": %lld, "
-               "\"range\": \"%s\", \"dfq\": %s, \"equalized_pairs\": %d}\n",
-               ckpt, out, desc, (long long)images, qs->range.name, qs->dfq ? "true" : "false", dfq->pairs);
+               "\"data_free\": \"%s\", \"distill_loss\": [%.6g, %.6g], \"range\": \"%s\", \"dfq\": %s, "
+               "\"equalized_pairs\": %d}\n",
+               ckpt, out, desc, (long long)images, qs->data_free.name, first, last, qs->range.name,
+               qs->dfq ? "true" : "false", dfq->pairs);
     nb_ckpt_extra_free(&extra);
     free(text);
     nb_dataset_free(&train);
@@ -93,7 +116,15 @@ int main(int argc, char **argv) {
     nb_dfq dfq = {0};
     bool dfq_on = qs->dfq, fold = dfq_on || qs->fold_bn;
     if (fold && nb_dfq_equalize(ctx, m, dfq_on, &dfq)) return 1;
-    if (qs->activations > 0) return full_integer(ctx, s, &cfg, m, ckpt, out, &dfq) ? 1 : 0;
+    if (qs->activations > 0) {
+        int frc = full_integer(ctx, s, &cfg, m, ckpt, out, &dfq) ? 1 : 0;
+        nb_dfq_free(&dfq);
+        nb_model_free(m);
+        free(s);
+        nb_cfg_free(&cfg);
+        nb_ctx_free(ctx);
+        return frc;
+    }
     nb_tensor *sel[512];
     int n = nb_compress_select(&s->compress, s->compress.layers, m, sel, 512);
     if (n == 0) {

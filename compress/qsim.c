@@ -750,6 +750,33 @@ int nb_qsim_calibrate(nb_qsim *q, const nb_dataset *ds, const nb_loader_cfg *lc,
     return nb_qsim_calibrate_end(q);
 }
 
+int nb_qsim_calibrate_images(nb_qsim *q, const float *x, int64_t n, int batch, bool quiet) {
+    nb_model *m = q->m;
+    nb_ctx *ctx = q->ctx;
+    int64_t C = m->spec.in_channels, S = m->spec.input_size, per = C * S * S;
+    int passes = q->cfg.range == NB_QRANGE_MINMAX ? 1 : 2, rc = 0;
+    bool prev = nb_set_grad_enabled(ctx, false);
+    for (int pass = 0; pass < passes && rc == 0; pass++) {
+        nb_qsim_calibrate_begin(q, pass);
+        for (int64_t i = 0; i < n && rc == 0; i += batch) {
+            int64_t k = n - i < batch ? n - i : batch;
+            size_t mark = nb_scope_begin(ctx);
+            nb_tensor *t = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){k, C, S, S}, x + i * per);
+            rc = t && m->forward(m, t, false) ? 0 : -1;
+            nb_release(t);
+            nb_scope_end(ctx, mark);
+            if (!quiet) fprintf(stderr, "\rcalibration pass %d/%d: %lld/%lld images", pass + 1, passes, (long long)(i + k), (long long)n);
+        }
+    }
+    if (!quiet) fprintf(stderr, "\n");
+    nb_set_grad_enabled(ctx, prev);
+    if (rc) {
+        q->mode = RUN;
+        return -1;
+    }
+    return nb_qsim_calibrate_end(q);
+}
+
 /* Host values of w with its batch norm folded in, as the simulation and the lowering compute them */
 static float *folded_weight(const qweight *qw) {
     float *w = nb_host_copy(qw->w);

@@ -66,6 +66,8 @@ int nb_qsim_calibrate_end(nb_qsim *q);
  * deployment's statistics): one pass per nb_qsim_calibrate_begin, in evaluation mode, then
  * nb_qsim_calibrate_end. Long passes show progress on stderr unless quiet. 0, or -1 after reporting. */
 int nb_qsim_calibrate(nb_qsim *q, const nb_dataset *ds, const nb_loader_cfg *lc, int64_t images, bool quiet);
+/* The same over n images already in memory (normalised, [n, C, H, W] floats: distilled data), batch at a time. */
+int nb_qsim_calibrate_images(nb_qsim *q, const float *x, int64_t n, int batch, bool quiet);
 /* Recompute every weight quantizer's step sizes from the current weights (min-max at 8 bits, MSE below). */
 int nb_qsim_init_weights(nb_qsim *q);
 

@@ -43,6 +43,7 @@
     X(SIGMOID,         sigmoid,         eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
     X(HARDSWISH,       hardswish,       eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
     X(HARDSIGMOID,     hardsigmoid,     eltwise,    none,   UNARY,  EXPORT,   FLOAT)             \
+    X(SQUARE,          square,          eltwise,    none,   UNARY,  EXPORT,   FLOAT)             \
     X(MAXPOOL2D,       maxpool2d,       pool,       none,   KERNEL, EXPORT,   SHARED)            \
     X(AVGPOOL2D,       avgpool2d,       pool,       none,   KERNEL, EXPORT,   REQUANT)           \
     X(GLOBAL_AVGPOOL,  global_avgpool,  pool,       none,   KERNEL, EXPORT,   REQUANT)           \

@@ -17,7 +17,8 @@
 /* An activation's quantization as written: the initializers of its QuantizeLinear/DequantizeLinear */
 typedef struct {
     char scale[192], zero_point[192];
-    float s;
+    float s, z;
+    int qmin, qmax;
     bool per_tensor;
 } qparams;
 
@@ -39,6 +40,8 @@ typedef struct {
     int uniq;
     qparams *qs; /* the activation grids written so far */
     int n_qs;
+    char *layers; /* JSON: how each convolution and linear layer is quantized (nibble.layers) */
+    size_t layers_len;
     nb_export_report *r;
 } emitter;
 
@@ -166,6 +169,28 @@ static const char *input_name(emitter *e, const nb_dnode *d, int k) {
     return name;
 }
 
+/* A layer's entry in nibble.layers: its weight's storage and its input's grid */
+static void describe_layer(emitter *e, const nb_dnode *d, int q, bool int_bias) {
+    const nb_dconst *w = d->in[1].konst >= 0 ? &e->g->consts[d->in[1].konst] : NULL;
+    char buf[512], wdesc[128], xdesc[160];
+    if (w && w->codes)
+        snprintf(wdesc, sizeof wdesc, "int8 codes on [%d, %d], %s scales (%s)", w->qmin || w->qmax ? w->qmin : -128,
+                 w->qmin || w->qmax ? w->qmax : 127, w->per_channel ? "per-channel" : "per-tensor", w->method);
+    else
+        snprintf(wdesc, sizeof wdesc, "float");
+    if (q >= 0)
+        snprintf(xdesc, sizeof xdesc, "uint8 on [%d, %d], scale %.6g, zero point %g", e->qs[q].qmin, e->qs[q].qmax,
+                 (double)e->qs[q].s, (double)e->qs[q].z);
+    else
+        snprintf(xdesc, sizeof xdesc, "float");
+    int k = snprintf(buf, sizeof buf, "%s\"%s\": {\"weight\": \"%s\", \"input\": \"%s\", \"bias\": \"%s\"}",
+                     e->layers_len ? ", " : "{", d->node->scope[0] ? d->node->scope : nb_op_name(d->node->op), wdesc,
+                     xdesc, int_bias ? "int32" : d->in[2].konst >= 0 ? "float" : "none");
+    e->layers = nb_xrealloc(e->layers, e->layers_len + (size_t)k + 2);
+    memcpy(e->layers + e->layers_len, buf, (size_t)k + 1);
+    e->layers_len += (size_t)k;
+}
+
 /* ---- the rules: one per inference op ---- */
 
 typedef int (*onnx_rule)(emitter *e, const nb_dnode *d, const char *const *in);
@@ -256,6 +281,14 @@ static int onnx_hardsigmoid(emitter *e, const nb_dnode *d, const char *const *in
     out_name(e, d->node, y, sizeof y);
     /* max(0, min(1, alpha x + beta)) with ONNX's beta 0.5: relu6(x + 3) / 6 */
     ox_attr_float(node(e, d->node, "HardSigmoid", 1, in, 1, (const char *[]){y}), "alpha", 1.0f / 6.0f);
+    define(e, d->out, y);
+    return 0;
+}
+
+static int onnx_square(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192];
+    out_name(e, d->node, y, sizeof y);
+    node(e, d->node, "Mul", 2, (const char *[]){in[0], in[0]}, 1, (const char *[]){y});
     define(e, d->out, y);
     return 0;
 }
@@ -488,6 +521,9 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
     snprintf(qp->scale, sizeof qp->scale, "%s", sn);
     snprintf(qp->zero_point, sizeof qp->zero_point, "%s", zn);
     qp->s = sc->values[0];
+    qp->z = zc->values[0];
+    qp->qmin = a->qmin;
+    qp->qmax = a->qmax;
     qp->per_tensor = !per_channel && full;
     e->r->activation_qdq++;
     define_q(e, d->out, y, e->n_qs++);
@@ -561,13 +597,16 @@ static int emit_node(emitter *e, const nb_dnode *d) {
     int n_named = n->op == NB_OP_FAKE_QUANT ? 1 : d->n_in;
     const char *in[NB_DEPLOY_MAX_IN];
     char bias[192];
+    bool int_bias = false;
     for (int k = 0; k < n_named; k++) {
         in[k] = NULL;
         if (k == 2 && nb_op_quant_of(n->op) == NB_QUANT_WEIGHTED) in[k] = int32_bias(e, d, bias, sizeof bias);
-        if (!in[k] || !in[k][0]) in[k] = input_name(e, d, k);
+        if (in[k] && in[k][0]) int_bias = true;
+        else in[k] = input_name(e, d, k);
     }
     const named *x = d->n_in && d->in[0].value ? lookup(e, d->in[0].value) : NULL;
     int q = x ? x->q : -1;
+    if (nb_op_quant_of(n->op) == NB_QUANT_WEIGHTED) describe_layer(e, d, q, int_bias);
     int rc = rule(e, d, in);
     nb_op_quant role = nb_op_quant_of(n->op);
     if (rc == 0 && q >= 0 && (role == NB_QUANT_KEEP || role == NB_QUANT_SHARED)) keep_grid(e, d, q);
@@ -576,7 +615,7 @@ static int emit_node(emitter *e, const nb_dnode *d) {
 
 /* ---- the model ---- */
 
-static void metadata(const emitter *e, Onnx__ModelProto *mp, const nb_export_report *r) {
+static void metadata(emitter *e, Onnx__ModelProto *mp, const nb_export_report *r) {
     const nb_model *m = e->g->model;
     const nb_export_opts *o = e->o;
     char buf[1536];
@@ -586,10 +625,22 @@ static void metadata(const emitter *e, Onnx__ModelProto *mp, const nb_export_rep
     ox_metadata(mp, "nibble.num_classes", buf);
     if (o->input_doc) ox_metadata(mp, "nibble.input", o->input_doc);
     for (const char *const *kv = o->meta; kv && kv[0] && kv[1]; kv += 2) ox_metadata(mp, kv[0], kv[1]);
-    snprintf(buf, sizeof buf, "%d layers as int%d codes + DequantizeLinear (%s), %lld weights as float",
-             r->quantized_layers, r->int_bits ? r->int_bits : 8, r->methods[0] ? r->methods : "none",
-             (long long)r->float_weights);
+    if (r->activation_qdq)
+        snprintf(buf, sizeof buf, "full integer: %d layers as int%d codes + DequantizeLinear (%s), %lld weights as "
+                 "float; %lld activations quantized (uint8 QuantizeLinear/DequantizeLinear pairs), %lld int32 biases: "
+                 "nibble.layers says how each layer is stored",
+                 r->quantized_layers, r->int_bits ? r->int_bits : 8, r->methods[0] ? r->methods : "none",
+                 (long long)r->float_weights, (long long)r->activation_qdq, (long long)r->int32_biases);
+    else
+        snprintf(buf, sizeof buf, "%d layers as int%d codes + DequantizeLinear (%s), %lld weights as float",
+                 r->quantized_layers, r->int_bits ? r->int_bits : 8, r->methods[0] ? r->methods : "none",
+                 (long long)r->float_weights);
     ox_metadata(mp, "nibble.quantization", buf);
+    if (r->activation_qdq && e->layers) {
+        e->layers = nb_xrealloc(e->layers, e->layers_len + 2);
+        strcpy(e->layers + e->layers_len, "}");
+        ox_metadata(mp, "nibble.layers", e->layers);
+    }
     int64_t stored = r->quantized_weights + r->float_weights;
     snprintf(buf, sizeof buf, "%lld of %lld prunable channels removed; %.2f%% of the stored weights are zero",
              (long long)r->channels_removed, (long long)r->prunable_channels,
@@ -661,5 +712,6 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
     free(e.const_names);
     free(e.vals);
     free(e.qs);
+    free(e.layers);
     return packed;
 }

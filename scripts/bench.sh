@@ -16,6 +16,9 @@ echo
 "$PYTHON" bench/compare_zoo.py "$BUILD" --rounds "${BENCH_ZOO_ROUNDS:-2}"
 echo
 "$PYTHON" bench/compare_dist.py "$BUILD"
+echo
+# full-integer inference: ONNX Runtime float32 against nibble's int8 export, PyTorch's int8 beside
+NB_ORT_NODE_PATH=${NB_ORT_NODE_PATH:-build/ort/node_modules} "$PYTHON" bench/compare_int8.py "$BUILD" --threads 2
 # GPU training throughput next to PyTorch, on a CUDA build where a GPU is present
 echo
 if why=$("$BUILD/bin/devices" cuda 2>&1); then

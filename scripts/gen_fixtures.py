@@ -185,6 +185,7 @@ def main(out):
             "sigmoid": lambda x: torch.sigmoid(x),
             "hardswish": lambda x: F.hardswish(x),
             "hardsigmoid": lambda x: F.hardsigmoid(x),
+            "square": lambda x: torch.square(x),
         }
         for i, (name, fn) in enumerate(acts.items()):
             x = rnd(2, 12, 5, 5, seed=600 + i) * 4

@@ -60,6 +60,45 @@ for cb in binary ternary pm2 pm4; do
     ptq "dfq_layer_$cb" compress.codebook=$cb quantize.dfq=true
 done
 
+# full-integer quantization (weights and activations) of the full-precision checkpoint, and of the qat runs:
+# each exported and run in ONNX Runtime on the whole test set beside the simulation (top-1, agreement), and
+# timed there against the float export (batch 1 and 256, 2 threads). reduce_range throughout: 8-bit weights on
+# [-64, 63], which x86 CPUs without VNNI compute exactly; one full-range row shows what that costs.
+mkdir -p runs/fmnist_int8
+export NB_ORT_NODE_PATH=${NB_ORT_NODE_PATH:-build/ort/node_modules}
+deployed() { # name, checkpoint: export, ONNX Runtime beside the simulation, speed against the float export
+    "$BIN/export" "$2" -o "runs/fmnist_int8/$1.onnx" > "runs/fmnist_int8/$1.export.txt"
+    "$BIN/eval" "$2" --onnx "runs/fmnist_int8/$1.onnx" > "runs/fmnist_int8/$1.eval.json"
+    for f in "runs/fmnist_int8/$1.onnx" runs/fmnist_int8/float.onnx; do
+        for b in 1 256; do
+            NODE_PATH=$NB_ORT_NODE_PATH node bench/ort_bench.js "$f" 1 28 28 --threads 2 --batch $b --seconds 2 |
+                sed "s|^{|{\"model\": \"$f\", |"
+        done
+    done > "runs/fmnist_int8/$1.speed.jsonl"
+    echo "== int8 $1: $(cat "runs/fmnist_int8/$1.eval.json")"
+}
+fullint() { # name, bin/quantize overrides...
+    name=$1
+    shift
+    [ -f "runs/fmnist_int8/$name.eval.json" ] && return 0
+    "$BIN/quantize" "$FP" "runs/fmnist_int8/$name.h5" quantize.activations=8 quantize.reduce_range=true "$@" \
+        > "runs/fmnist_int8/$name.quant.json"
+    deployed "$name" "runs/fmnist_int8/$name.h5"
+}
+"$BIN/export" "$FP" -o runs/fmnist_int8/float.onnx --fold-bn > /dev/null
+fullint w8a8_minmax
+fullint w8a8_percentile quantize.range=percentile
+fullint w8a8_mse quantize.range=mse
+fullint w8a8_zeroq quantize.data_free=zeroq quantize.calibration=64
+fullint w8a8_layer compress.qat_scale=layer
+fullint w8a8_fullrange quantize.reduce_range=false
+for e in qat_w8a8 qat_w4a4 qat_w3a3 qat_w2a2 admm_pm4_a8; do
+    train fmnist_$e
+    [ -f "runs/fmnist_int8/$e.eval.json" ] || deployed "$e" "runs/fmnist_$e/best.h5"
+done
+# PyTorch 1.13's own eager-mode int8 of the same checkpoint on the same 512 calibration images
+[ -f runs/fmnist_int8/torch_ptq.json ] || /usr/bin/python3 scripts/torch_quant_peer.py "$FP" > runs/fmnist_int8/torch_ptq.json
+
 # what each distillation teacher's soft targets carry at the T the students use
 /usr/bin/python3 scripts/teacher_targets.py --bin "$BIN" --temperature 4 --out runs/teacher_targets.jsonl \
     runs/fmnist_resnet20/best.h5 runs/fmnist_wrn20x2/best.h5 runs/fmnist_resnet20_nols/best.h5

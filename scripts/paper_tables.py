@@ -115,6 +115,74 @@ def delta(v, ref):
     return " (%s)" % d if d else ""
 
 
+def int8_rows(R):
+    """The full-integer rows: (label, bits, method, name) whose results runs/fmnist_int8/<name>.* hold"""
+    return [("W8A8", "post-training, min-max ranges, 512 images", "w8a8_minmax"),
+            ("W8A8", "post-training, 99.99th-percentile ranges", "w8a8_percentile"),
+            ("W8A8", "post-training, least-squared-error ranges", "w8a8_mse"),
+            ("W8A8", "data-free: 64 ZeroQ-distilled images, no real one", "w8a8_zeroq"),
+            ("W8A8", "post-training, one step size per layer (not per channel)", "w8a8_layer"),
+            ("W8A8", "post-training, full int8 weight range (no reduce_range)", "w8a8_fullrange"),
+            ("W8A8", "LSQ quantization-aware, 2 epochs", "qat_w8a8"),
+            ("W4A4", "LSQ quantization-aware, 6 epochs", "qat_w4a4"),
+            ("W3A3", "LSQ quantization-aware, 6 epochs", "qat_w3a3"),
+            ("W2A2", "LSQ quantization-aware, 6 epochs", "qat_w2a2"),
+            ("{0,±1,±2,±4} A8", "ADMM 3 + 3 weights, LSQ 8-bit activations", "admm_pm4_a8")]
+
+
+def int8_speed(R, name):
+    """(float ms, int8 ms at batch 1, float img/s, int8 img/s at 256) from runs/fmnist_int8/<name>.speed.jsonl"""
+    path = os.path.join(R, "fmnist_int8", name + ".speed.jsonl")
+    if not os.path.exists(path):
+        return None
+    t = {}
+    for line in open(path):
+        r = json.loads(line)
+        t[("float" if r["model"].endswith("float.onnx") else "int8", r["batch"])] = r
+    try:
+        return (t[("float", 1)]["ms_batch1"], t[("int8", 1)]["ms_batch1"], t[("float", 256)]["img_per_s"],
+                t[("int8", 256)]["img_per_s"])
+    except KeyError:
+        return None
+
+
+def int8_table(R, fp):
+    L = ["## Full integer: weights and activations, run in ONNX Runtime's integer kernels\n",
+         "| W / A | method | simulated top-1 | ONNX Runtime top-1 | top-1 agreement | logits within one step | "
+         "batch 1 ms, float → int8 | batch 256 img/s, float → int8 |",
+         "|---|---|---|---|---|---|---|---|"]
+    for bits, method, name in int8_rows(R):
+        path = os.path.join(R, "fmnist_int8", name + ".eval.json")
+        if not os.path.exists(path):
+            L.append("| %s | %s | — | — | — | — | — | — |" % (bits, method))
+            continue
+        e = json.load(open(path))
+        o = e.get("onnxruntime", {})
+        sp = int8_speed(R, name)
+        speed = ("%.3f → %.3f (%.2fx)" % (sp[0], sp[1], sp[0] / sp[1]), "%.0f → %.0f (%.2fx)" % (sp[2], sp[3], sp[3] / sp[2])) if sp else ("—", "—")
+        L.append("| %s | %s | %s%s | %s | %s | %s | %s | %s |" % (
+            bits, method, pct(e["top1"]), delta(e["top1"], fp), pct(o.get("top1")),
+            pct(o.get("top1_agreement")), pct(o.get("within_one_step")), speed[0], speed[1]))
+    peer = os.path.join(R, "fmnist_int8", "torch_ptq.json")
+    if os.path.exists(peer):
+        t = json.load(open(peer))
+        L.append("| W8A8 | PyTorch %s eager-mode post-training (%s engine, histogram observers, the same 512 images) "
+                 "| %s%s | | | | | |" % (t["torch"], t["engine"], pct(t["int8_top1"]), delta(t["int8_top1"], fp)))
+    L.append("\nFrom the full-precision ResNet-20's best.h5 (or, for the quantization-aware rows, its fine-tuned runs "
+             "`experiments/fmnist_qat_*.cfg`, `fmnist_admm_pm4_a8.cfg`): every convolution and linear layer's "
+             "weight (per output channel, batch norms folded in) and every activation quantized, the first "
+             "convolution and the classifier at 8 bits. Simulated top-1: bin/eval on the checkpoint (the integer "
+             "network run in float); ONNX Runtime: the same network exported (`bin/export`) and run by ONNX Runtime "
+             "1.30 with every optimization on, which turns it into QLinearConv, QLinearAdd, "
+             "QLinearGlobalAveragePool and QGemm, on the same 10,000 test images (`bin/eval --onnx`); a logit is "
+             "within one step when it is within 1/255 of the logits' range. 8-bit weights are on [-64, 63] "
+             "(`quantize.reduce_range`) but in the full-range row: x86 CPUs without VNNI, such as the one these ran "
+             "on, saturate 16-bit pair sums with full int8 weights, and then the engine no longer computes the "
+             "simulation. Times: ONNX Runtime, 2 threads, the int8 export against the float one (batch norms "
+             "folded), 28x28 inputs; the table's machine is in `runs/fmnist_int8/*.speed.jsonl`'s run.\n")
+    return L
+
+
 def plot(binary, spec, png):
     path = png + ".spec"
     with open(path, "w") as f:
@@ -354,6 +422,8 @@ def main():
     else:
         L.append("(not run yet)")
     L.append("")
+
+    L.extend(int8_table(R, fp))
 
     L.append("## Plots\n")
     L.append("![top-1 against bits per weight](fmnist_quant.png)\n")

@@ -256,6 +256,11 @@
       "calibration: activation ranges from the extremes seen, a percentile, or the clip of least squared error")      \
     X(quantize, percentile, FLOAT, "99.99", NULL,                                                                      \
       "quantize.range = percentile: the share of values inside the range, percent")                                  \
+    X(quantize, data_free, ENUM, "none", "none|zeroq",                                                                 \
+      "bin/quantize with quantize.activations: calibrate on quantize.calibration images distilled from the model "    \
+      "alone (zeroq: random inputs optimized until every batch norm sees its running statistics) instead of data")   \
+    X(quantize, distill_steps, INT, "500", NULL,                                                                       \
+      "quantize.data_free = zeroq: Adam steps on the distilled images")                                                \
     X(quantize, reduce_range, BOOL, "false", NULL,                                                                     \
       "qat and full-integer bin/quantize: 8-bit weights on [-64, 63], which x86 CPUs without VNNI compute exactly "   \
       "(their 16-bit pair sums saturate with full int8 weights: ONNX Runtime's reduce_range)")
@@ -292,6 +297,7 @@ typedef enum { NB_PRUNE_WEIGHT, NB_PRUNE_CHANNEL } nb_prune_granularity;     /* 
 typedef enum { NB_IMPORTANCE_MAGNITUDE, NB_IMPORTANCE_TAYLOR } nb_importance; /* compress.importance */
 typedef enum { NB_PREDICTOR_SEPARABLE, NB_PREDICTOR_DENSE } nb_predictor;    /* detect.predictor */
 typedef enum { NB_QUANTIZE_ROUND, NB_QUANTIZE_OPTIMAL, NB_QUANTIZE_NONE } nb_quantize_method; /* quantize.method */
+typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ } nb_data_free;                         /* quantize.data_free */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

@@ -118,7 +118,7 @@ static int op_count(const char *summary, const char *op) {
 
 /* The graph ONNX Runtime really executes for `onnx` (every optimization on), as bin/export --check reads it */
 static void optimized_graph(const char *onnx, char *summary, size_t n, int images, int c, int s) {
-    char in[600], out[600], opt[600], dims[64];
+    char in[700], out[700], opt[720], dims[64];
     snprintf(in, sizeof in, "%s.in.f32", onnx);
     snprintf(out, sizeof out, "%s.out.f32", onnx);
     snprintf(opt, sizeof opt, "%s.optimized.onnx", onnx);
@@ -224,6 +224,30 @@ static bool contains(ckpt_bytes b, const char *s) {
     for (size_t i = 0; i + n <= b.len; i++)
         if (!memcmp(b.buf + i, s, n)) return true;
     return false;
+}
+
+/* Data-free: calibration images distilled from the batch norms' statistics, not one real image read (the
+ * training data's path points nowhere); the distillation's loss falls, and the network still agrees with
+ * ONNX Runtime */
+static void test_data_free(void **st) {
+    (void)st;
+    char ckpt[600], q[600], onnx[600];
+    pathf(ckpt, sizeof ckpt, "r20/last.h5");
+    struct stat sb;
+    if (stat(ckpt, &sb) != 0) train(ckpt, sizeof ckpt, "r20", "gray.cfg", ARGV("train.steps=16"));
+    pathf(q, sizeof q, "r20_zeroq.h5");
+    pathf(onnx, sizeof onnx, "r20_zeroq.onnx");
+    run_result r;
+    run_ok("bin/quantize zeroq", ARGV("quantize", ckpt, q, "quantize.activations=8", "quantize.data_free=zeroq",
+                                      "quantize.calibration=16", "quantize.distill_steps=40",
+                                      "data.train=/nonexistent/train.h5"), &r);
+    const char *l = strstr(r.out, "\"distill_loss\": [");
+    assert_non_null(l);
+    double first = strtod(l + strlen("\"distill_loss\": ["), NULL), last = strtod(strchr(l, ',') + 1, NULL);
+    if (!(last < 0.5 * first)) fail_msg("the distillation did not reduce its loss (%g -> %g):\n%s", first, last, r.out);
+    run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
+    run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
+    if (json_number(r.out, "within_one_step") < 0.99) fail_msg("data-free export differs from its simulation:\n%s", r.out);
 }
 
 /* A detector too: LRSSD's shared head (one weight for every scale) and its concatenated outputs, which stay
@@ -354,6 +378,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet20_matches_onnxruntime),
         cmocka_unit_test(test_zoo_integer_graphs),
+        cmocka_unit_test(test_data_free),
         cmocka_unit_test(test_lrssd_integer_graph),
         cmocka_unit_test(test_qat_exact_resume),
         cmocka_unit_test(test_bad_input),

@@ -7,7 +7,8 @@
 
 bool cpu_unary_supports(nb_op op) {
     switch (op) {
-    case NB_OP_HARDSIGMOID: return true;
+    case NB_OP_HARDSIGMOID:
+    case NB_OP_SQUARE: return true;
     default: return false;
     }
 }
@@ -34,6 +35,10 @@ int cpu_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tenso
     case NB_OP_HARDSIGMOID: /* relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid; slope 1/6 inside (-3, 3) */
         if (gy) CPU_UNARY_LOOP(x > -3.0f && x < 3.0f ? g / 6.0f : 0.0f)
         else CPU_UNARY_LOOP(fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f)
+        break;
+    case NB_OP_SQUARE: /* x * x (batch statistics of a distillation's loss) */
+        if (gy) CPU_UNARY_LOOP(2.0f * x * g)
+        else CPU_UNARY_LOOP(x * x)
         break;
     default:
         NB_FAIL(b->ctx, nb_op_name(op), "the CPU backend has no unary kernel for this op");

@@ -14,6 +14,7 @@ static __device__ float unary_value(int op, float x, float alpha) {
     (void)alpha;
     switch (op) {
     case NBK_OP_HARDSIGMOID: return fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f; /* relu6(x + 3) / 6 */
+    case NBK_OP_SQUARE: return x * x;
     default: return x;
     }
 }
@@ -23,13 +24,15 @@ static __device__ float unary_grad(int op, float x, float g, float alpha) {
     (void)x;
     switch (op) {
     case NBK_OP_HARDSIGMOID: return x > -3.0f && x < 3.0f ? g / 6.0f : 0.0f;
+    case NBK_OP_SQUARE: return 2.0f * x * g;
     default: return g;
     }
 }
 
 extern "C" int nbk_unary_supported(int op) {
     switch (op) {
-    case NBK_OP_HARDSIGMOID: return 1;
+    case NBK_OP_HARDSIGMOID:
+    case NBK_OP_SQUARE: return 1;
     default: return 0;
     }
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""Real speed from full-integer quantization on this machine: ONNX Runtime running nibble's float export
+(batch norms folded) against the same network exported full-integer by nibble (bin/quantize with
+quantize.activations=8, then bin/export: QDQ that ONNX Runtime fuses into QLinearConv and friends), batch 1
+latency and batch B throughput, with PyTorch 1.13's own int8 (eager mode, FBGEMM or, in Debian's build, oneDNN;
+torchvision's quantizable models) as the peer, in one run, the same thread count. Speed does not depend on the weights: the networks
+are freshly initialised and calibrated on a few random images. The file sizes are beside the times.
+
+Without AVX-512 VNNI (or AVX-VNNI, AMX) x86 computes u8 x s8 products in 16-bit pairs and three instructions
+where VNNI takes one: the int8 gain is smaller there, and the ratios below hold for this CPU only.
+
+usage: compare_int8.py BUILD_DIR [--threads T] [--batch B] [--seconds S] [--archs a,b,...]"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ARCHS = [("resnet18", 224), ("mobilenet_v2", 224), ("shufflenet_v2_x1_0", 224), ("lrssd_mobilenet_v2", 300)]
+
+TORCH_INT8 = r"""
+import sys, time, json, torch, torchvision
+from torchvision.models import quantization as tq
+arch, size, threads, batch, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+torch.set_num_threads(threads)
+# FBGEMM where this build has it (Debian's torch has oneDNN's x86 int8 and QNNPACK instead)
+engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn"
+torch.backends.quantized.engine = engine
+m = getattr(tq, arch)(quantize=False).eval()
+m.fuse_model()
+m.qconfig = torch.quantization.get_default_qconfig(engine)
+torch.quantization.prepare(m, inplace=True)
+with torch.no_grad():
+    m(torch.randn(8, 3, size, size))
+torch.quantization.convert(m, inplace=True)
+def timed(x, budget, runs):
+    ts = []
+    end = time.perf_counter() + budget
+    while len(ts) < runs or time.perf_counter() < end:
+        t0 = time.perf_counter(); m(x); ts.append(time.perf_counter() - t0)
+    return sorted(ts)[len(ts) // 2]
+with torch.no_grad():
+    one, many = torch.randn(1, 3, size, size), torch.randn(batch, 3, size, size)
+    timed(one, 0, 3)
+    t1 = timed(one, seconds, 10)
+    timed(many, 0, 1)
+    tb = timed(many, seconds, 3)
+print(json.dumps({"ms_batch1": 1000 * t1, "img_per_s": batch / tb, "engine": engine}))
+"""
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def classifier_data(d, size):
+    import h5py
+    rng = np.random.default_rng(0)
+    path = os.path.join(d, f"rgb{size}.h5")
+    with h5py.File(path, "w") as f:
+        f["images"] = rng.integers(0, 256, (16, 3, size, size), dtype=np.uint8)
+        f["labels"] = rng.integers(0, 1000, 16).astype(np.int64)
+    return (f"[data]\nformat = hdf5\ntrain = {path}\nval = {path}\naugment = none\n"
+            "mean = 0.485, 0.456, 0.406\nstd = 0.229, 0.224, 0.225\nworkers = 1\n[model]\nnum_classes = 1000\n")
+
+
+def detection_data(d, size):
+    root = os.path.join(d, "voc")
+    run([sys.executable, "scripts/make_synth_voc.py", root, "--train", "16", "--test", "4", "--size", str(size)])
+    return (f"[data]\nformat = voc\nroot = {root}\ntrain = SYNTH/trainval\nval = SYNTH/test\n"
+            "classes = circle,square,triangle,star,cross,ring\naugment = none\n"
+            "mean = 0.485, 0.456, 0.406\nstd = 0.229, 0.224, 0.225\nworkers = 1\n[model]\nnum_classes = 7\n")
+
+
+def models(build, d, arch, size):
+    """A fresh checkpoint of arch, its float export (batch norms folded) and its full-integer export"""
+    data = detection_data(d, size) if arch.startswith("lrssd") else classifier_data(d, size)
+    cfg = os.path.join(d, f"{arch}.cfg")
+    with open(cfg, "w") as f:
+        f.write(data + f"arch = {arch}\nin_channels = 3\ninput_size = {size}\n"
+                "[train]\nepochs = 1\nsteps = 1\nbatch = 2\neval_batch = 2\nlog_every = 100\n"
+                "[optim]\ntype = sgd\nlr = 0\nwarmup_epochs = 0\n")
+    out = os.path.join(d, arch)
+    run([f"{build}/bin/train", cfg, f"train.out={out}"])
+    ckpt, q = os.path.join(out, "last.h5"), os.path.join(d, f"{arch}_w8a8.h5")
+    run([f"{build}/bin/quantize", ckpt, q, "quantize.activations=8", "quantize.calibration=8"])
+    fl, i8 = os.path.join(d, f"{arch}_float.onnx"), os.path.join(d, f"{arch}_int8.onnx")
+    run([f"{build}/bin/export", ckpt, "-o", fl, "--fold-bn"])
+    run([f"{build}/bin/export", q, "-o", i8])
+    return fl, i8
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--archs", default=",".join(a for a, _ in ARCHS))
+    a = ap.parse_args()
+    env = dict(os.environ, NODE_PATH=os.environ.get("NB_ORT_NODE_PATH", "build/ort/node_modules"))
+    wanted = a.archs.split(",")
+    print(f"ONNX Runtime float32 vs nibble's full-integer export (W8A8, QDQ fused by ONNX Runtime), "
+          f"{a.threads} threads; PyTorch 1.13 eager int8 as the peer; batch 1 ms (median), batch {a.batch} img/s")
+    print(f"{'model':20s} {'float ms':>9s} {'int8 ms':>9s} {'x':>5s} {'torch i8':>9s} | "
+          f"{'float/s':>8s} {'int8/s':>8s} {'x':>5s} {'torch/s':>8s} | {'float MB':>8s} {'int8 MB':>8s}")
+    with tempfile.TemporaryDirectory(prefix="nibble-int8-") as d:
+        for arch, size in ARCHS:
+            if arch not in wanted:
+                continue
+            fl, i8 = models(a.build, d, arch, size)
+            bench = ["node", "bench/ort_bench.js"]
+            opts = ["3", str(size), str(size), "--threads", str(a.threads), "--batch", str(a.batch),
+                    "--seconds", str(a.seconds)]
+            f = last_json(run(bench + [fl] + opts, env=env))
+            q = last_json(run(bench + [i8] + opts, env=env))
+            t = {"ms_batch1": float("nan"), "img_per_s": float("nan")}
+            if not arch.startswith("lrssd"):
+                t = last_json(run([sys.executable, "-c", TORCH_INT8, arch, str(size), str(a.threads), str(a.batch),
+                                   str(a.seconds)]))
+            mb = lambda p: os.path.getsize(p) / 1e6
+            row = {"model": arch, "size": size, "threads": a.threads, "batch": a.batch,
+                   "ort_float": f, "ort_int8": q, "torch_int8": t,
+                   "speedup_batch1": f["ms_batch1"] / q["ms_batch1"], "speedup_batch": q["img_per_s"] / f["img_per_s"],
+                   "float_mb": mb(fl), "int8_mb": mb(i8)}
+            print(f"{arch:20s} {f['ms_batch1']:9.2f} {q['ms_batch1']:9.2f} {row['speedup_batch1']:5.2f} "
+                  f"{t['ms_batch1']:9.2f} | {f['img_per_s']:8.1f} {q['img_per_s']:8.1f} {row['speedup_batch']:5.2f} "
+                  f"{t['img_per_s']:8.1f} | {row['float_mb']:8.2f} {row['int8_mb']:8.2f}", flush=True)
+            os.makedirs("bench/out", exist_ok=True)
+            with open("bench/out/int8.jsonl", "a") as out:
+                out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
