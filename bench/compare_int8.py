@@ -26,16 +26,32 @@ import sys, time, json, torch, torchvision
 from torchvision.models import quantization as tq
 arch, size, threads, batch, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 torch.set_num_threads(threads)
-# FBGEMM where this build has it (Debian's torch has oneDNN's x86 int8 and QNNPACK instead)
-engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn"
-torch.backends.quantized.engine = engine
-m = getattr(tq, arch)(quantize=False).eval()
-m.fuse_model()
-m.qconfig = torch.quantization.get_default_qconfig(engine)
-torch.quantization.prepare(m, inplace=True)
-with torch.no_grad():
-    m(torch.randn(8, 3, size, size))
-torch.quantization.convert(m, inplace=True)
+# FBGEMM where this build has it; Debian's torch has oneDNN's x86 int8 and QNNPACK instead, and oneDNN 2.6's
+# reorder refuses MobileNetV2's depthwise convolutions at batch 32 on AVX-512 machines: the first engine that runs
+# both batch sizes counts
+def build(engine):
+    torch.backends.quantized.engine = engine
+    m = getattr(tq, arch)(quantize=False).eval()
+    m.fuse_model()
+    m.qconfig = torch.quantization.get_default_qconfig(engine)
+    torch.quantization.prepare(m, inplace=True)
+    with torch.no_grad():
+        m(torch.randn(8, 3, size, size))
+    torch.quantization.convert(m, inplace=True)
+    with torch.no_grad():  # both shapes timed below: oneDNN fails at some batch sizes only
+        m(torch.randn(1, 3, size, size))
+        m(torch.randn(batch, 3, size, size))
+    return m
+failed = []
+for engine in [e for e in ("fbgemm", "onednn", "qnnpack") if e in torch.backends.quantized.supported_engines]:
+    try:
+        m = build(engine)
+        break
+    except RuntimeError as e:
+        failed.append(f"{engine}: {str(e).splitlines()[0]}")
+else:
+    print(json.dumps({"ms_batch1": float("nan"), "img_per_s": float("nan"), "engine": "none", "failed": failed}))
+    sys.exit(0)
 def timed(x, budget, runs):
     ts = []
     end = time.perf_counter() + budget
@@ -48,7 +64,7 @@ with torch.no_grad():
     t1 = timed(one, seconds, 10)
     timed(many, 0, 1)
     tb = timed(many, seconds, 3)
-print(json.dumps({"ms_batch1": 1000 * t1, "img_per_s": batch / tb, "engine": engine}))
+print(json.dumps({"ms_batch1": 1000 * t1, "img_per_s": batch / tb, "engine": engine, "failed": failed}))
 """
 
 
@@ -113,7 +129,7 @@ def main():
     print(f"ONNX Runtime float32 vs nibble's full-integer export (W8A8, QDQ fused by ONNX Runtime), "
           f"{a.threads} threads; PyTorch 1.13 eager int8 as the peer; batch 1 ms (median), batch {a.batch} img/s")
     print(f"{'model':20s} {'float ms':>9s} {'int8 ms':>9s} {'x':>5s} {'torch i8':>9s} | "
-          f"{'float/s':>8s} {'int8/s':>8s} {'x':>5s} {'torch/s':>8s} | {'float MB':>8s} {'int8 MB':>8s}")
+          f"{'float/s':>8s} {'int8/s':>8s} {'x':>5s} {'torch/s':>8s} | {'float MB':>8s} {'int8 MB':>8s}  torch engine")
     with tempfile.TemporaryDirectory(prefix="nibble-int8-") as d:
         for arch, size in ARCHS:
             if arch not in wanted:
@@ -124,7 +140,7 @@ def main():
                     "--seconds", str(a.seconds)]
             f = last_json(run(bench + [fl] + opts, env=env))
             q = last_json(run(bench + [i8] + opts, env=env))
-            t = {"ms_batch1": float("nan"), "img_per_s": float("nan")}
+            t = {"ms_batch1": float("nan"), "img_per_s": float("nan"), "engine": "-"}
             if not arch.startswith("lrssd"):
                 t = last_json(run([sys.executable, "-c", TORCH_INT8, arch, str(size), str(a.threads), str(a.batch),
                                    str(a.seconds)]))
@@ -135,7 +151,7 @@ def main():
                    "float_mb": mb(fl), "int8_mb": mb(i8)}
             print(f"{arch:20s} {f['ms_batch1']:9.2f} {q['ms_batch1']:9.2f} {row['speedup_batch1']:5.2f} "
                   f"{t['ms_batch1']:9.2f} | {f['img_per_s']:8.1f} {q['img_per_s']:8.1f} {row['speedup_batch']:5.2f} "
-                  f"{t['img_per_s']:8.1f} | {row['float_mb']:8.2f} {row['int8_mb']:8.2f}", flush=True)
+                  f"{t['img_per_s']:8.1f} | {row['float_mb']:8.2f} {row['int8_mb']:8.2f}  {t.get('engine', '-')}", flush=True)
             os.makedirs("bench/out", exist_ok=True)
             with open("bench/out/int8.jsonl", "a") as out:
                 out.write(json.dumps(row) + "\n")

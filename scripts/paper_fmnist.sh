@@ -60,11 +60,16 @@ for cb in binary ternary pm2 pm4; do
     ptq "dfq_layer_$cb" compress.codebook=$cb quantize.dfq=true
 done
 
-# full-integer quantization (weights and activations) of the full-precision checkpoint, and of the qat runs:
+# full-integer quantization (weights and activations) of the full-precision checkpoint, and of the qat runs
+# (their final weights, as every other row):
 # each exported and run in ONNX Runtime on the whole test set beside the simulation (top-1, agreement), and
 # timed there against the float export (batch 1 and 256, 2 threads). reduce_range throughout: 8-bit weights on
 # [-64, 63], which x86 CPUs without VNNI compute exactly; one full-range row shows what that costs.
 mkdir -p runs/fmnist_int8
+# the CPU decides whether full-range int8 weights are computed exactly (VNNI) and how fast: the table names it
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), ISA: $(grep -m1 '^flags' /proc/cpuinfo |
+    tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' | tr '\n' ' ' | sed 's/ $//')" \
+    > runs/fmnist_int8/machine.txt
 export NB_ORT_NODE_PATH=${NB_ORT_NODE_PATH:-build/ort/node_modules}
 deployed() { # name, checkpoint: export, ONNX Runtime beside the simulation, speed against the float export
     "$BIN/export" "$2" -o "runs/fmnist_int8/$1.onnx" > "runs/fmnist_int8/$1.export.txt"
@@ -94,7 +99,7 @@ fullint w8a8_layer compress.qat_scale=layer
 fullint w8a8_fullrange quantize.reduce_range=false
 for e in qat_w8a8 qat_w4a4 qat_w3a3 qat_w2a2 admm_pm4_a8; do
     train fmnist_$e
-    [ -f "runs/fmnist_int8/$e.eval.json" ] || deployed "$e" "runs/fmnist_$e/best.h5"
+    [ -f "runs/fmnist_int8/$e.eval.json" ] || deployed "$e" "runs/fmnist_$e/last.h5"
 done
 # PyTorch 1.13's own eager-mode int8 of the same checkpoint on the same 512 calibration images
 [ -f runs/fmnist_int8/torch_ptq.json ] || /usr/bin/python3 scripts/torch_quant_peer.py "$FP" > runs/fmnist_int8/torch_ptq.json
