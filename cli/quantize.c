@@ -33,7 +33,7 @@ static int full_integer(nb_ctx *ctx, const nb_settings *s, const nb_cfg *cfg, nb
                         const char *out, const nb_dfq *dfq) {
     const nb_quantize_settings *qs = &s->quantize;
     nb_qsim_cfg qc;
-    nb_qsim_cfg_from(s, &qc);
+    nb_qsim_cfg_from(s, m, &qc);
     /* data-free: the calibration images are distilled from the float network first */
     float *distilled = NULL;
     double first = 0, last = 0;

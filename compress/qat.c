@@ -85,23 +85,8 @@ nb_compressor *nb_qat_new(nb_ctx *ctx, const nb_settings *s, nb_model *m, int64_
     NB_REQUIRE(ctx, !ctx->comm, NULL, "config",
                "compress.methods = qat does not run data-parallel yet (its step sizes are not reduced across ranks)");
     nb_qsim_cfg cfg;
-    nb_qsim_cfg_from(s, &cfg);
-    /* the weights a codebook method owns stay on its codebook: qat quantizes the rest */
+    nb_qsim_cfg_from(s, m, &cfg);
     const nb_compress_settings *cs = &s->compress;
-    char buf[NB_CFG_VALUE_MAX];
-    snprintf(buf, sizeof buf, "%s", cs->methods);
-    bool codebook = false;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
-        codebook = codebook || !strcmp(tok, "admm") || !strcmp(tok, "twn") || !strcmp(tok, "bwn");
-    if (codebook) {
-        nb_tensor *sel[512];
-        int n = nb_compress_select(cs, cs->layers, m, sel, 512);
-        for (int k = 0; k < n; k++) {
-            size_t used = strlen(cfg.skip_weights);
-            snprintf(cfg.skip_weights + used, sizeof cfg.skip_weights - used, "%s%s", used ? "," : "", sel[k]->name);
-        }
-    }
     qat *a = nb_xcalloc(1, sizeof *a);
     a->ctx = ctx;
     a->epochs = s->train.epochs;

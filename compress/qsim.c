@@ -46,6 +46,7 @@ typedef struct {
 typedef struct {
     char layer[128];
     int weight;         /* its weight quantizer, or -1 */
+    int codebook;       /* or, for a weight a codebook method owns (cfg.skip_weights), its record in q->cb */
     int in_point;       /* the quantizer of its input */
     const nb_tensor *w; /* discovery: the weight as passed, and the output */
     const nb_tensor *out;
@@ -68,6 +69,10 @@ struct nb_qsim {
     int n_points, cap_points;
     qweight *weights;
     int n_weights;
+    /* the weights a codebook method owns: not quantized here, but their scale (alpha, from the checkpoint's
+     * compress/<method>/alpha/<weight>) and batch norm give the int32 bias the deployed layer adds */
+    qweight *cb;
+    int n_cb;
     occurrence *occ;
     int n_occ, cap_occ;
     /* the forward pass now running */
@@ -246,7 +251,9 @@ static nb_tensor *quantize_weight(nb_qsim *q, int wi, nb_tensor *w) {
  * batch norm after it lands on b_q; without a batch norm it is b_q. *bias is left alone when the input is not
  * quantized. 0, or -1 after reporting. */
 static int deployed_bias(nb_qsim *q, occurrence *o, nb_tensor **bias_in) {
-    qweight *qw = &q->weights[o->weight];
+    /* a codebook weight's scale is alpha, the unfolded weight's: the folded one's is alpha sf */
+    bool codebook = o->weight < 0;
+    qweight *qw = codebook ? &q->cb[o->codebook] : &q->weights[o->weight];
     qpoint *p = &q->points[o->in_point];
     nb_tensor *bias = *bias_in;
     if (!p->bits || !p->ready) return 0;
@@ -262,7 +269,7 @@ static int deployed_bias(nb_qsim *q, occurrence *o, nb_tensor **bias_in) {
     int rc = sw && bc && (!qw->gamma || (g && v && be && mu)) ? nb_tensor_to_host(p->scale, &sx, sizeof sx) : -1;
     for (int64_t c = 0; rc == 0 && c < O; c++) {
         float sf = g ? g[c] / sqrtf(v[c] + qw->eps) : 1.0f, b = g ? be[c] + (bc[c] - mu[c]) * sf : bc[c];
-        float sb = sx * sw[nb_numel(qw->scale) == 1 ? 0 : c];
+        float sb = sx * (sw[nb_numel(qw->scale) == 1 ? 0 : c] * (codebook && g ? sf : 1.0f));
         float bq = (float)(nearbyint((double)b / (double)sb) * (double)sb);
         out[c] = !g ? bq : sf != 0.0f ? bc[c] + (bq - b) / sf : bc[c];
     }
@@ -297,6 +304,7 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
             snprintf(o->layer, sizeof o->layer, "%s", q->ctx->scope_name);
             o->w = in[1];
             o->weight = -1;
+            o->codebook = -1;
         } else if (k >= q->n_occ) {
             NB_FAIL(q->ctx, q->ctx->scope_name, "the forward pass reached more layers than the simulation placed");
             return -1;
@@ -308,6 +316,10 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
             if (!(in[1] = quantize_weight(q, wi, in[1]))) return -1;
             if (q->evaluating && n_in > 2 && deployed_bias(q, &q->occ[k], &in[2])) return -1;
         }
+        int ci = q->occ[k].codebook;
+        if (q->mode == RUN && !q->exporting && ci >= 0 && q->cb[ci].scale && q->evaluating && n_in > 2 &&
+            deployed_bias(q, &q->occ[k], &in[2]))
+            return -1;
         return 0;
     }
     case NB_QUANT_REQUANT:
@@ -477,10 +489,30 @@ static nb_tensor *f32(nb_ctx *ctx, int64_t n, const char *fmt, const char *name)
     return t;
 }
 
+/* The record of (w, the batch norm folded into it) in recs: *index is its place; the new record when it was
+ * not there yet (w and the batch norm's tensors set), NULL when it was */
+static qweight *record(qweight *recs, int *n, const nb_tensor *w, const nb_node *bn, int *index) {
+    int k = 0;
+    while (k < *n && !(recs[k].w == w && recs[k].gamma == (bn ? bn->in[1] : NULL))) k++;
+    *index = k;
+    if (k < *n) return NULL;
+    qweight *r = &recs[(*n)++];
+    r->w = (nb_tensor *)w;
+    if (bn) {
+        r->gamma = bn->in[1];
+        r->beta = bn->in[2];
+        r->mean = bn->in[3];
+        r->var = bn->in[4];
+        r->eps = bn->attr.bn.eps;
+    }
+    return r;
+}
+
 /* The weight quantizers: one per (parameter, folded batch norm), read off the recorded pass */
 static int place_weights(nb_qsim *q, const bool *last) {
     nb_ctx *ctx = q->ctx;
     q->weights = nb_xcalloc((size_t)(q->n_occ ? q->n_occ : 1), sizeof *q->weights);
+    q->cb = nb_xcalloc((size_t)(q->n_occ ? q->n_occ : 1), sizeof *q->cb);
     for (int k = 0; k < q->n_occ; k++) {
         occurrence *o = &q->occ[k];
         const nb_tensor *w = o->w;
@@ -492,18 +524,18 @@ static int place_weights(nb_qsim *q, const bool *last) {
         int bits = layer_bits(q, o->layer, end, q->cfg.abits);
         qpoint *in = &q->points[o->in_point];
         if (bits > in->bits || strcmp(q->cfg.layer_bits, "default")) in->bits = bits;
-        if (!w || listed(q->cfg.skip_weights, w->name)) continue;
+        if (!w) continue;
         const nb_node *bn = NULL, *c[2], *made = producer(ctx, o->out);
         if (made && made->op == NB_OP_CONV2D && nb_tape_consumers(ctx, o->out, c, 2) == 1 &&
             c[0]->op == NB_OP_BATCHNORM2D && c[0]->in[1] && !c[0]->attr.bn.training)
             bn = c[0];
-        int wi = 0;
-        while (wi < q->n_weights && !(q->weights[wi].w == w && q->weights[wi].gamma == (bn ? bn->in[1] : NULL))) wi++;
-        o->weight = wi;
-        if (wi < q->n_weights) continue;
-        qweight *qw = &q->weights[q->n_weights++];
+        if (listed(q->cfg.skip_weights, w->name)) {
+            record(q->cb, &q->n_cb, w, bn, &o->codebook);
+            continue;
+        }
+        qweight *qw = record(q->weights, &q->n_weights, w, bn, &o->weight);
+        if (!qw) continue;
         int64_t O = w->shape[0], ns = q->cfg.per_channel ? O : 1;
-        qw->w = (nb_tensor *)w;
         qw->bits = layer_bits(q, o->layer, end, q->cfg.wbits);
         NB_REQUIRE(ctx, qw->bits >= 2 && qw->bits <= 8, -1, o->layer, "weight bits %d: 2 to 8 are supported", qw->bits);
         qw->qmin = weight_grid_min(qw->bits, q->cfg.reduce_range);
@@ -514,11 +546,6 @@ static int place_weights(nb_qsim *q, const bool *last) {
         if (!qw->scale || !qw->zero || !qw->grid) return -1;
         if (q->cfg.learn) nb_set_requires_grad(qw->scale, true);
         if (bn) {
-            qw->gamma = bn->in[1];
-            qw->beta = bn->in[2];
-            qw->mean = bn->in[3];
-            qw->var = bn->in[4];
-            qw->eps = bn->attr.bn.eps;
             qw->sf = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){1, O, 1, 1});
             qw->inv = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){1, O, 1, 1});
             if (!qw->sf || !qw->inv) return -1;
@@ -548,19 +575,30 @@ static int place_points(nb_qsim *q, const nb_tensor *y) {
     return 0;
 }
 
-bool nb_qsim_cfg_from(const nb_settings *s, nb_qsim_cfg *out) {
+bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out) {
     memset(out, 0, sizeof *out);
     const nb_compress_settings *c = &s->compress;
     const nb_quantize_settings *qs = &s->quantize;
-    bool qat = false;
+    bool qat = false, codebook = false;
     char buf[NB_CFG_VALUE_MAX];
     snprintf(buf, sizeof buf, "%s", c->methods);
     char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) qat = qat || !strcmp(tok, "qat");
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        qat = qat || !strcmp(tok, "qat");
+        codebook = codebook || !strcmp(tok, "admm") || !strcmp(tok, "twn") || !strcmp(tok, "bwn");
+    }
     out->range = (nb_qrange)qs->range.id;
     out->percentile = qs->percentile;
     out->reduce_range = qs->reduce_range;
     if (qat) {
+        /* the weights a codebook method owns stay on its codebook, in training and in every reader of its
+         * checkpoints alike: qat quantizes the rest */
+        nb_tensor *sel[512];
+        int n = codebook ? nb_compress_select(c, c->layers, m, sel, 512) : 0;
+        for (int k = 0; k < n; k++) {
+            size_t used = strlen(out->skip_weights);
+            snprintf(out->skip_weights + used, sizeof out->skip_weights - used, "%s%s", used ? "," : "", sel[k]->name);
+        }
         out->wbits = (int)c->wbits;
         out->abits = (int)c->abits;
         snprintf(out->layer_bits, sizeof out->layer_bits, "%s", c->qat_layers);
@@ -633,6 +671,8 @@ void nb_qsim_free(nb_qsim *q) {
         nb_release(w->sf);
         nb_release(w->inv);
     }
+    for (int k = 0; k < q->n_cb; k++) nb_release(q->cb[k].scale);
+    free(q->cb);
     for (int k = 0; k < q->n_occ; k++) nb_release(q->occ[k].bias);
     free(q->points);
     free(q->weights);
@@ -932,6 +972,51 @@ bool nb_qsim_quantizes(const nb_qsim *q, const nb_tensor *w) {
     return false;
 }
 
+/* The codebook weights' alphas as their method stored them (compress/<method>/alpha/<weight>): what the
+ * deployed layers' int32 biases step by. A weight without one keeps its float bias. 0, or -1 after reporting
+ * a record of the wrong size. */
+static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
+    static const char *const methods[] = {"admm", "twn", "bwn"};
+    int rc = 0;
+    if (!q->n_cb) return 0;
+    H5E_BEGIN_TRY {
+        hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        for (int k = 0; f >= 0 && rc == 0 && k < q->n_cb; k++) {
+            qweight *cw = &q->cb[k];
+            for (int j = 0; j < 3 && !cw->scale && rc == 0; j++) {
+                char group[64], path[NB_NAME_MAX + 64];
+                snprintf(group, sizeof group, "compress/%s/alpha", methods[j]);
+                snprintf(path, sizeof path, "%s/%s", group, cw->w->name);
+                if (H5Lexists(f, "compress", H5P_DEFAULT) <= 0 || H5Lexists(f, group, H5P_DEFAULT) <= 0 ||
+                    H5Lexists(f, path, H5P_DEFAULT) <= 0)
+                    continue;
+                hid_t d = H5Dopen2(f, path, H5P_DEFAULT), sp = d >= 0 ? H5Dget_space(d) : -1;
+                hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+                int64_t O = cw->w->shape[0];
+                if (n != 1 && n != O) {
+                    NB_FAIL(q->ctx, ckpt, "%s: %lld scales for a weight of %lld output channels", path, (long long)n,
+                            (long long)O);
+                    rc = -1;
+                } else {
+                    float *a = nb_xmalloc(sizeof(float) * (size_t)n);
+                    cw->scale = f32(q->ctx, n, "quant.codebook.%s.alpha", cw->w->name);
+                    if (!cw->scale || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) < 0 ||
+                        nb_host_store(cw->scale, a)) {
+                        NB_FAIL(q->ctx, ckpt, "%s: unreadable", path);
+                        rc = -1;
+                    }
+                    free(a);
+                }
+                if (sp >= 0) H5Sclose(sp);
+                if (d >= 0) H5Dclose(d);
+            }
+        }
+        if (f >= 0) H5Fclose(f);
+    }
+    H5E_END_TRY;
+    return rc;
+}
+
 int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, nb_qsim **out) {
     nb_ctx *ctx = m->ctx;
     *out = NULL;
@@ -943,7 +1028,7 @@ int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, 
     }
     H5E_END_TRY;
     nb_qsim_cfg cfg;
-    NB_REQUIRE(ctx, nb_qsim_cfg_from(s, &cfg), -1, ckpt,
+    NB_REQUIRE(ctx, nb_qsim_cfg_from(s, m, &cfg), -1, ckpt,
                "holds quantizers (quant/), but its configuration asks for no quantization (compress.methods = qat "
                "or quantize.activations)");
     cfg.learn = false;
@@ -954,6 +1039,7 @@ int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, 
     int rc = nb_ckpt_load_extra(ctx, ckpt, &extra);
     nb_ckpt_extra_free(&extra);
     if (rc == 0) rc = nb_qsim_check_ready(q, ckpt);
+    if (rc == 0) rc = load_codebook_scales(q, ckpt);
     if (rc) {
         nb_qsim_free(q);
         return -1;

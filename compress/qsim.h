@@ -46,8 +46,10 @@ typedef struct {
 typedef struct nb_qsim nb_qsim;
 
 /* The simulation's settings from a run's: quantization-aware training (compress.methods names qat) or
- * post-training full-integer quantization (quantize.activations > 0). False when neither asks for it. */
-bool nb_qsim_cfg_from(const nb_settings *s, nb_qsim_cfg *out);
+ * post-training full-integer quantization (quantize.activations > 0). False when neither asks for it. With
+ * qat beside a codebook method (admm, twn, bwn), the weights of m that compress.layers selects for it are
+ * skip_weights. */
+bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out);
 
 /* Place the quantizers of m (a recorded forward pass finds them and the batch norm after each convolution)
  * and wrap m->forward, so that every forward pass from now on runs simulated. Weight step sizes start from

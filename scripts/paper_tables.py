@@ -161,8 +161,15 @@ def int8_table(R, fp):
         o = e.get("onnxruntime", {})
         sp = int8_speed(R, name)
         speed = ("%.3f → %.3f (%.2fx)" % (sp[0], sp[1], sp[0] / sp[1]), "%.0f → %.0f (%.2fx)" % (sp[2], sp[3], sp[3] / sp[2])) if sp else ("—", "—")
-        L.append("| %s | %s | %s%s | %s | %s | %s | %s | %s |" % (
-            bits, method, pct(e["top1"]), delta(e["top1"], fp), pct(o.get("top1")),
+        # a row run with more seeds (runs/fmnist_int8/<name>_s<seed>.eval.json) shows them and their mean
+        others = [os.path.join(R, "fmnist_int8", "%s_s%d.eval.json" % (name, k)) for k in (2, 3)]
+        seeds = [e["top1"]] + [json.load(open(q))["top1"] for q in others if os.path.exists(q)]
+        top = pct(e["top1"]) + delta(e["top1"], fp)
+        if len(seeds) > 1:
+            mean, sd = mean_sd(seeds)
+            top = "%s = %.2f ± %.2f%s" % (" / ".join(pct(v) for v in seeds), 100 * mean, 100 * sd, delta(mean, fp))
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            bits, method, top, pct(o.get("top1")),
             pct(o.get("top1_agreement")), pct(o.get("within_one_step")), speed[0], speed[1]))
     peer = os.path.join(R, "fmnist_int8", "torch_ptq.json")
     if os.path.exists(peer):
