@@ -190,7 +190,10 @@ def int8_table(R, fp):
              "with full int8 weights, and then the engine no longer computes the simulation (on one such CPU, an "
              "AVX2 EPYC, a full-range export agreed within one step on 73.6%% of the logits); with VNNI it makes no "
              "difference. Times: ONNX Runtime, 2 threads, the int8 export against the float one (batch norms "
-             "folded), 28x28 inputs. The machine these ran on: %s.\n" % cpu)
+             "folded), 28x28 inputs. Activation grids narrower than 8 bits (W4A4, W2A2) are exported with a float Clip "
+             "before their uint8 QuantizeLinear, where the simulation saturates; ONNX Runtime fuses no such Clip and "
+             "runs those networks in float kernels: exact, but slower than the float export. The machine these ran "
+             "on: %s.\n" % cpu)
     return L
 
 
