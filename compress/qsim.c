@@ -311,15 +311,12 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
         }
         if (!(in[0] = act(q, in[0], op, "in", &pt))) return -1;
         if (q->mode == DISCOVER) q->occ[k].in_point = pt;
-        int wi = q->occ[k].weight;
-        if (q->mode == RUN && !q->exporting && wi >= 0) {
-            if (!(in[1] = quantize_weight(q, wi, in[1]))) return -1;
-            if (q->evaluating && n_in > 2 && deployed_bias(q, &q->occ[k], &in[2])) return -1;
-        }
-        int ci = q->occ[k].codebook;
-        if (q->mode == RUN && !q->exporting && ci >= 0 && q->cb[ci].scale && q->evaluating && n_in > 2 &&
-            deployed_bias(q, &q->occ[k], &in[2]))
-            return -1;
+        int wi = q->occ[k].weight, ci = q->occ[k].codebook;
+        if (q->mode != RUN || q->exporting) return 0;
+        if (wi >= 0 && !(in[1] = quantize_weight(q, wi, in[1]))) return -1;
+        /* a codebook weight's bias is the deployed one once its alpha is known (read from a checkpoint) */
+        bool scaled = wi >= 0 || (ci >= 0 && q->cb[ci].scale);
+        if (scaled && q->evaluating && n_in > 2 && deployed_bias(q, &q->occ[k], &in[2])) return -1;
         return 0;
     }
     case NB_QUANT_REQUANT:
@@ -575,6 +572,10 @@ static int place_points(nb_qsim *q, const nb_tensor *y) {
     return 0;
 }
 
+/* the compression methods that keep the weights they select on a codebook of their own (compress/<name>/alpha) */
+static const char *const codebook_methods[] = {"admm", "twn", "bwn"};
+#define N_CODEBOOK_METHODS (int)(sizeof codebook_methods / sizeof *codebook_methods)
+
 bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out) {
     memset(out, 0, sizeof *out);
     const nb_compress_settings *c = &s->compress;
@@ -585,7 +586,7 @@ bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out)
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         qat = qat || !strcmp(tok, "qat");
-        codebook = codebook || !strcmp(tok, "admm") || !strcmp(tok, "twn") || !strcmp(tok, "bwn");
+        for (int j = 0; j < N_CODEBOOK_METHODS; j++) codebook = codebook || !strcmp(tok, codebook_methods[j]);
     }
     out->range = (nb_qrange)qs->range.id;
     out->percentile = qs->percentile;
@@ -976,16 +977,15 @@ bool nb_qsim_quantizes(const nb_qsim *q, const nb_tensor *w) {
  * deployed layers' int32 biases step by. A weight without one keeps its float bias. 0, or -1 after reporting
  * a record of the wrong size. */
 static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
-    static const char *const methods[] = {"admm", "twn", "bwn"};
     int rc = 0;
     if (!q->n_cb) return 0;
     H5E_BEGIN_TRY {
         hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
         for (int k = 0; f >= 0 && rc == 0 && k < q->n_cb; k++) {
             qweight *cw = &q->cb[k];
-            for (int j = 0; j < 3 && !cw->scale && rc == 0; j++) {
+            for (int j = 0; j < N_CODEBOOK_METHODS && !cw->scale && rc == 0; j++) {
                 char group[64], path[NB_NAME_MAX + 64];
-                snprintf(group, sizeof group, "compress/%s/alpha", methods[j]);
+                snprintf(group, sizeof group, "compress/%s/alpha", codebook_methods[j]);
                 snprintf(path, sizeof path, "%s/%s", group, cw->w->name);
                 if (H5Lexists(f, "compress", H5P_DEFAULT) <= 0 || H5Lexists(f, group, H5P_DEFAULT) <= 0 ||
                     H5Lexists(f, path, H5P_DEFAULT) <= 0)
