@@ -26,6 +26,13 @@ typedef struct {
     const nb_tensor *t;
     char name[192];
     int q; /* the value is on a quantized grid: its index in emitter.qs, or -1 */
+    /* the ONNX tensor holds the value's channels (dim 1) in another order: its channel p is the value's channel
+     * perm[p] (an interleaving concatenation leaves its inputs side by side, see onnx_concat); NULL: in order */
+    int64_t *perm;
+    /* the value is never written whole: its channels are these tensors side by side (a slice of reordered
+     * channels that only interleaving concatenations read, which take the pieces as inputs of their own) */
+    char (*piece)[192];
+    int n_pieces;
 } named;
 
 typedef struct {
@@ -65,6 +72,9 @@ static void define_q(emitter *e, const nb_tensor *t, const char *name, int q) {
     if (!v) {
         if (e->n_vals == e->cap_vals) e->vals = nb_xrealloc(e->vals, (e->cap_vals = e->cap_vals ? 2 * e->cap_vals : 256) * sizeof *e->vals);
         v = &e->vals[e->n_vals++];
+        v->perm = NULL;
+        v->piece = NULL;
+        v->n_pieces = 0;
     }
     v->t = t;
     v->q = q;
@@ -72,6 +82,25 @@ static void define_q(emitter *e, const nb_tensor *t, const char *name, int q) {
 }
 
 static void define(emitter *e, const nb_tensor *t, const char *name) { define_q(e, t, name, -1); }
+
+/* channel orders (see "channel orders" below) */
+static const int64_t *perm_of(const emitter *e, const nb_tensor *t) {
+    const named *v = t ? lookup(e, t) : NULL;
+    return v ? v->perm : NULL;
+}
+
+static void set_perm(emitter *e, const nb_tensor *t, int64_t *perm) {
+    named *v = lookup(e, t);
+    free(v->perm);
+    v->perm = perm;
+}
+
+static int64_t *perm_copy(const int64_t *p, int64_t n) {
+    int64_t *c = nb_xmalloc(sizeof(int64_t) * (size_t)n);
+    memcpy(c, p, sizeof(int64_t) * (size_t)n);
+    return c;
+}
+
 
 /* A fresh name for a value or constant made inside a layer: "<layer>/<what>_<k>" */
 static const char *fresh(emitter *e, const nb_node *n, const char *what, char *buf, size_t len) {
@@ -403,16 +432,39 @@ static void shuffle(emitter *e, const nb_node *n, const char *x, const nb_tensor
     node(e, n, "Reshape", 2, (const char *[]){b, sn}, 1, (const char *[]){y});
 }
 
+/* A concatenation; one that interleaves its g inputs' channels (channel k g + j of the result is channel k of
+ * input j: ShuffleNet's concatenation and shuffle) is written as the plain concatenation, with the order its
+ * channels lie in (see "channel orders") */
 static int onnx_concat(emitter *e, const nb_dnode *d, const char *const *in) {
     const nb_node *n = d->node;
-    char y[192], t[192];
+    char y[192];
     out_name(e, n, y, sizeof y);
     bool inter = n->attr.axis.interleave;
-    if (inter) fresh(e, n, "Concat", t, sizeof t);
-    Onnx__NodeProto *c = node(e, n, "Concat", d->n_in, in, 1, (const char *[]){inter ? t : y});
-    ox_attr_int(c, "axis", n->attr.axis.axis);
-    if (inter) shuffle(e, n, t, n->out[0], d->n_in, y);
+    int n_parts = 0;
+    for (int j = 0; j < d->n_in; j++) {
+        const named *v = lookup(e, d->in[j].value);
+        n_parts += v && v->n_pieces ? v->n_pieces : 1;
+    }
+    const char **parts = nb_xmalloc(sizeof *parts * (size_t)n_parts);
+    n_parts = 0;
+    for (int j = 0; j < d->n_in; j++) {
+        const named *v = lookup(e, d->in[j].value);
+        if (v && v->n_pieces)
+            for (int i = 0; i < v->n_pieces; i++) parts[n_parts++] = v->piece[i];
+        else
+            parts[n_parts++] = in[j];
+    }
+    ox_attr_int(node(e, n, "Concat", n_parts, parts, 1, (const char *[]){y}), "axis", n->attr.axis.axis);
+    free(parts);
     define(e, d->out, y);
+    if (!inter) return 0;
+    NB_REQUIRE(e->ctx, n->attr.axis.axis == 1, -1, n->scope, "an interleaving concatenation exports on channels only");
+    int64_t C = n->out[0]->shape[1], g = d->n_in, *perm = nb_xmalloc(sizeof(int64_t) * (size_t)C), at = 0;
+    for (int j = 0; j < d->n_in; j++) {
+        const int64_t *pj = perm_of(e, d->in[j].value), Cj = n->in[j]->shape[1];
+        for (int64_t p = 0; p < Cj; p++) perm[at++] = (pj ? pj[p] : p) * g + j;
+    }
+    set_perm(e, d->out, perm);
     return 0;
 }
 
@@ -470,8 +522,11 @@ static int onnx_log_softmax(emitter *e, const nb_dnode *d, const char *const *in
 }
 
 /* QuantizeLinear then DequantizeLinear: the grid as ONNX computes it (x / s rounded half to even, plus z,
- * saturated to the zero point's type: uint8 for grids from 0, int8 for signed ones); a grid narrower than its
- * type is clipped to it first */
+ * saturated to the zero point's type: uint8 for grids from 0, int8 for signed ones). A grid narrower than its
+ * type is clipped on the integers, between the two: clamp(clamp(q, 0, 255), qmin, qmax) is the simulation's
+ * clamp(q, qmin, qmax) exactly, and ONNX Runtime still sees a Conv's output QuantizeLinear and its next input
+ * DequantizeLinear, so 2- to 7-bit activations run in its int8 kernels (a float Clip before QuantizeLinear,
+ * the earlier form, kept every convolution in float) */
 static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in) {
     const nb_node *n = d->node;
     const nb_fake_quant_attr *a = &n->attr.fake_quant;
@@ -498,20 +553,26 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
     }
     if (u8) ox_init_u8(e->gp, zn, per_channel, dims, zu);
     else ox_init_i8(e->gp, zn, per_channel, dims, (const int8_t *)zu);
-    const char *x = in[0];
-    if (!full) { /* the grid's ends in the real line: the per-tensor step size and zero point */
-        float s = sc->values[0], bounds[2] = {((float)a->qmin - zf[0]) * s, ((float)a->qmax - zf[0]) * s};
-        const_f32(e, n, "min", 0, NULL, &bounds[0], lo, sizeof lo);
-        const_f32(e, n, "max", 0, NULL, &bounds[1], hi, sizeof hi);
-        fresh(e, n, "Clip", clipped, sizeof clipped);
-        node(e, n, "Clip", 3, (const char *[]){x, lo, hi}, 1, (const char *[]){clipped});
-        x = clipped;
-    }
     free(zu);
     free(zf);
     fresh(e, n, "QuantizeLinear", q, sizeof q);
-    Onnx__NodeProto *qn = node(e, n, "QuantizeLinear", 3, (const char *[]){x, sn, zn}, 1, (const char *[]){q});
-    Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){q, sn, zn}, 1, (const char *[]){y});
+    Onnx__NodeProto *qn = node(e, n, "QuantizeLinear", 3, (const char *[]){in[0], sn, zn}, 1, (const char *[]){q});
+    const char *codes = q;
+    if (!full) { /* the grid's ends as integers of the zero point's type */
+        fresh(e, n, "min", lo, sizeof lo);
+        fresh(e, n, "max", hi, sizeof hi);
+        if (u8) {
+            ox_init_u8(e->gp, lo, 0, NULL, (const uint8_t[]){(uint8_t)a->qmin});
+            ox_init_u8(e->gp, hi, 0, NULL, (const uint8_t[]){(uint8_t)a->qmax});
+        } else {
+            ox_init_i8(e->gp, lo, 0, NULL, (const int8_t[]){(int8_t)a->qmin});
+            ox_init_i8(e->gp, hi, 0, NULL, (const int8_t[]){(int8_t)a->qmax});
+        }
+        fresh(e, n, "Clip", clipped, sizeof clipped);
+        node(e, n, "Clip", 3, (const char *[]){q, lo, hi}, 1, (const char *[]){clipped});
+        codes = clipped;
+    }
+    Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){codes, sn, zn}, 1, (const char *[]){y});
     if (per_channel) {
         ox_attr_int(qn, "axis", a->axis);
         ox_attr_int(dq, "axis", a->axis);
@@ -524,7 +585,7 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
     qp->z = zc->values[0];
     qp->qmin = a->qmin;
     qp->qmax = a->qmax;
-    qp->per_tensor = !per_channel && full;
+    qp->per_tensor = !per_channel; /* a narrower grid too: its Clip is on the integers */
     e->r->activation_qdq++;
     define_q(e, d->out, y, e->n_qs++);
     return 0;
@@ -547,10 +608,9 @@ static void keep_grid(emitter *e, const nb_dnode *d, int q) {
 
 /* A convolution's or linear layer's bias as the integer kernels take it: int32 in steps of x_scale * w_scale
  * (zero point 0), when its input is on a per-tensor grid and its weight is stored as codes; "" otherwise */
-static const char *int32_bias(emitter *e, const nb_dnode *d, char *name, size_t len) {
-    if (d->in[2].konst < 0 || d->in[1].konst < 0 || !d->in[0].value) return "";
+static const char *int32_bias_of(emitter *e, const nb_dnode *d, const nb_dconst *w, const nb_dconst *b, char *name,
+                                 size_t len) {
     const named *x = lookup(e, d->in[0].value);
-    const nb_dconst *w = &e->g->consts[d->in[1].konst], *b = &e->g->consts[d->in[2].konst];
     if (!x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
     int64_t O = w->dims[0];
     float sx = e->qs[x->q].s;
@@ -577,6 +637,166 @@ static const char *int32_bias(emitter *e, const nb_dnode *d, char *name, size_t 
     return name;
 }
 
+static const char *int32_bias(emitter *e, const nb_dnode *d, char *name, size_t len) {
+    if (d->in[2].konst < 0 || d->in[1].konst < 0 || !d->in[0].value) return "";
+    return int32_bias_of(e, d, &e->g->consts[d->in[1].konst], &e->g->consts[d->in[2].konst], name, len);
+}
+
+/* ---- channel orders ----
+ * An interleaving concatenation (ShuffleNet's concatenation and channel shuffle) is written as a plain
+ * concatenation, and its readers take the channels where they lie: a dense convolution reorders its weight's
+ * input channels, a depthwise one its rows (scales and bias with them) and passes the order on, element-wise
+ * ops pass it on, a slice of channels takes the runs of the tensor that hold them. No Transpose or Reshape is
+ * left in the graph, so ONNX Runtime keeps its integer kernels' NHWC layout across the shuffle (it moves its
+ * layout transposes through Slice and Concat, not through the Reshape-Transpose-Reshape of a shuffle). Any
+ * other reader gets the channels in order, by a Gather. */
+
+/* The same QuantizeLinear/DequantizeLinear pair as grid q after x, inside a data movement (a slice, a gather,
+ * a concatenation of slices), so that the engine runs it on the integers; x itself when q < 0 */
+static const char *on_grid(emitter *e, const nb_node *n, const char *x, int q, char *buf, size_t len) {
+    if (q < 0) return x;
+    char qn[192];
+    fresh(e, n, "QuantizeLinear", qn, sizeof qn);
+    fresh(e, n, "DequantizeLinear", buf, len);
+    node(e, n, "QuantizeLinear", 3, (const char *[]){x, e->qs[q].scale, e->qs[q].zero_point}, 1, (const char *[]){qn});
+    node(e, n, "DequantizeLinear", 3, (const char *[]){qn, e->qs[q].scale, e->qs[q].zero_point}, 1, (const char *[]){buf});
+    return buf;
+}
+
+/* t's channels put in order for a reader that needs them so (a Gather on axis 1) */
+static void in_order(emitter *e, const nb_node *n, const nb_tensor *t) {
+    named *v = lookup(e, t);
+    int64_t C = t->shape[1], *inv = nb_xmalloc(sizeof(int64_t) * (size_t)C);
+    for (int64_t p = 0; p < C; p++) inv[v->perm[p]] = p;
+    char ix[192], g[192], y[192];
+    const_i64(e, n, "indices", (int)C, inv, ix, sizeof ix);
+    fresh(e, n, "Gather", g, sizeof g);
+    ox_attr_int(node(e, n, "Gather", 2, (const char *[]){v->name, ix}, 1, (const char *[]){g}), "axis", 1);
+    snprintf(v->name, sizeof v->name, "%s", on_grid(e, n, g, v->q, y, sizeof y));
+    free(inv);
+    free(v->perm);
+    v->perm = NULL;
+}
+
+/* A copy of constant c whose entry p along axis (0: output channels, with their scales; 1: input channels) is
+ * c's entry perm[p]; permuted_free releases it */
+static nb_dconst permuted(const nb_dconst *c, int axis, const int64_t *perm) {
+    int64_t outer = 1, inner = 1, D = c->dims[axis];
+    for (int k = 0; k < axis; k++) outer *= c->dims[k];
+    for (int k = axis + 1; k < c->ndim; k++) inner *= c->dims[k];
+    size_t row = (size_t)inner * (c->values ? sizeof(float) : 1);
+    const uint8_t *src = c->values ? (const uint8_t *)c->values : (const uint8_t *)c->codes;
+    uint8_t *dst = nb_xmalloc((size_t)(outer * D) * row);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t p = 0; p < D; p++) memcpy(dst + (size_t)(o * D + p) * row, src + (size_t)(o * D + perm[p]) * row, row);
+    nb_dconst pc = *c;
+    if (c->values) pc.values = (float *)dst;
+    else pc.codes = (int8_t *)dst;
+    if (!c->values && axis == 0 && c->per_channel) {
+        pc.scale = nb_xmalloc(sizeof(float) * (size_t)D);
+        for (int64_t p = 0; p < D; p++) pc.scale[p] = c->scale[perm[p]];
+    }
+    return pc;
+}
+
+static void permuted_free(nb_dconst *pc, const nb_dconst *c) {
+    free(pc->values != c->values ? pc->values : NULL);
+    free(pc->codes != c->codes ? pc->codes : NULL);
+    free(pc->scale != c->scale ? pc->scale : NULL);
+}
+
+/* Whether d reads its input 0 with the channels in any order: element-wise ops, which pass the order on, and
+ * dense or depthwise (*depthwise) convolutions, whose weights are reordered to match */
+static bool reads_any_order(const emitter *e, const nb_dnode *d, bool *depthwise) {
+    const nb_node *n = d->node;
+    *depthwise = false;
+    switch (n->op) {
+    case NB_OP_RELU:
+    case NB_OP_RELU6:
+    case NB_OP_LEAKY_RELU:
+    case NB_OP_SIGMOID:
+    case NB_OP_HARDSWISH:
+    case NB_OP_HARDSIGMOID:
+    case NB_OP_SQUARE: return true;
+    case NB_OP_FAKE_QUANT: return n->attr.fake_quant.axis < 0;
+    case NB_OP_CONV2D: {
+        const nb_dconst *w = &e->g->consts[d->in[1].konst];
+        int64_t C = n->in[0]->shape[1], groups = n->attr.conv.groups;
+        *depthwise = groups > 1 && groups == C && w->dims[0] == C && w->dims[1] == 1 && !d->keep;
+        return groups == 1 || *depthwise;
+    }
+    default: return false;
+    }
+}
+
+/* Whether only interleaving concatenations read t */
+static bool only_interleaved(const emitter *e, const nb_tensor *t) {
+    if (t == e->g->output_value) return false;
+    for (int i = 0; i < e->g->n_nodes; i++) {
+        const nb_dnode *d = &e->g->nodes[i];
+        for (int k = 0; k < d->n_in; k++)
+            if (d->in[k].value == t && !(d->node->op == NB_OP_CONCAT && d->node->attr.axis.interleave)) return false;
+    }
+    return true;
+}
+
+/* A slice of channels from a tensor whose channels are out of order: the runs of the tensor that hold them,
+ * each a Slice, concatenated when there are several, or left as pieces when only interleaving concatenations
+ * read it (ShuffleNet's half that skips the branch: one copy fewer per unit); the result keeps the order they
+ * lie in. 1: left as pieces, each on the input's grid already; 0: written whole */
+static int permuted_slice(emitter *e, const nb_dnode *d) {
+    const nb_node *n = d->node;
+    const named *x = lookup(e, d->in[0].value);
+    const int64_t *perm = x->perm, C = d->node->in[0]->shape[1], a = n->attr.slice.start, len = n->attr.slice.len;
+    int64_t *pos = nb_xmalloc(sizeof(int64_t) * (size_t)len), *out = nb_xmalloc(sizeof(int64_t) * (size_t)len), k = 0;
+    for (int64_t p = 0; p < C; p++)
+        if (perm[p] >= a && perm[p] < a + len) {
+            pos[k] = p;
+            out[k++] = perm[p] - a;
+        }
+    int runs = 0, n_runs = 1;
+    for (int64_t i = 1; i < len; i++) n_runs += pos[i] != pos[i - 1] + 1;
+    char (*piece)[192] = nb_xmalloc(sizeof *piece * (size_t)n_runs), y[192], ax[192];
+    const char **pieces = nb_xmalloc(sizeof *pieces * (size_t)n_runs);
+    const_i64(e, n, "axes", 1, (int64_t[]){1}, ax, sizeof ax);
+    for (int64_t i = 0; i < len; runs++) {
+        int64_t j = i + 1;
+        while (j < len && pos[j] == pos[j - 1] + 1) j++;
+        char st[192], en[192], sl[192];
+        const_i64(e, n, "starts", 1, &pos[i], st, sizeof st);
+        const_i64(e, n, "ends", 1, (int64_t[]){pos[j - 1] + 1}, en, sizeof en);
+        fresh(e, n, "Slice", sl, sizeof sl);
+        node(e, n, "Slice", 4, (const char *[]){x->name, st, en, ax}, 1, (const char *[]){sl});
+        /* the pieces of several runs on the grid before their concatenation; the result's pair (one run: the
+         * Slice's) is keep_grid's, after the node */
+        snprintf(piece[runs], sizeof piece[runs], "%s", n_runs > 1 ? on_grid(e, n, sl, x->q, y, sizeof y) : sl);
+        pieces[runs] = piece[runs];
+        i = j;
+    }
+    bool as_pieces = n_runs > 1 && only_interleaved(e, d->out);
+    if (n_runs > 1 && !as_pieces) {
+        fresh(e, n, "Concat", y, sizeof y);
+        ox_attr_int(node(e, n, "Concat", n_runs, pieces, 1, (const char *[]){y}), "axis", 1);
+    } else {
+        snprintf(y, sizeof y, "%s", pieces[0]);
+    }
+    define_q(e, d->out, y, as_pieces ? x->q : -1);
+    if (as_pieces) {
+        named *v = lookup(e, d->out);
+        v->piece = piece;
+        v->n_pieces = n_runs;
+        piece = NULL;
+    }
+    bool ordered = true;
+    for (int64_t i = 0; i < len; i++) ordered = ordered && out[i] == i;
+    if (!ordered) set_perm(e, d->out, out);
+    else free(out);
+    free(pos);
+    free(piece);
+    free(pieces);
+    return as_pieces;
+}
+
 /* every inference op of the table has its rule; identities never reach the emitter, losses have no rule */
 #define ONNX_RULE(E, name, attr, cost, impl, deploy, quant) [NB_OP_##E] = ONNX_RULE_##deploy(name),
 #define ONNX_RULE_EXPORT(name) onnx_##name
@@ -592,24 +812,57 @@ static int emit_node(emitter *e, const nb_dnode *d) {
                 nb_op_name(n->op), nb_op_deploy_of(n->op) == NB_DEPLOY_TRAINING ? "a loss" : "an identity");
         return -1;
     }
+    /* channels out of order (see "channel orders"): a reader that cannot take them so gets them in order */
+    bool depthwise = false, channel_slice = n->op == NB_OP_SLICE && n->attr.slice.axis == 1;
+    bool interleave = n->op == NB_OP_CONCAT && n->attr.axis.interleave;
+    bool any_order = d->n_in && perm_of(e, d->in[0].value) && reads_any_order(e, d, &depthwise);
+    for (int k = 0; k < d->n_in && !interleave && !channel_slice; k++)
+        if (perm_of(e, d->in[k].value) && !(k == 0 && any_order)) in_order(e, n, d->in[k].value);
+    const int64_t *xp = d->n_in ? perm_of(e, d->in[0].value) : NULL;
+    const named *x = d->n_in && d->in[0].value ? lookup(e, d->in[0].value) : NULL;
+    int q = x ? x->q : -1;
+    nb_op_quant role = nb_op_quant_of(n->op);
+    if (xp && channel_slice) {
+        if (permuted_slice(e, d) == 0 && q >= 0) keep_grid(e, d, q);
+        return 0;
+    }
+    /* a convolution of reordered channels: its weight's input channels reordered, or a depthwise one's rows
+     * with their scales and bias */
+    bool conv = xp && n->op == NB_OP_CONV2D, pbias = conv && depthwise && d->in[2].konst >= 0;
+    const nb_dconst *w = conv ? &e->g->consts[d->in[1].konst] : NULL, *b = pbias ? &e->g->consts[d->in[2].konst] : NULL;
+    nb_dconst pw = conv ? permuted(w, depthwise ? 0 : 1, xp) : (nb_dconst){0};
+    nb_dconst pb = pbias ? permuted(b, 0, xp) : (nb_dconst){0};
     /* fake quantization writes its step size and zero point as QuantizeLinear's, not as float initializers;
      * an integer layer's bias is int32 */
     int n_named = n->op == NB_OP_FAKE_QUANT ? 1 : d->n_in;
     const char *in[NB_DEPLOY_MAX_IN];
-    char bias[192];
+    char bias[192], wname[192];
     bool int_bias = false;
     for (int k = 0; k < n_named; k++) {
         in[k] = NULL;
-        if (k == 2 && nb_op_quant_of(n->op) == NB_QUANT_WEIGHTED) in[k] = int32_bias(e, d, bias, sizeof bias);
-        if (in[k] && in[k][0]) int_bias = true;
-        else in[k] = input_name(e, d, k);
+        if (conv && k == 1) {
+            write_const(e, n, &pw, fresh(e, n, "weight", wname, sizeof wname));
+            in[k] = wname;
+            continue;
+        }
+        if (k == 2 && role == NB_QUANT_WEIGHTED)
+            in[k] = pbias ? int32_bias_of(e, d, &pw, &pb, bias, sizeof bias) : int32_bias(e, d, bias, sizeof bias);
+        if (in[k] && in[k][0]) {
+            int_bias = true;
+        } else if (pbias && k == 2) {
+            write_const(e, n, &pb, fresh(e, n, "bias", bias, sizeof bias));
+            in[k] = bias;
+        } else {
+            in[k] = input_name(e, d, k);
+        }
     }
-    const named *x = d->n_in && d->in[0].value ? lookup(e, d->in[0].value) : NULL;
-    int q = x ? x->q : -1;
-    if (nb_op_quant_of(n->op) == NB_QUANT_WEIGHTED) describe_layer(e, d, q, int_bias);
+    if (role == NB_QUANT_WEIGHTED) describe_layer(e, d, q, int_bias);
     int rc = rule(e, d, in);
-    nb_op_quant role = nb_op_quant_of(n->op);
     if (rc == 0 && q >= 0 && (role == NB_QUANT_KEEP || role == NB_QUANT_SHARED)) keep_grid(e, d, q);
+    /* element-wise ops and depthwise convolutions leave the channels where they were */
+    if (rc == 0 && any_order && (!conv || depthwise)) set_perm(e, d->out, perm_copy(xp, n->in[0]->shape[1]));
+    if (conv) permuted_free(&pw, w);
+    if (pbias) permuted_free(&pb, b);
     return rc;
 }
 
@@ -692,6 +945,7 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = emit_node(&e, &g->nodes[i]);
     uint8_t *packed = NULL;
     if (rc == 0) {
+        if (perm_of(&e, g->output_value)) in_order(&e, NULL, g->output_value);
         const char *yv = value_name(&e, g->output_value);
         if (strcmp(yv, "logits"))
             ox_node(e.gp, "Identity", "output", 1, (const char *[]){yv}, 1, (const char *[]){"logits"});
@@ -710,6 +964,10 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
     }
     ox_model_free(mp);
     free(e.const_names);
+    for (size_t i = 0; i < e.n_vals; i++) {
+        free(e.vals[i].perm);
+        free(e.vals[i].piece);
+    }
     free(e.vals);
     free(e.qs);
     free(e.layers);

@@ -71,10 +71,10 @@ echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), ISA: 
     tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' | tr '\n' ' ' | sed 's/ $//')" \
     > runs/fmnist_int8/machine.txt
 export NB_ORT_NODE_PATH=${NB_ORT_NODE_PATH:-build/ort/node_modules}
-deployed() { # name, checkpoint: export, ONNX Runtime beside the simulation, speed against the float export
+deployed() { # name, checkpoint[, float export]: export, ONNX Runtime beside the simulation, speed against the float export
     "$BIN/export" "$2" -o "runs/fmnist_int8/$1.onnx" > "runs/fmnist_int8/$1.export.txt"
     "$BIN/eval" "$2" --onnx "runs/fmnist_int8/$1.onnx" > "runs/fmnist_int8/$1.eval.json"
-    for f in "runs/fmnist_int8/$1.onnx" runs/fmnist_int8/float.onnx; do
+    for f in "runs/fmnist_int8/$1.onnx" "${3:-runs/fmnist_int8/float.onnx}"; do
         for b in 1 256; do
             NODE_PATH=$NB_ORT_NODE_PATH node bench/ort_bench.js "$f" 1 28 28 --threads 2 --batch $b --seconds 2 |
                 sed "s|^{|{\"model\": \"$f\", |"
@@ -105,6 +105,20 @@ done
 reseeded "2 3" "qat_w8a8"
 for seed in 2 3; do
     [ -f "runs/fmnist_int8/qat_w8a8_s$seed.eval.json" ] || deployed "qat_w8a8_s$seed" "runs/fmnist_qat_w8a8_s$seed/last.h5"
+done
+# MobileNetV2 (the zoo's Fashion-MNIST recipe), W8A8 post-training with per-channel weights and, beside it,
+# per-tensor ones: a depthwise convolution's channels differ in range by orders of magnitude, and one scale for
+# all of them is where users of per-tensor toolkits report the collapse
+train fmnist_mobilenetv2
+MB=runs/fmnist_mobilenetv2/best.h5
+[ -f runs/fmnist_int8/mbv2_float.eval.json ] || "$BIN/eval" "$MB" > runs/fmnist_int8/mbv2_float.eval.json
+"$BIN/export" "$MB" -o runs/fmnist_int8/mbv2_float.onnx --fold-bn > /dev/null
+for scale in channel layer; do
+    name=mbv2_w8a8_$scale
+    [ -f "runs/fmnist_int8/$name.eval.json" ] && continue
+    "$BIN/quantize" "$MB" "runs/fmnist_int8/$name.h5" quantize.activations=8 quantize.reduce_range=true \
+        compress.qat_scale=$scale > "runs/fmnist_int8/$name.quant.json"
+    deployed "$name" "runs/fmnist_int8/$name.h5" runs/fmnist_int8/mbv2_float.onnx
 done
 # PyTorch 1.13's own eager-mode int8 of the same checkpoint on the same 512 calibration images
 [ -f runs/fmnist_int8/torch_ptq.json ] || /usr/bin/python3 scripts/torch_quant_peer.py "$FP" > runs/fmnist_int8/torch_ptq.json

@@ -146,6 +146,35 @@ def int8_speed(R, name):
         return None
 
 
+def speed_cells(R, name):
+    """The table's two speed cells for runs/fmnist_int8/<name>: batch 1 ms and batch 256 img/s, float → int8"""
+    sp = int8_speed(R, name)
+    if not sp:
+        return ("—", "—")
+    return ("%.3f → %.3f (%.2fx)" % (sp[0], sp[1], sp[0] / sp[1]), "%.0f → %.0f (%.2fx)" % (sp[2], sp[3], sp[3] / sp[2]))
+
+
+def mbv2_int8_rows(R):
+    """MobileNetV2's W8A8 post-training rows, per-channel and per-tensor weights, after the ResNet-20's"""
+    path = os.path.join(R, "fmnist_int8", "mbv2_float.eval.json")
+    if not os.path.exists(path):
+        return []
+    fp = json.load(open(path))["top1"]
+    L = ["| | **MobileNetV2** (`experiments/fmnist_mobilenetv2.cfg`), full precision | %s | | | | | |" % pct(fp)]
+    for scale, what in (("channel", "per-channel"), ("layer", "per-tensor")):
+        e_path = os.path.join(R, "fmnist_int8", "mbv2_w8a8_%s.eval.json" % scale)
+        if not os.path.exists(e_path):
+            L.append("| W8A8 | MobileNetV2, post-training min-max, %s weights | — | — | — | — | — | — |" % what)
+            continue
+        e = json.load(open(e_path))
+        o = e.get("onnxruntime", {})
+        speed = speed_cells(R, "mbv2_w8a8_" + scale)
+        L.append("| W8A8 | MobileNetV2, post-training min-max, %s weights | %s%s | %s | %s | %s | %s | %s |" % (
+            what, pct(e["top1"]), delta(e["top1"], fp), pct(o.get("top1")), pct(o.get("top1_agreement")),
+            pct(o.get("within_one_step")), speed[0], speed[1]))
+    return L
+
+
 def int8_table(R, fp):
     L = ["## Full integer: weights and activations, run in ONNX Runtime's integer kernels\n",
          "| W / A | method | simulated top-1 | ONNX Runtime top-1 | top-1 agreement | logits within one step | "
@@ -159,8 +188,7 @@ def int8_table(R, fp):
             continue
         e = json.load(open(path))
         o = e.get("onnxruntime", {})
-        sp = int8_speed(R, name)
-        speed = ("%.3f → %.3f (%.2fx)" % (sp[0], sp[1], sp[0] / sp[1]), "%.0f → %.0f (%.2fx)" % (sp[2], sp[3], sp[3] / sp[2])) if sp else ("—", "—")
+        speed = speed_cells(R, name)
         # a row run with more seeds (runs/fmnist_int8/<name>_s<seed>.eval.json) shows them and their mean
         others = [os.path.join(R, "fmnist_int8", "%s_s%d.eval.json" % (name, k)) for k in (2, 3)]
         seeds = [e["top1"]] + [json.load(open(q))["top1"] for q in others if os.path.exists(q)]
@@ -176,6 +204,7 @@ def int8_table(R, fp):
         t = json.load(open(peer))
         L.append("| W8A8 | PyTorch %s eager-mode post-training (%s engine, histogram observers, the same 512 images) "
                  "| %s%s | | | | | |" % (t["torch"], t["engine"], pct(t["int8_top1"]), delta(t["int8_top1"], fp)))
+    L.extend(mbv2_int8_rows(R))
     machine = os.path.join(R, "fmnist_int8", "machine.txt")
     cpu = open(machine).read().strip() if os.path.exists(machine) else "not recorded"
     L.append("\nFrom the full-precision ResNet-20's best.h5 (or, for the quantization-aware rows, its fine-tuned runs "
@@ -190,9 +219,10 @@ def int8_table(R, fp):
              "with full int8 weights, and then the engine no longer computes the simulation (on one such CPU, an "
              "AVX2 EPYC, a full-range export agreed within one step on 73.6%% of the logits); with VNNI it makes no "
              "difference. Times: ONNX Runtime, 2 threads, the int8 export against the float one (batch norms "
-             "folded), 28x28 inputs. Activation grids narrower than 8 bits (W4A4, W2A2) are exported with a float Clip "
-             "before their uint8 QuantizeLinear, where the simulation saturates; ONNX Runtime fuses no such Clip and "
-             "runs those networks in float kernels: exact, but slower than the float export. The machine these ran "
+             "folded), 28x28 inputs. Activation grids narrower than 8 bits (W4A4, W2A2) are uint8 QuantizeLinear "
+             "outputs clipped on the integers (a uint8 Clip to the grid's ends before DequantizeLinear), which is "
+             "the simulation's saturation exactly; ONNX Runtime runs them in the same int8 kernels as W8A8, and "
+             "the uint8 Clips, which it runs on one thread, cost their share at batch 256. The machine these ran "
              "on: %s.\n" % cpu)
     return L
 

@@ -283,6 +283,45 @@ static void test_activations_export(void **st) {
     assert_true(checked >= 5);
 }
 
+/* An interleaving concatenation (ShuffleNet's concatenation and shuffle) and its readers: the export writes
+ * the plain concatenation and each reader takes the channels where they lie (deploy/onnx_emit.c, "channel
+ * orders"). A max pooling cannot (a Gather puts them in order), slices of channels become the runs that hold
+ * them (left as pieces when only another interleaving concatenation reads them), and the network's output gets
+ * them in order: ONNX Runtime computes nibble's values exactly. */
+static nb_tensor *interleave_probe_forward(nb_model *m, nb_tensor *x, bool training) {
+    (void)m;
+    (void)training;
+    nb_tensor *y = nb_concat_shuffle((nb_tensor *[]){x, nb_relu6(x)}, 2);
+    nb_tensor *a = nb_slice(y, 1, 0, 4), *b = nb_slice(y, 1, 4, 4);
+    nb_tensor *z = nb_concat_shuffle((nb_tensor *[]){a, b}, 2);
+    nb_tensor *w = nb_flatten(nb_relu(nb_slice(z, 1, 1, 5)));
+    nb_tensor *p = nb_flatten(nb_maxpool2d(y, (nb_pool_attr){.kernel = {2, 2}, .stride = {1, 1}, .dilation = {1, 1}}));
+    nb_tensor *zf = nb_flatten(z);
+    return nb_concat((nb_tensor *[]){p, zf, w}, 3, 1);
+}
+
+static void test_interleave_export(void **st) {
+    (void)st;
+    enum { N = 2, C = 4, S = 3 };
+    const int out = 2 * C * (S - 1) * (S - 1) + 2 * C * S * S + 5 * S * S;
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "interleave", .num_classes = out, .in_channels = C, .input_size = S, .width = 1};
+    nb_model *m = nb_model_alloc(ctx, &spec, 0, interleave_probe_forward, NULL);
+    float x[N * C * S * S], want[N * out];
+    for (int i = 0; i < N * C * S * S; i++) x[i] = -4.0f + 11.0f * (float)((i * 29) % (N * C * S * S)) / (N * C * S * S);
+    float *got = probe_outputs(m, x, N, C, S, want, N * out);
+    tu_assert_close("ONNX Runtime on the exported interleavings", got, want, N * out, 0.0);
+    free(got);
+    char onnx[512];
+    pathf(onnx, sizeof onnx, "interleave.onnx");
+    run_result r;
+    run_ok("bin/export --check", ARGV("export", "--check", onnx), &r);
+    if (strstr(r.out, "Transpose")) fail_msg("a Transpose in the interleavings' export:\n%s", r.out);
+    assert_non_null(strstr(r.out, "Gather"));
+    nb_model_free(m);
+    nb_ctx_free(ctx);
+}
+
 /* A fake-quantization probe: x through one quantizer (its grid and parameters in impl), flattened. */
 typedef struct {
     nb_fake_quant_attr a;
@@ -504,6 +543,7 @@ int main(void) {
         cmocka_unit_test(test_pruned_channels),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_activations_export),
+        cmocka_unit_test(test_interleave_export),
         cmocka_unit_test(test_fake_quant_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

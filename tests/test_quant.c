@@ -139,7 +139,7 @@ static void optimized_graph(const char *onnx, char *summary, size_t n, int image
 
 /* ONNX Runtime's integer graph for a full-integer export: no float convolution left, as many QLinearConv as
  * the float export has Conv, adds and pools integer too */
-static void assert_integer_graph(const char *onnx, const char *float_onnx, int images, int c, int s) {
+static void assert_integer_graph(const char *onnx, const char *float_onnx, int images, int c, int s, int transposes) {
     char summary[16384], plain[16384];
     optimized_graph(onnx, summary, sizeof summary, images, c, s);
     run_result r;
@@ -153,6 +153,10 @@ static void assert_integer_graph(const char *onnx, const char *float_onnx, int i
         fail_msg("%s: float adds left (%d QLinearAdd of %d):\n%s", onnx, op_count(summary, "QLinearAdd"), adds, summary);
     if (op_count(summary, "QLinearGlobalAveragePool") != gaps)
         fail_msg("%s: the global pooling is not integer:\n%s", onnx, summary);
+    /* the integer kernels run in NHWC: one Transpose in, at most one out, none between layers at 8 bits
+     * (ShuffleNet's channel shuffle used to cost one per unit) */
+    if (op_count(summary, "Transpose") > transposes)
+        fail_msg("%s: more than %d Transposes in the integer graph:\n%s", onnx, transposes, summary);
     assert_true(convs > 0);
 }
 
@@ -182,7 +186,7 @@ static void test_resnet20_matches_onnxruntime(void **st) {
     char ckpt[600], q[600], onnx[600], fl[600];
     train(ckpt, sizeof ckpt, "r20", "gray.cfg", ARGV("train.steps=16"));
     full_integer(ckpt, "r20", "quantize.calibration=256", q, onnx, fl, sizeof q);
-    assert_integer_graph(onnx, fl, 4, 1, 16);
+    assert_integer_graph(onnx, fl, 4, 1, 16, 2);
     run_result r;
     run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
     double agree = json_number(r.out, "top1_agreement"), close = json_number(r.out, "within_one_step");
@@ -207,7 +211,7 @@ static void test_zoo_integer_graphs(void **st) {
         snprintf(kv, sizeof kv, "model.arch=%s", archs[i]);
         train(ckpt, sizeof ckpt, archs[i], "rgb.cfg", ARGV(kv));
         full_integer(ckpt, archs[i], "quantize.calibration=16", q, onnx, fl, sizeof q);
-        assert_integer_graph(onnx, fl, 2, 3, 32);
+        assert_integer_graph(onnx, fl, 2, 3, 32, 2);
         run_result r;
         run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
         /* two steps of training leave these deep networks' outputs large and their activations near the
@@ -310,6 +314,43 @@ static void test_qat_exact_resume(void **st) {
     assert_non_null(strstr(r.out, "full integer:"));
 }
 
+/* qat below 8 bits (4 and 2, the first and last layers at 8): the narrow grids are clipped on the integers
+ * between QuantizeLinear and DequantizeLinear, so ONNX Runtime still runs every convolution as QLinearConv (a
+ * float Clip in front of QuantizeLinear, the earlier export, left them all float), and what it computes is the
+ * simulation to the step */
+static void test_low_bit_integer_graph(void **st) {
+    (void)st;
+    char fl[600], ckpt[600], onnx[600], sub[64], kw[64], ka[64];
+    pathf(fl, sizeof fl, "r20_float.onnx");
+    struct stat sb;
+    if (stat(fl, &sb) != 0) {
+        char c[600];
+        train(c, sizeof c, "r20", "gray.cfg", ARGV("train.steps=16"));
+        run_result e;
+        run_ok("bin/export", ARGV("export", c, "-o", fl, "--fold-bn"), &e);
+    }
+    for (int bits = 4; bits >= 2; bits -= 2) {
+        snprintf(sub, sizeof sub, "qat_w%da%d", bits, bits);
+        snprintf(kw, sizeof kw, "compress.wbits=%d", bits);
+        snprintf(ka, sizeof ka, "compress.abits=%d", bits);
+        train(ckpt, sizeof ckpt, sub, "gray.cfg", ARGV("compress.methods=qat", kw, ka, "train.steps=8"));
+        snprintf(sub + strlen(sub), sizeof sub - strlen(sub), ".onnx");
+        pathf(onnx, sizeof onnx, sub);
+        run_result r;
+        run_ok("bin/export", ARGV("export", ckpt, "-o", onnx), &r);
+        run_ok("bin/export --check", ARGV("export", "--check", onnx), &r);
+        if (op_count(r.out, "Clip") < 10) fail_msg("%s: the narrow grids are not clipped on the integers:\n%s", onnx, r.out);
+        /* ONNX Runtime moves its layout transposes through the uint8 Clips but for one, before an add */
+        assert_integer_graph(onnx, fl, 4, 1, 16, 3);
+        run_ok("bin/eval --onnx", ARGV("eval", ckpt, "--onnx", onnx), &r);
+        double agree = json_number(r.out, "top1_agreement"), close = json_number(r.out, "within_one_step");
+        /* eight steps of training leave activations near the grid's ties, where a float rounding flips a step
+         * that later layers carry (the trained W4A4 and W2A2 agree on every test image: the issue's note) */
+        if (agree < 0.99 || close < 0.99) fail_msg("W%dA%d: ONNX Runtime and the simulation differ:\n%s", bits, bits, r.out);
+        fprintf(stderr, "W%dA%d: top class agreement %.4f, within one step %.4f\n", bits, bits, agree, close);
+    }
+}
+
 /* ADMM's codebook for the weights it selects (on it for the last half epoch), qat for the rest and every
  * activation: the checkpoint evaluates as its integer network and exports as one, the codebook weights as their
  * codes (every reader must know which weights ADMM owns: they have no qat quantizer), and evaluation adds the
@@ -408,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_data_free),
         cmocka_unit_test(test_lrssd_integer_graph),
         cmocka_unit_test(test_qat_exact_resume),
+        cmocka_unit_test(test_low_bit_integer_graph),
         cmocka_unit_test(test_admm_with_qat),
         cmocka_unit_test(test_bad_input),
     };
