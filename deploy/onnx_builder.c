@@ -65,6 +65,22 @@ Onnx__NodeProto *ox_node(Onnx__GraphProto *g, const char *op_type, const char *n
     return n;
 }
 
+void ox_rename(Onnx__GraphProto *g, const char *from, const char *to) {
+    for (size_t i = 0; i < g->n_node; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        for (size_t k = 0; k < n->n_input; k++)
+            if (!strcmp(n->input[k], from)) {
+                free(n->input[k]);
+                n->input[k] = dup(to);
+            }
+        for (size_t k = 0; k < n->n_output; k++)
+            if (!strcmp(n->output[k], from)) {
+                free(n->output[k]);
+                n->output[k] = dup(to);
+            }
+    }
+}
+
 static Onnx__AttributeProto *attr(Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type) {
     Onnx__AttributeProto *a = nb_xmalloc(sizeof *a);
     onnx__attribute_proto__init(a);

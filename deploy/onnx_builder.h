@@ -19,6 +19,8 @@ void ox_metadata(Onnx__ModelProto *m, const char *key, const char *value);
 /* A node; inputs may be "" for an absent optional input. The strings are copied. */
 Onnx__NodeProto *ox_node(Onnx__GraphProto *g, const char *op_type, const char *name, int n_in, const char *const *in,
                          int n_out, const char *const *out);
+/* Every node input and output named from is named to instead (a value renamed after its producer was written) */
+void ox_rename(Onnx__GraphProto *g, const char *from, const char *to);
 void ox_attr_int(Onnx__NodeProto *n, const char *name, int64_t v);
 void ox_attr_ints(Onnx__NodeProto *n, const char *name, const int64_t *v, int count);
 void ox_attr_float(Onnx__NodeProto *n, const char *name, float v);

@@ -198,6 +198,14 @@ static const char *input_name(emitter *e, const nb_dnode *d, int k) {
     return name;
 }
 
+/* The name of a reordered copy of constant c (see "channel orders"): its parameter's state_dict name with
+ * ".permuted_<k>" (the parameter itself may be written too, for a reader that takes it in order) */
+static const char *permuted_name(emitter *e, const nb_node *n, const nb_dconst *c, const char *what, char *buf, size_t len) {
+    if (!c->is_param || !c->source) return fresh(e, n, what, buf, len);
+    snprintf(buf, len, "%s.permuted_%d", c->source->name, e->uniq++);
+    return buf;
+}
+
 /* A layer's entry in nibble.layers: its weight's storage and its input's grid */
 static void describe_layer(emitter *e, const nb_dnode *d, int q, bool int_bias) {
     const nb_dconst *w = d->in[1].konst >= 0 ? &e->g->consts[d->in[1].konst] : NULL;
@@ -841,7 +849,7 @@ static int emit_node(emitter *e, const nb_dnode *d) {
     for (int k = 0; k < n_named; k++) {
         in[k] = NULL;
         if (conv && k == 1) {
-            write_const(e, n, &pw, fresh(e, n, "weight", wname, sizeof wname));
+            write_const(e, n, &pw, permuted_name(e, n, w, "weight", wname, sizeof wname));
             in[k] = wname;
             continue;
         }
@@ -850,7 +858,7 @@ static int emit_node(emitter *e, const nb_dnode *d) {
         if (in[k] && in[k][0]) {
             int_bias = true;
         } else if (pbias && k == 2) {
-            write_const(e, n, &pb, fresh(e, n, "bias", bias, sizeof bias));
+            write_const(e, n, &pb, permuted_name(e, n, b, "bias", bias, sizeof bias));
             in[k] = bias;
         } else {
             in[k] = input_name(e, d, k);
@@ -945,7 +953,13 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
     for (int i = 0; i < g->n_nodes && rc == 0; i++) rc = emit_node(&e, &g->nodes[i]);
     uint8_t *packed = NULL;
     if (rc == 0) {
-        if (perm_of(&e, g->output_value)) in_order(&e, NULL, g->output_value);
+        if (perm_of(&e, g->output_value)) {
+            /* its producer wrote "logits" in the permuted order: that name now belongs to the Gather's result */
+            ox_rename(e.gp, "logits", "logits/permuted");
+            for (size_t i = 0; i < e.n_vals; i++)
+                if (!strcmp(e.vals[i].name, "logits")) snprintf(e.vals[i].name, sizeof e.vals[i].name, "logits/permuted");
+            in_order(&e, NULL, g->output_value);
+        }
         const char *yv = value_name(&e, g->output_value);
         if (strcmp(yv, "logits"))
             ox_node(e.gp, "Identity", "output", 1, (const char *[]){yv}, 1, (const char *[]){"logits"});
