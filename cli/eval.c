@@ -8,7 +8,8 @@
  * --onnx MODEL.onnx: the same images also go through ONNX Runtime running the exported model (all graph
  * optimizations: an integer model runs in integer kernels), and the JSON adds its top-1, how often its top
  * class is nibble's, and how many output values are within one step (the output range / 255) of nibble's;
- * --limit N compares the first N images only. */
+ * --limit N compares the first N images only. --mnn MODEL.mnn does the same with MNN (the model converted by
+ * MNNConvert from bin/export --mnn; its runner comes from scripts/mnn_setup.sh), under the key "mnn". */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +48,16 @@ static void repo_root(char *buf, size_t n) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bin/eval CKPT [CFG] [--onnx MODEL.onnx [--limit N]] [section.key=value ...]\n");
+        fprintf(stderr, "usage: bin/eval CKPT [CFG] [--onnx MODEL.onnx | --mnn MODEL.mnn [--limit N]] [section.key=value ...]\n");
         return 2;
     }
-    /* --onnx and --limit are ours; the rest goes to the configuration */
-    const char *onnx = NULL;
+    /* --onnx, --mnn and --limit are ours; the rest goes to the configuration */
+    const char *onnx = NULL, *engine = "onnxruntime";
     long long limit = 0;
     for (int i = 2; i < argc; i++) {
         int take = 0;
         if (!strcmp(argv[i], "--onnx") && i + 1 < argc) onnx = argv[i + 1], take = 2;
+        else if (!strcmp(argv[i], "--mnn") && i + 1 < argc) onnx = argv[i + 1], engine = "mnn", take = 2;
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atoll(argv[i + 1]), take = 2;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "nibble: error: unknown option %s\n", argv[i]);
@@ -98,9 +100,9 @@ int main(int argc, char **argv) {
         nb_ort_comparison c;
         if (nb_ort_compare(m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c)) return 1;
         snprintf(versus, sizeof versus,
-                 ", \"onnxruntime\": {\"model\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, "
+                 ", \"%s\": {\"model\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, "
                  "\"within_one_step\": %.6f, \"step\": %.6g, \"max_abs_diff\": %.6g}",
-                 onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step, c.max_abs_diff);
+                 engine, onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step, c.max_abs_diff);
     }
     printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f, \"simulated\": %s%s}\n", ckpt,
            val.source, (long long)r.n, fields, r.loss, sim ? "true" : "false", versus);

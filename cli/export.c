@@ -1,11 +1,12 @@
-/* bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] [--softmax]
+/* bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] [--softmax] [--mnn]
  * [section.key=value ...]: the checkpoint's model as ONNX for ONNX Runtime, MNN, TensorRT and the like. Layers that compression
  * quantized are stored as their integer codes (int8; int4 from --opset 21) followed by DequantizeLinear with
  * their scales; channels that channel pruning zeroed are removed. The architecture comes from the checkpoint's
  * own configuration unless CFG is given. A full-integer checkpoint (quantizers under quant/: qat, bin/quantize
  * with quantize.activations) becomes QuantizeLinear/DequantizeLinear around every quantized op, int8 weights
  * and int32 biases, batch norms folded: ONNX Runtime runs it with integer kernels (--float: the float
- * network alone).
+ * network alone). --mnn writes the forms MNN's converter reads correctly and, for a full-integer checkpoint,
+ * MNN's compression-parameter file beside the model (MODEL.mnn.json: its int8 layers; deploy/mnn_params.h).
  *
  * bin/export --check MODEL.onnx: read an ONNX file back and describe it (inputs, outputs, node counts, size,
  * how each weight is stored). */
@@ -24,7 +25,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] "
-                    "[--softmax] [section.key=value ...]\n"
+                    "[--softmax] [--mnn] [section.key=value ...]\n"
                     "       bin/export --check MODEL.onnx\n");
     return 2;
 }
@@ -63,6 +64,8 @@ int main(int argc, char **argv) {
             o.softmax = true;
         } else if (!strcmp(a, "--keep-channels")) {
             o.keep_channels = true;
+        } else if (!strcmp(a, "--mnn")) {
+            o.mnn = true;
         } else if (a[0] == '-') {
             fprintf(stderr, "nibble: error: unknown option %s\n", a);
             return usage();
@@ -77,6 +80,10 @@ int main(int argc, char **argv) {
         }
     }
     if (!ckpt || !out) return usage();
+    char mnn_params[1100]; /* MODEL.mnn.json beside MODEL.onnx */
+    size_t stem = strlen(out) > 5 && !strcmp(out + strlen(out) - 5, ".onnx") ? strlen(out) - 5 : strlen(out);
+    snprintf(mnn_params, sizeof mnn_params, "%.*s.mnn.json", (int)stem, out);
+    if (o.mnn) o.mnn_params = mnn_params;
     nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
     nb_cfg cfg;
     nb_cfg_init(&cfg);
@@ -126,9 +133,16 @@ int main(int argc, char **argv) {
                ? 100.0 * (double)r.zero_weights / (double)(r.quantized_weights + r.float_weights)
                : 0.0,
            r.folded_bn);
-    if (o.qsim)
+    if (o.qsim && !o.mnn)
         printf("full integer: %lld QuantizeLinear/DequantizeLinear pairs on activations, %lld int32 biases\n",
                (long long)r.activation_qdq, (long long)r.int32_biases);
+    if (o.mnn && r.mnn_layers)
+        printf("MNN: %d int8 layers in %s; convert with\n  MNNConvert -f ONNX --modelFile %s --MNNModel MODEL.mnn "
+               "--bizCode nibble --compressionParamsFile %s\n",
+               r.mnn_layers, mnn_params, out, mnn_params);
+    else if (o.mnn)
+        printf("MNN: no activation grids, so no compression-parameter file; convert with\n  MNNConvert -f ONNX "
+               "--modelFile %s --MNNModel MODEL.mnn --bizCode nibble\n", out);
     nb_qsim_free(o.qsim);
     nb_qweights_close(&q);
     nb_model_free(m);

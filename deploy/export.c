@@ -48,8 +48,11 @@ int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, c
     int rc = y && nb_deploy_lower(m, x, y, q, &lo, &g) == 0 ? 0 : -1;
     if (rc == 0) {
         size_t bytes;
-        uint8_t *packed = nb_onnx_emit(ctx, &g, o, r, &bytes);
+        char *mnn = NULL;
+        uint8_t *packed = nb_onnx_emit(ctx, &g, o, r, &bytes, o->mnn ? &mnn : NULL);
         rc = packed ? write_file(ctx, path, packed, bytes) : -1;
+        if (rc == 0 && mnn && o->mnn_params) rc = write_file(ctx, o->mnn_params, (const uint8_t *)mnn, strlen(mnn));
+        free(mnn);
         free(packed);
     }
     if (y) nb_deploy_free(&g);

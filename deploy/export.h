@@ -25,6 +25,12 @@ typedef struct {
      * op the simulation quantizes, int8 weights on its grids and int32 biases, which ONNX Runtime fuses into
      * integer kernels (QLinearConv, QLinearAdd, ...); needs fold_bn */
     nb_qsim *qsim;
+    /* MNN's forms (its converter mishandles others silently): every weight scale per channel (a per-tensor one
+     * repeated), int8 containers for int4 codes, one DequantizeLinear per reader of a shared weight, and no
+     * QuantizeLinear/DequantizeLinear on activations: their grids go to MNN's compression-parameter file
+     * (deploy/mnn_params.h), written to mnn_params when the network has any */
+    bool mnn;
+    const char *mnn_params;
 } nb_export_opts;
 
 typedef struct {
@@ -37,6 +43,7 @@ typedef struct {
     char methods[64]; /* the compression records used: "admm", "ptq", ... */
     int64_t activation_qdq;   /* QuantizeLinear/DequantizeLinear pairs on activations */
     int64_t int32_biases;
+    int mnn_layers; /* layers MNN's compression-parameter file quantizes */
 } nb_export_report;
 
 /* Export m (its parameters loaded) to path, written to a temporary file and renamed, so that a failure leaves

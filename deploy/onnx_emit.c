@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "deploy/mnn_params.h"
 #include "deploy/onnx_builder.h"
 #include "detect/boxes.h"
 
@@ -43,6 +44,7 @@ typedef struct {
     named *vals; /* the names of the values written so far */
     size_t n_vals, cap_vals;
     char (*const_names)[192]; /* per constant: its initializer's name, "" until written */
+    char use_names[NB_DEPLOY_MAX_IN][192]; /* MNN's forms: a shared weight's DequantizeLinear for this reader */
     int int4_layers;
     int uniq;
     qparams *qs; /* the activation grids written so far */
@@ -160,7 +162,13 @@ static void write_const(emitter *e, const nb_node *n, const nb_dconst *c, const 
         return;
     }
     int64_t O = c->dims[0], sdim[1] = {O};
-    bool int4 = e->o->opset >= 21 && c->fits_int4;
+    /* MNN reads a per-tensor scale as output channel 0's (the others' weights become 0) and has no int4 */
+    bool int4 = !e->o->mnn && e->o->opset >= 21 && c->fits_int4, per_channel = c->per_channel || e->o->mnn;
+    float *scale = c->scale;
+    if (per_channel && !c->per_channel) {
+        scale = nb_xmalloc(sizeof(float) * (size_t)O);
+        for (int64_t o = 0; o < O; o++) scale[o] = c->scale[0];
+    }
     char cn[256], sn[256], zn[256];
     snprintf(cn, sizeof cn, "%s.codes", name);
     snprintf(sn, sizeof sn, "%s.scale", name);
@@ -168,15 +176,16 @@ static void write_const(emitter *e, const nb_node *n, const nb_dconst *c, const 
     int8_t *zero = nb_xcalloc((size_t)O, 1);
     if (int4) {
         ox_init_i4(e->gp, cn, c->ndim, c->dims, c->codes);
-        ox_init_i4(e->gp, zn, c->per_channel, sdim, zero);
+        ox_init_i4(e->gp, zn, per_channel, sdim, zero);
         e->int4_layers++;
     } else {
         ox_init_i8(e->gp, cn, c->ndim, c->dims, c->codes);
-        ox_init_i8(e->gp, zn, c->per_channel, sdim, zero);
+        ox_init_i8(e->gp, zn, per_channel, sdim, zero);
     }
-    ox_init_f32(e->gp, sn, c->per_channel, sdim, c->scale);
+    ox_init_f32(e->gp, sn, per_channel, sdim, scale);
     Onnx__NodeProto *dq = node(e, n, "DequantizeLinear", 3, (const char *[]){cn, sn, zn}, 1, (const char *[]){name});
-    if (c->per_channel) ox_attr_int(dq, "axis", 0);
+    if (per_channel) ox_attr_int(dq, "axis", 0);
+    if (scale != c->scale) free(scale);
     free(zero);
 }
 
@@ -194,6 +203,17 @@ static const char *input_name(emitter *e, const nb_dnode *d, int k) {
         if (what) fresh(e, d->node, what, name, sizeof e->const_names[0]);
         else snprintf(name, sizeof e->const_names[0], "%s", c->source->name);
         write_const(e, d->node, c, name);
+    } else if (e->o->mnn && e->g->consts[in->konst].codes) {
+        /* MNN mishandles one DequantizeLinear read by more than 4 convolutions (LRSSD's shared head): each
+         * reader gets its own over the same codes */
+        char cn[256], sn[256], zn[256], *use = e->use_names[k];
+        snprintf(cn, sizeof cn, "%s.codes", name);
+        snprintf(sn, sizeof sn, "%s.scale", name);
+        snprintf(zn, sizeof zn, "%s.zero_point", name);
+        fresh(e, d->node, "weight", use, sizeof e->use_names[k]);
+        ox_attr_int(node(e, d->node, "DequantizeLinear", 3, (const char *[]){cn, sn, zn}, 1, (const char *[]){use}),
+                    "axis", 0);
+        return use;
     }
     return name;
 }
@@ -548,6 +568,13 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
     NB_REQUIRE(e->ctx, full || !per_channel, -1, n->scope,
                "fake_quant: a per-channel grid narrower than 8 bits ([%d, %d]) has no ONNX export", a->qmin, a->qmax);
     int64_t groups = sc->dims[0], dims[1] = {groups};
+    if (e->o->mnn) { /* MNN's forms: the value stays float here, its grid goes to the parameter file */
+        e->qs = nb_xrealloc(e->qs, sizeof *e->qs * (size_t)(e->n_qs + 1));
+        e->qs[e->n_qs] = (qparams){.s = sc->values[0], .z = zc->values[0], .qmin = a->qmin, .qmax = a->qmax,
+                                   .per_tensor = !per_channel};
+        define_q(e, d->out, in[0], e->n_qs++);
+        return 0;
+    }
     char y[192], sn[192], zn[192], q[192], clipped[192], lo[192], hi[192];
     out_name(e, n, y, sizeof y);
     fresh(e, n, "scale", sn, sizeof sn);
@@ -605,6 +632,12 @@ static int onnx_fake_quant(emitter *e, const nb_dnode *d, const char *const *in)
 static void keep_grid(emitter *e, const nb_dnode *d, int q) {
     const named *v = lookup(e, d->out);
     if (!v || d->out == e->g->output) return; /* the network's output is float whatever it is */
+    if (e->o->mnn) { /* MNN's forms: the grid is in the parameter file */
+        char x[192];
+        snprintf(x, sizeof x, "%s", v->name);
+        define_q(e, d->out, x, q);
+        return;
+    }
     char qn[192], y[192], x[192];
     snprintf(x, sizeof x, "%s", v->name);
     fresh(e, d->node, "QuantizeLinear", qn, sizeof qn);
@@ -619,7 +652,7 @@ static void keep_grid(emitter *e, const nb_dnode *d, int q) {
 static const char *int32_bias_of(emitter *e, const nb_dnode *d, const nb_dconst *w, const nb_dconst *b, char *name,
                                  size_t len) {
     const named *x = lookup(e, d->in[0].value);
-    if (!x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
+    if (e->o->mnn || !x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
     int64_t O = w->dims[0];
     float sx = e->qs[x->q].s;
     int32_t *v = nb_xmalloc(sizeof(int32_t) * (size_t)O), *z = nb_xcalloc((size_t)O, sizeof(int32_t));
@@ -662,7 +695,7 @@ static const char *int32_bias(emitter *e, const nb_dnode *d, char *name, size_t 
 /* The same QuantizeLinear/DequantizeLinear pair as grid q after x, inside a data movement (a slice, a gather,
  * a concatenation of slices), so that the engine runs it on the integers; x itself when q < 0 */
 static const char *on_grid(emitter *e, const nb_node *n, const char *x, int q, char *buf, size_t len) {
-    if (q < 0) return x;
+    if (q < 0 || e->o->mnn) return x;
     char qn[192];
     fresh(e, n, "QuantizeLinear", qn, sizeof qn);
     fresh(e, n, "DequantizeLinear", buf, len);
@@ -932,8 +965,10 @@ static void metadata(emitter *e, Onnx__ModelProto *mp, const nb_export_report *r
     ox_metadata(mp, "nibble.priors", buf);
 }
 
+static const char *emitted_name(void *e, const nb_tensor *v) { return value_name(e, v); }
+
 uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opts *o, nb_export_report *r,
-                      size_t *bytes) {
+                      size_t *bytes, char **mnn_params) {
     emitter e = {.ctx = ctx, .g = g, .o = o, .r = r};
     e.const_names = nb_xcalloc((size_t)(g->n_consts ? g->n_consts : 1), sizeof *e.const_names);
     const nb_deploy_stats *st = &g->stats;
@@ -972,6 +1007,7 @@ uint8_t *nb_onnx_emit(nb_ctx *ctx, const nb_deploy_graph *g, const nb_export_opt
         r->int_bits = r->quantized_layers ? (e.int4_layers == r->quantized_layers ? 4 : 8) : 0;
         metadata(&e, mp, r);
         packed = ox_pack(mp, bytes);
+        if (mnn_params) *mnn_params = nb_mnn_params(g, emitted_name, &e, &r->mnn_layers);
         r->nodes = (int64_t)e.gp->n_node;
         r->initializers = (int64_t)e.gp->n_initializer;
         r->bytes = (int64_t)*bytes;

@@ -12,7 +12,37 @@
 #include "core/check.h"
 #include "core/ops.h"
 
-/* ONNX Runtime on the raw inputs in `in` ([n, c, h, w]), outputs into `out` */
+static bool is_mnn(const char *model) {
+    size_t k = strlen(model);
+    return k > 4 && !strcmp(model + k - 4, ".mnn");
+}
+
+/* MNN on the same inputs: its runner (scripts/mnn_run.cpp, built by scripts/mnn_setup.sh) takes ort_run.js's
+ * command line */
+static int run_mnn(nb_ctx *ctx, const char *root, const char *model, const char *in, const char *dims,
+                   const char *out, const char *th, const char *bt) {
+    char runner[1200];
+    const char *env = getenv("NB_MNN_RUN");
+    if (env && env[0]) snprintf(runner, sizeof runner, "%s", env);
+    else snprintf(runner, sizeof runner, "%s/build/mnn/mnn_run", root);
+    NB_REQUIRE(ctx, access(runner, X_OK) == 0, -1, model,
+               "MNN's runner %s is missing: scripts/mnn_setup.sh builds MNN from its source and the runner (or set "
+               "NB_MNN_RUN)", runner);
+    pid_t pid = fork();
+    NB_REQUIRE(ctx, pid >= 0, -1, model, "cannot start %s", runner);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execl(runner, runner, model, in, dims, out, "--threads", th, "--batch", bt, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    NB_REQUIRE(ctx, WIFEXITED(status) && WEXITSTATUS(status) == 0, -1, model, "MNN did not run it (%s exited with %d)",
+               runner, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
+/* ONNX Runtime (or MNN, for a .mnn model) on the raw inputs in `in` ([n, c, h, w]), outputs into `out` */
 static int run_ort(nb_ctx *ctx, const char *root, const char *onnx, const char *in, int64_t n, const nb_dataset *ds,
                    const char *out, int threads, int batch) {
     char script[1200], node_path[1200], dims[128], th[16], bt[16];
@@ -23,6 +53,7 @@ static int run_ort(nb_ctx *ctx, const char *root, const char *onnx, const char *
     snprintf(dims, sizeof dims, "%lld,%d,%d,%d", (long long)n, ds->c, ds->h, ds->w);
     snprintf(th, sizeof th, "%d", threads);
     snprintf(bt, sizeof bt, "%d", batch);
+    if (is_mnn(onnx)) return run_mnn(ctx, root, onnx, in, dims, out, th, bt);
     pid_t pid = fork();
     NB_REQUIRE(ctx, pid >= 0, -1, onnx, "cannot start node for ONNX Runtime");
     if (pid == 0) {

@@ -110,6 +110,14 @@ static void onnx_checker_ok(const char *onnx) {
     if (r.status) fail_msg("the onnx checker rejects %s:\n%s%s", onnx, r.out, r.err);
 }
 
+/* scripts/mnn_forms_check.py: the file uses only the forms MNN's converter reads correctly (want_ok) or not */
+static void mnn_forms(const char *onnx, bool want_ok) {
+    run_result r;
+    run_cmd(&r, ARGV("/usr/bin/python3", "scripts/mnn_forms_check.py", onnx));
+    if (want_ok && r.status) fail_msg("%s is not in MNN's forms:\n%s%s", onnx, r.out, r.err);
+    if (!want_ok && !r.status) fail_msg("the MNN forms check took %s, which is not in them:\n%s", onnx, r.out);
+}
+
 static int64_t file_size(const char *path) {
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
@@ -457,6 +465,19 @@ static void test_quantized(void **st) {
                       100.0 * (double)s4 / (double)sf);
         if (sq > 0.30 * (double)sf) fail_msg("the int8 export is %lld bytes, over 30%% of the float %lld", (long long)sq, (long long)sf);
         assert_true(s4 < sq);
+        /* --mnn: one alpha per layer repeated per channel (MNN reads a per-tensor scale as channel 0's), int8
+         * containers for int4 codes, the same network; the plain export's per-tensor scales fail the check */
+        char monnx[512];
+        snprintf(name, sizeof name, "admm_%s_mnn.onnx", codebooks[i]);
+        pathf(monnx, sizeof monnx, name);
+        run_ok("bin/export --mnn", ARGV("export", ckpt, "-o", monnx, "--opset", "21", "--mnn"), &r);
+        assert_non_null(strstr(r.out, "no activation grids"));
+        mnn_forms(monnx, true);
+        mnn_forms(qonnx, false);
+        ort_matches_predict(monnx, ckpt, h5, GRAY_N, 1, 16, gray_mean, gray_std);
+        layer_counts(monnx, &fl, &i8, &i4);
+        assert_int_equal(i8, 20);
+        assert_int_equal(i4, 0);
     }
     /* post-training int8 codes, per tensor and per channel: codes up to 127 put alpha*code's float rounding well
      * above an absolute bound on alpha, and the exporter takes them (it once refused them as off their codebook) */

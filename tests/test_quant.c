@@ -230,6 +230,20 @@ static bool contains(ckpt_bytes b, const char *s) {
     return false;
 }
 
+/* bin/export --mnn of a full-integer checkpoint: the forms MNN's converter reads correctly, and its
+ * compression-parameter file naming the graph's values and reproducing every layer's codes
+ * (scripts/mnn_forms_check.py; scripts/mnn_check.sh runs MNN itself where it is built) */
+static void mnn_export_ok(const char *ckpt, const char *stem) {
+    char onnx[600], params[600];
+    snprintf(onnx, sizeof onnx, "%s/%s.onnx", dir, stem);
+    snprintf(params, sizeof params, "%s/%s.mnn.json", dir, stem);
+    run_result r;
+    run_ok("bin/export --mnn", ARGV("export", ckpt, "-o", onnx, "--mnn"), &r);
+    if (!strstr(r.out, "int8 layers in")) fail_msg("no compression-parameter file for %s:\n%s", ckpt, r.out);
+    run_cmd(&r, ARGV("/usr/bin/python3", "scripts/mnn_forms_check.py", onnx, params));
+    if (r.status) fail_msg("%s is not in MNN's forms:\n%s%s", onnx, r.out, r.err);
+}
+
 /* Data-free: calibration images distilled from the batch norms' statistics, not one real image read (the
  * training data's path points nowhere); the distillation's loss falls, and the network still agrees with
  * ONNX Runtime */
@@ -285,6 +299,7 @@ static void test_lrssd_integer_graph(void **st) {
     double close = json_number(r.out, "within_one_step");
     fprintf(stderr, "lrssd: within one step %.4f\n", close);
     if (close < 0.9) fail_msg("LRSSD: ONNX Runtime and the simulation differ:\n%s", r.out);
+    mnn_export_ok(q, "lrssd_mnn");
 }
 
 /* qat: 4 steps in one go == 2 steps + resume, bit for bit, step sizes and their momentum included */
@@ -312,6 +327,7 @@ static void test_qat_exact_resume(void **st) {
     pathf(onnx, sizeof onnx, "qat.onnx");
     run_ok("bin/export", ARGV("export", a, "-o", onnx), &r);
     assert_non_null(strstr(r.out, "full integer:"));
+    mnn_export_ok(a, "qat_mnn");
 }
 
 /* qat below 8 bits (4 and 2, the first and last layers at 8): the narrow grids are clipped on the integers
@@ -348,6 +364,8 @@ static void test_low_bit_integer_graph(void **st) {
          * that later layers carry (the trained W4A4 and W2A2 agree on every test image: the issue's note) */
         if (agree < 0.99 || close < 0.99) fail_msg("W%dA%d: ONNX Runtime and the simulation differ:\n%s", bits, bits, r.out);
         fprintf(stderr, "W%dA%d: top class agreement %.4f, within one step %.4f\n", bits, bits, agree, close);
+        snprintf(sub, sizeof sub, "qat_w%da%d_mnn", bits, bits);
+        mnn_export_ok(ckpt, sub);
     }
 }
 
