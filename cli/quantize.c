@@ -11,7 +11,8 @@
  * the first quantize.calibration training images (quantize.range). OUT.h5 keeps the float weights and adds
  * the quantizers (quant/...): bin/eval evaluates the integer network, bin/export writes it. With
  * quantize.data_free = zeroq no image is read: the calibration images are distilled from the model (its batch
- * norms' statistics, compress/zeroq.h).
+ * norms' statistics, compress/zeroq.h); with quantize.data_free = bn the ranges come from those statistics
+ * carried through the network, with no image at all (compress/bn_ranges.h).
  *
  * Prints a JSON summary. */
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "backend/select.h"
+#include "compress/bn_ranges.h"
 #include "compress/dfq.h"
 #include "compress/ptq.h"
 #include "compress/qsim.h"
@@ -50,7 +52,17 @@ static int full_integer(nb_ctx *ctx, const nb_settings *s, const nb_cfg *cfg, nb
     if (!q) return -1;
     nb_dataset train = {0};
     int rc;
-    if (distilled) {
+    if (qs->data_free.id == NB_DATA_FREE_BN) {
+        nb_bn_ranges_cfg bc = {.sigmas = qs->bn_sigmas, .channels = m->spec.in_channels};
+        const nb_setting_list *mean = &s->data.mean, *std = &s->data.std;
+        for (int c = 0; c < bc.channels && c < 16; c++) { /* a list of one value holds for every channel */
+            double mu = mean->v[c < mean->n ? c : mean->n - 1], sd = std->v[c < std->n ? c : std->n - 1];
+            bc.input_lo[c] = (0.0 - mu) / sd;
+            bc.input_hi[c] = (1.0 - mu) / sd;
+        }
+        images = 0;
+        rc = nb_bn_ranges(q, m, &bc);
+    } else if (distilled) {
         rc = nb_qsim_calibrate_images(q, distilled, images, 64, false);
     } else {
         nb_loader_cfg lc;

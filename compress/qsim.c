@@ -84,6 +84,9 @@ struct nb_qsim {
     entry *cache;
     int n_cache, cap_cache;
     int pending; /* a SHARED op's quantizer, for its output */
+    /* calibration by a rule instead of observed values (nb_qsim_observe_with) */
+    nb_qsim_observer observer;
+    void *observer_user;
 };
 
 /* ---- the forward pass's quantized tensors ---- */
@@ -190,7 +193,8 @@ static nb_tensor *quantize_point(nb_qsim *q, nb_tensor *t, int k) {
     qpoint *p = &q->points[k];
     if (q->mode == DISCOVER || p->bits == 0) return t;
     if (q->mode == OBSERVE) {
-        observe(q, p, t);
+        if (q->observer) q->observer(q->observer_user, k, t);
+        else observe(q, p, t);
         return t;
     }
     NB_REQUIRE(q->ctx, p->ready, NULL, p->name,
@@ -722,6 +726,20 @@ void nb_qsim_calibrate_begin(nb_qsim *q, int pass) {
             q->points[k].hist = NULL;
         }
 }
+
+void nb_qsim_observe_with(nb_qsim *q, nb_qsim_observer fn, void *user) {
+    q->observer = fn;
+    q->observer_user = user;
+}
+
+void nb_qsim_set_range(nb_qsim *q, int point, double lo, double hi) {
+    qpoint *p = &q->points[point];
+    p->lo = lo;
+    p->hi = hi;
+    p->seen = true;
+}
+
+const char *nb_qsim_point_name(const nb_qsim *q, int point) { return q->points[point].name; }
 
 int nb_qsim_calibrate_end(nb_qsim *q) {
     q->mode = RUN;

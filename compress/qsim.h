@@ -64,6 +64,14 @@ void nb_qsim_free(nb_qsim *q);
  * step size and zero point. */
 void nb_qsim_calibrate_begin(nb_qsim *q, int pass);
 int nb_qsim_calibrate_end(nb_qsim *q);
+/* Calibration by a rule instead of observed values (data-free ranges, compress/bn_ranges.h): while fn is set,
+ * a calibration pass tells fn each activation quantizer's index and the tensor it would observe, and records
+ * nothing; nb_qsim_set_range then gives the quantizer the range it would have seen (nb_qsim_calibrate_end
+ * turns it into a step size and zero point). fn NULL: observe values again. */
+typedef void (*nb_qsim_observer)(void *user, int point, nb_tensor *t);
+void nb_qsim_observe_with(nb_qsim *q, nb_qsim_observer fn, void *user);
+void nb_qsim_set_range(nb_qsim *q, int point, double lo, double hi);
+const char *nb_qsim_point_name(const nb_qsim *q, int point);
 /* The whole calibration over the first `images` samples of ds as lc prepares them (no augmentation for a
  * deployment's statistics): one pass per nb_qsim_calibrate_begin, in evaluation mode, then
  * nb_qsim_calibrate_end. Long passes show progress on stderr unless quiet. 0, or -1 after reporting. */

@@ -256,9 +256,12 @@
       "calibration: activation ranges from the extremes seen, a percentile, or the clip of least squared error")      \
     X(quantize, percentile, FLOAT, "99.99", NULL,                                                                      \
       "quantize.range = percentile: the share of values inside the range, percent")                                  \
-    X(quantize, data_free, ENUM, "none", "none|zeroq",                                                                 \
-      "bin/quantize with quantize.activations: calibrate on quantize.calibration images distilled from the model "    \
-      "alone (zeroq: random inputs optimized until every batch norm sees its running statistics) instead of data")   \
+    X(quantize, data_free, ENUM, "none", "none|zeroq|bn",                                                              \
+      "bin/quantize with quantize.activations: no data; zeroq calibrates on quantize.calibration images distilled "  \
+      "from the model (random inputs optimized until every batch norm sees its running statistics), bn takes the "   \
+      "ranges from the batch norms' statistics carried through the network (no image at all)")                      \
+    X(quantize, bn_sigmas, FLOAT, "6", NULL,                                                                           \
+      "quantize.data_free = bn: each channel's range is its mean plus or minus this many standard deviations")        \
     X(quantize, distill_steps, INT, "500", NULL,                                                                       \
       "quantize.data_free = zeroq: Adam steps on the distilled images")                                                \
     X(quantize, reduce_range, BOOL, "false", NULL,                                                                     \
@@ -297,7 +300,7 @@ typedef enum { NB_PRUNE_WEIGHT, NB_PRUNE_CHANNEL } nb_prune_granularity;     /* 
 typedef enum { NB_IMPORTANCE_MAGNITUDE, NB_IMPORTANCE_TAYLOR } nb_importance; /* compress.importance */
 typedef enum { NB_PREDICTOR_SEPARABLE, NB_PREDICTOR_DENSE } nb_predictor;    /* detect.predictor */
 typedef enum { NB_QUANTIZE_ROUND, NB_QUANTIZE_OPTIMAL, NB_QUANTIZE_NONE } nb_quantize_method; /* quantize.method */
-typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ } nb_data_free;                         /* quantize.data_free */
+typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;                         /* quantize.data_free */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

@@ -5,6 +5,7 @@
  * settings refused with the layer named and no file written. The networks are barely trained: these tests
  * show the mechanics, the accuracy is in the issue's notes (make paper). */
 #include <hdf5.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,10 +18,14 @@
 
 #include <cmocka.h>
 
+#include "compress/bn_ranges.h"
+#include "compress/compressor.h"
+#include "layers/layers.h"
 #include "support/ckpt_bytes.h"
 #include "support/run.h"
 #include "support/synth.h"
 #include "support/synth_voc.h"
+#include "support/testutil.h"
 
 static char dir[128];
 
@@ -266,6 +271,113 @@ static void test_data_free(void **st) {
     run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
     run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
     if (json_number(r.out, "within_one_step") < 0.99) fail_msg("data-free export differs from its simulation:\n%s", r.out);
+    /* the ranges from the batch norms' statistics: no image at all, and the simulation deploys as well */
+    pathf(q, sizeof q, "r20_bn.h5");
+    pathf(onnx, sizeof onnx, "r20_bn.onnx");
+    run_ok("bin/quantize bn", ARGV("quantize", ckpt, q, "quantize.activations=8", "quantize.data_free=bn",
+                                   "data.train=/nonexistent/train.h5"), &r);
+    assert_non_null(strstr(r.out, "\"calibration_images\": 0"));
+    run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
+    run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
+    if (json_number(r.out, "within_one_step") < 0.99) fail_msg("bn-range export differs from its simulation:\n%s", r.out);
+    char bad[600];
+    pathf(bad, sizeof bad, "r20_bn_bad.h5");
+    run_prog(&r, ARGV("quantize", ckpt, bad, "quantize.activations=8", "quantize.data_free=bn", "quantize.bn_sigmas=0"));
+    if (r.status == 0 || !strstr(r.err, "bn_sigmas")) fail_msg("quantize.bn_sigmas = 0 was taken:\n%s%s", r.out, r.err);
+    struct stat none;
+    assert_int_not_equal(stat(bad, &none), 0);
+}
+
+/* Data-free ranges from batch-norm statistics on a probe (batch norm with ReLU, 1x1 convolution, global
+ * average pooling), each quantizer's range checked against what it must be: the convolution's input is
+ * relu(N(beta_c, gamma_c^2)), so its range is exactly [0, max_c beta_c + k gamma_c]; the pooling's input, the
+ * convolution of those channels, is checked against a Monte Carlo estimate of each output channel's mean and
+ * standard deviation (independent channels, as the rule assumes). */
+typedef struct {
+    nb_bn_layer bn;
+    nb_conv_layer conv;
+} bn_probe;
+
+static nb_tensor *bn_probe_forward(nb_model *m, nb_tensor *x, bool training) {
+    bn_probe *p = m->impl;
+    nb_tensor *y = nb_bn_layer_fwd(m->ctx, &p->bn, x, training, true);
+    return nb_flatten(nb_global_avgpool(nb_conv_layer_fwd(m->ctx, &p->conv, y)));
+}
+
+static float act_scale(nb_qsim *q, const char *part, float *zero_point) {
+    nb_ckpt_extra x = {0};
+    nb_qsim_state(q, &x);
+    float s = -1;
+    for (int i = 0; i < x.n; i++)
+        if (strstr(x.items[i].path, "quant/act/") && strstr(x.items[i].path, part)) {
+            float v;
+            nb_tensor_to_host(x.items[i].tensor, &v, sizeof v);
+            if (strstr(x.items[i].path, "/scale")) s = v;
+            else if (strstr(x.items[i].path, "/zero_point")) *zero_point = v;
+        }
+    nb_ckpt_extra_free(&x);
+    return s;
+}
+
+static void test_bn_ranges_probe(void **st) {
+    (void)st;
+    enum { C = 3, O = 2 };
+    const float gamma[C] = {0.5f, 1.0f, 2.0f}, beta[C] = {0.3f, -1.0f, 1.5f};
+    const float w[O * C] = {0.7f, -0.4f, 0.25f, -0.3f, 0.9f, 0.5f}, b[O] = {0.1f, -0.2f}, k = 4.0f;
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "bn_probe", .num_classes = O, .in_channels = C, .input_size = 4, .width = 1};
+    nb_model *m = nb_model_alloc(ctx, &spec, sizeof(bn_probe), bn_probe_forward, NULL);
+    bn_probe *p = m->impl;
+    assert_int_equal(nb_bn_layer_init(&p->bn, &m->params, "bn", C), 0);
+    assert_int_equal(nb_conv_layer_init(&p->conv, &m->params, "conv", C, O, 1, 1, 0, 1, true), 0);
+    assert_int_equal(nb_host_store(p->bn.weight, gamma), 0);
+    assert_int_equal(nb_host_store(p->bn.bias, beta), 0);
+    assert_int_equal(nb_host_store(p->conv.weight, w), 0);
+    assert_int_equal(nb_host_store(p->conv.bias, b), 0);
+    nb_qsim_cfg qc = {.wbits = 8, .abits = 8, .per_channel = true, .range = NB_QRANGE_MINMAX};
+    snprintf(qc.layer_bits, sizeof qc.layer_bits, "default");
+    nb_qsim *q = nb_qsim_new(m, &qc);
+    assert_non_null(q);
+    nb_bn_ranges_cfg bc = {.sigmas = k, .channels = C, .input_lo = {-3, -3, -3}, .input_hi = {3, 3, 3}};
+    if (nb_bn_ranges(q, m, &bc)) fail_msg("%s", nb_ctx_last_error(ctx));
+    float z = -1, s = act_scale(q, "conv.in", &z);
+    double hi = 0;
+    for (int c = 0; c < C; c++) hi = fmax(hi, beta[c] + k * gamma[c]);
+    if (fabs(s - hi / 255) > 1e-6 * hi || z != 0)
+        fail_msg("conv.in: scale %g, zero point %g; expected %g, 0", (double)s, (double)z, hi / 255);
+    /* the convolution's output channels by sampling */
+    double lo2 = 1e300, hi2 = -1e300;
+    uint64_t r = 12345;
+    for (int o = 0; o < O; o++) {
+        double sum = 0, sq = 0;
+        const int n = 400000;
+        for (int i = 0; i < n; i++) {
+            double v = b[o];
+            for (int c = 0; c < C; c++) {
+                double u1, u2; /* Box-Muller from a 64-bit LCG */
+                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+                u1 = ((r >> 11) + 0.5) / 9007199254740992.0;
+                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+                u2 = ((r >> 11) + 0.5) / 9007199254740992.0;
+                double g = beta[c] + gamma[c] * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+                v += w[o * C + c] * (g > 0 ? g : 0);
+            }
+            sum += v;
+            sq += v * v;
+        }
+        double mu = sum / n, sd = sqrt(sq / n - mu * mu);
+        lo2 = fmin(lo2, mu - k * sd);
+        hi2 = fmax(hi2, mu + k * sd);
+    }
+    double want = (hi2 - fmin(lo2, 0)) / 255;
+    float z2 = -1, s2 = act_scale(q, "global_avgpool.in", &z2);
+    if (!(s2 > 0) || fabs(s2 - want) > 0.01 * want)
+        fail_msg("global_avgpool.in: scale %g, expected %g from sampling (range [%g, %g])", (double)s2, want, lo2, hi2);
+    fprintf(stderr, "bn ranges: conv.in scale %g (exact %g), pooling input scale %g (sampled %g)\n", (double)s,
+            hi / 255, (double)s2, want);
+    nb_qsim_free(q);
+    nb_model_free(m);
+    nb_ctx_free(ctx);
 }
 
 /* A detector too: LRSSD's shared head (one weight for every scale) and its concatenated outputs, which stay
@@ -466,6 +578,7 @@ int main(void) {
         cmocka_unit_test(test_zoo_integer_graphs),
         cmocka_unit_test(test_data_free),
         cmocka_unit_test(test_lrssd_integer_graph),
+        cmocka_unit_test(test_bn_ranges_probe),
         cmocka_unit_test(test_qat_exact_resume),
         cmocka_unit_test(test_low_bit_integer_graph),
         cmocka_unit_test(test_admm_with_qat),
