@@ -9,6 +9,10 @@ are freshly initialised and calibrated on a few random images. The file sizes ar
 Without AVX-512 VNNI (or AVX-VNNI, AMX) x86 computes u8 x s8 products in 16-bit pairs and three instructions
 where VNNI takes one: the int8 gain is smaller there, and the ratios below hold for this CPU only.
 
+Where MNN is built (scripts/mnn_setup.sh: build/mnn), MNN runs the same two networks too: the float export
+and the full-integer one as bin/export --mnn writes it (MNN's forms and its compression-parameter file),
+converted by MNNConvert and timed by scripts/mnn_run.cpp.
+
 usage: compare_int8.py BUILD_DIR [--threads T] [--batch B] [--seconds S] [--archs a,b,...]"""
 import argparse
 import json
@@ -113,7 +117,29 @@ def models(build, d, arch, size):
     fl, i8 = os.path.join(d, f"{arch}_float.onnx"), os.path.join(d, f"{arch}_int8.onnx")
     run([f"{build}/bin/export", ckpt, "-o", fl, "--fold-bn"])
     run([f"{build}/bin/export", q, "-o", i8])
+    if os.access(MNN_CONVERT, os.X_OK):
+        for src, stem, extra in ((ckpt, f"{arch}_float_mnn", ["--fold-bn"]), (q, f"{arch}_int8_mnn", [])):
+            path = os.path.join(d, stem)
+            run([f"{build}/bin/export", src, "-o", path + ".onnx", "--mnn"] + extra)
+            params = ["--compressionParamsFile", path + ".mnn.json"] if os.path.exists(path + ".mnn.json") else []
+            run([MNN_CONVERT, "-f", "ONNX", "--modelFile", path + ".onnx", "--MNNModel", path + ".mnn",
+                 "--bizCode", "nibble"] + params)
     return fl, i8
+
+
+MNN_CONVERT, MNN_RUN = "build/mnn/MNNConvert", "build/mnn/mnn_run"
+
+
+def mnn_times(path, size, threads, batch, seconds):
+    """MNN's median batch-1 milliseconds and batch-B images per second"""
+    out = {}
+    for b in (1, batch):
+        with tempfile.NamedTemporaryFile(suffix=".f32") as x:
+            np.random.default_rng(0).standard_normal((b, 3, size, size), dtype=np.float32).tofile(x.name)
+            r = last_json(run([MNN_RUN, path, x.name, f"{b},3,{size},{size}", "/dev/null", "--threads", str(threads),
+                               "--batch", str(b), "--seconds", str(seconds)]))
+        out["ms_batch1" if b == 1 else "img_per_s"] = r["median_ms"] if b == 1 else 1000.0 * b / r["median_ms"]
+    return out
 
 
 def main():
@@ -152,6 +178,16 @@ def main():
             print(f"{arch:20s} {f['ms_batch1']:9.2f} {q['ms_batch1']:9.2f} {row['speedup_batch1']:5.2f} "
                   f"{t['ms_batch1']:9.2f} | {f['img_per_s']:8.1f} {q['img_per_s']:8.1f} {row['speedup_batch']:5.2f} "
                   f"{t['img_per_s']:8.1f} | {row['float_mb']:8.2f} {row['int8_mb']:8.2f}  {t.get('engine', '-')}", flush=True)
+            if os.access(MNN_RUN, os.X_OK):
+                stem = os.path.join(d, arch)
+                mf = mnn_times(stem + "_float_mnn.mnn", size, a.threads, a.batch, a.seconds)
+                mq = mnn_times(stem + "_int8_mnn.mnn", size, a.threads, a.batch, a.seconds)
+                row.update(mnn_float=mf, mnn_int8=mq, mnn_speedup_batch1=mf["ms_batch1"] / mq["ms_batch1"],
+                           mnn_speedup_batch=mq["img_per_s"] / mf["img_per_s"],
+                           mnn_float_mb=mb(stem + "_float_mnn.mnn"), mnn_int8_mb=mb(stem + "_int8_mnn.mnn"))
+                print(f"{'  MNN 3.6':20s} {mf['ms_batch1']:9.2f} {mq['ms_batch1']:9.2f} {row['mnn_speedup_batch1']:5.2f} "
+                      f"{'':9s} | {mf['img_per_s']:8.1f} {mq['img_per_s']:8.1f} {row['mnn_speedup_batch']:5.2f} "
+                      f"{'':8s} | {row['mnn_float_mb']:8.2f} {row['mnn_int8_mb']:8.2f}", flush=True)
             os.makedirs("bench/out", exist_ok=True)
             with open("bench/out/int8.jsonl", "a") as out:
                 out.write(json.dumps(row) + "\n")

@@ -534,10 +534,15 @@ static int place_weights(nb_qsim *q, const bool *last) {
             record(q->cb, &q->n_cb, w, bn, &o->codebook);
             continue;
         }
+        int wbits = layer_bits(q, o->layer, end, q->cfg.wbits);
+        if (wbits == 0) { /* "layer=0": the layer stays float, its input too */
+            o->weight = -1;
+            continue;
+        }
         qweight *qw = record(q->weights, &q->n_weights, w, bn, &o->weight);
         if (!qw) continue;
         int64_t O = w->shape[0], ns = q->cfg.per_channel ? O : 1;
-        qw->bits = layer_bits(q, o->layer, end, q->cfg.wbits);
+        qw->bits = wbits;
         NB_REQUIRE(ctx, qw->bits >= 2 && qw->bits <= 8, -1, o->layer, "weight bits %d: 2 to 8 are supported", qw->bits);
         qw->qmin = weight_grid_min(qw->bits, q->cfg.reduce_range);
         qw->qmax = weight_grid_max(qw->bits, q->cfg.reduce_range);
@@ -565,8 +570,8 @@ static int place_points(nb_qsim *q, const nb_tensor *y) {
         p->raw = NULL;
         if (p->bits == 0) continue;
         NB_REQUIRE(ctx, p->bits >= 2 && p->bits <= 8, -1, p->name, "activation bits %d: 2 to 8 are supported", p->bits);
-        p->qmin = 0;
-        p->qmax = act_grid_max(p->bits);
+        p->qmin = q->cfg.symmetric_act ? -(1 << (p->bits - 1)) : 0;
+        p->qmax = q->cfg.symmetric_act ? (1 << (p->bits - 1)) - 1 : act_grid_max(p->bits);
         p->scale = f32(ctx, 1, "quant.act.%s.scale", p->name);
         p->zero_point = f32(ctx, 1, "quant.act.%s.zero_point", p->name);
         p->grid = f32(ctx, 3, "quant.act.%s.grid", p->name);
@@ -595,6 +600,7 @@ bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out)
     out->range = (nb_qrange)qs->range.id;
     out->percentile = qs->percentile;
     out->reduce_range = qs->reduce_range;
+    out->symmetric_act = qs->activation_grid.id == NB_ACT_GRID_SYMMETRIC;
     if (qat) {
         /* the weights a codebook method owns stay on its codebook, in training and in every reader of its
          * checkpoints alike: qat quantizes the rest */
@@ -763,8 +769,9 @@ int nb_qsim_calibrate_end(nb_qsim *q) {
             hi = bh;
         }
         float s = (float)((hi - lo) / levels), z = 0.0f;
+        if (p->qmin < 0) s = (float)(fmax(-lo, hi) / p->qmax); /* symmetric: zero point 0 */
         if (!(s > 1e-12f)) s = 1e-8f; /* a tensor that was always zero */
-        if (!nonneg) z = fminf(fmaxf(nearbyintf((float)(p->qmin - lo / s)), (float)p->qmin), (float)p->qmax);
+        if (!nonneg && p->qmin >= 0) z = fminf(fmaxf(nearbyintf((float)(p->qmin - lo / s)), (float)p->qmin), (float)p->qmax);
         p->ready = true;
         if (nb_fill(p->scale, s) || nb_fill(p->zero_point, z) || set_grid(p->grid, p->qmin, p->qmax, true)) return -1;
         free(p->hist);
@@ -942,10 +949,11 @@ int nb_qsim_sync(nb_qsim *q, const char *source) {
         qpoint *p = &q->points[k];
         if (!p->bits) continue;
         if (read_grid(q->ctx, p->grid, p->name, source, &p->qmin, &p->qmax, &p->ready)) return -1;
-        NB_REQUIRE(q->ctx, p->qmin == 0, -1, source, "activation quantizer %s: grid [%d, %d] does not start at 0",
-                   p->name, p->qmin, p->qmax);
+        NB_REQUIRE(q->ctx, p->qmin == 0 || p->qmin == -p->qmax - 1, -1, source,
+                   "activation quantizer %s: grid [%d, %d] is neither unsigned from 0 nor symmetric", p->name, p->qmin,
+                   p->qmax);
         p->bits = 0;
-        while ((1 << p->bits) - 1 < p->qmax) p->bits++;
+        while ((1 << p->bits) - 1 < p->qmax - p->qmin) p->bits++;
         all = all && p->ready;
     }
     for (int k = 0; k < q->n_weights; k++) {

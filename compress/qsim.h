@@ -11,7 +11,9 @@
  * folded in, W * sf with sf = gamma / sqrt(running_var + eps), and divides sf back out after the quantizer, so
  * the batch norm still runs (as torch's ConvBn2d in quantization-aware training): with frozen or evaluation
  * statistics the network is exactly the folded, quantized one that is deployed. Activations are unsigned
- * (uint8 for 8 bits) with a zero point: 0 for a non-negative tensor, else where calibration puts it.
+ * (uint8 for 8 bits) with a zero point: 0 for a non-negative tensor, else where calibration puts it; or, with
+ * quantize.activation_grid = symmetric, signed (int8) with zero point 0, the form MNN's int8 kernels compute
+ * correctly (its int8 adds ignore nonzero zero points).
  *
  * Step sizes come from calibration (min-max, percentile or MSE ranges over observed batches) and are then
  * frozen (post-training quantization) or trained with LSQ's gradient (quantization-aware training). They
@@ -36,6 +38,7 @@ typedef struct {
                                           and input */
     bool per_channel;       /* weights: one step size per output channel */
     bool reduce_range;      /* 8-bit weights on [-64, 63] (x86 without VNNI computes them exactly) */
+    bool symmetric_act;     /* activations signed on [-2^(b-1), 2^(b-1) - 1] with zero point 0 (MNN) */
     bool learn;             /* step sizes are trained (LSQ) */
     char skip_weights[NB_CFG_VALUE_MAX]; /* comma-separated parameter names whose weights another method
                                             quantizes (ADMM's codebooks): left as they are */

@@ -154,11 +154,23 @@ static const char *const_what(const nb_dnode *d, int k, const nb_dconst *c) {
     }
 }
 
+/* MNN's forms: a quantized weight that is not a convolution's (a linear layer's, 2-D) is written as float */
+static bool mnn_float(const emitter *e, const nb_dconst *c) { return e->o->mnn && c->codes && c->ndim != 4; }
+
 /* A float initializer, or a quantized one: the codes (int8, int4 from opset 21 where they fit), a zero point
  * and the scales, through DequantizeLinear into `name` */
 static void write_const(emitter *e, const nb_node *n, const nb_dconst *c, const char *name) {
     if (c->values) {
         ox_init_f32(e->gp, name, c->ndim, c->dims, c->values);
+        return;
+    }
+    if (mnn_float(e, c)) { /* MNN folds a per-channel DequantizeLinear of a 2-D weight with a wrong broadcast */
+        int64_t O = c->dims[0], per = 1;
+        for (int k = 1; k < c->ndim; k++) per *= c->dims[k];
+        float *v = nb_xmalloc(sizeof(float) * (size_t)(O * per));
+        for (int64_t i = 0; i < O * per; i++) v[i] = c->scale[c->per_channel ? i / per : 0] * (float)c->codes[i];
+        ox_init_f32(e->gp, name, c->ndim, c->dims, v);
+        free(v);
         return;
     }
     int64_t O = c->dims[0], sdim[1] = {O};
@@ -203,7 +215,7 @@ static const char *input_name(emitter *e, const nb_dnode *d, int k) {
         if (what) fresh(e, d->node, what, name, sizeof e->const_names[0]);
         else snprintf(name, sizeof e->const_names[0], "%s", c->source->name);
         write_const(e, d->node, c, name);
-    } else if (e->o->mnn && e->g->consts[in->konst].codes) {
+    } else if (e->o->mnn && e->g->consts[in->konst].codes && !mnn_float(e, &e->g->consts[in->konst])) {
         /* MNN mishandles one DequantizeLinear read by more than 4 convolutions (LRSSD's shared head): each
          * reader gets its own over the same codes */
         char cn[256], sn[256], zn[256], *use = e->use_names[k];
@@ -236,7 +248,7 @@ static void describe_layer(emitter *e, const nb_dnode *d, int q, bool int_bias) 
     else
         snprintf(wdesc, sizeof wdesc, "float");
     if (q >= 0)
-        snprintf(xdesc, sizeof xdesc, "uint8 on [%d, %d], scale %.6g, zero point %g", e->qs[q].qmin, e->qs[q].qmax,
+        snprintf(xdesc, sizeof xdesc, "%s on [%d, %d], scale %.6g, zero point %g", e->qs[q].qmin < 0 ? "int8" : "uint8", e->qs[q].qmin, e->qs[q].qmax,
                  (double)e->qs[q].s, (double)e->qs[q].z);
     else
         snprintf(xdesc, sizeof xdesc, "float");

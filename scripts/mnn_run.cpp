@@ -4,6 +4,8 @@
 // dependency of nibble: scripts/mnn_setup.sh builds this file against an MNN built from its public source.
 // Usage: mnn_run MODEL.mnn INPUT.f32 N,C,H,W OUTPUT.f32 [--threads T] [--batch B] [--seconds S]
 // --seconds S: time batch-B inference for about S seconds instead and print the median milliseconds per batch.
+// NB_MNN_WINOGRAD=0 in the environment turns off MNN's Winograd convolutions (its default picks them for 3x3
+// kernels, whose float rounding differs from a direct convolution's by about 1e-4 of the output's range).
 // Prints {"output": ..., "dims": [...]} on success; exits 1 with a message otherwise.
 #include <MNN/Interpreter.hpp>
 #include <MNN/Tensor.hpp>
@@ -49,6 +51,8 @@ int main(int argc, char **argv) {
     MNN::BackendConfig bc;
     bc.precision = MNN::BackendConfig::Precision_High; // float32 where it computes in float (no fp16/bf16)
     sc.backendConfig = &bc;
+    const char *wino = std::getenv("NB_MNN_WINOGRAD");
+    if (wino && !std::strcmp(wino, "0")) net->setSessionHint(MNN::Interpreter::WINOGRAD_MEMORY_LEVEL, 0);
     MNN::Session *session = net->createSession(sc);
     MNN::Tensor *input = net->getSessionInput(session, nullptr);
     int N = dims[0], B = batch > 0 ? std::min(batch, N) : N;

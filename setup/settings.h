@@ -264,6 +264,10 @@
       "quantize.data_free = bn: each channel's range is its mean plus or minus this many standard deviations")        \
     X(quantize, distill_steps, INT, "500", NULL,                                                                       \
       "quantize.data_free = zeroq: Adam steps on the distilled images")                                                \
+    X(quantize, activation_grid, ENUM, "unsigned", "unsigned|symmetric",                                              \
+      "qat and full-integer bin/quantize: activations as uint8 with a zero point (ONNX Runtime's preferred form), or " \
+      "signed with zero point 0 (symmetric: what MNN's int8 kernels compute correctly, at one bit less for "           \
+      "non-negative tensors)")                                                                                         \
     X(quantize, reduce_range, BOOL, "false", NULL,                                                                     \
       "qat and full-integer bin/quantize: 8-bit weights on [-64, 63], which x86 CPUs without VNNI compute exactly "   \
       "(their 16-bit pair sums saturate with full int8 weights: ONNX Runtime's reduce_range)")
@@ -300,7 +304,8 @@ typedef enum { NB_PRUNE_WEIGHT, NB_PRUNE_CHANNEL } nb_prune_granularity;     /* 
 typedef enum { NB_IMPORTANCE_MAGNITUDE, NB_IMPORTANCE_TAYLOR } nb_importance; /* compress.importance */
 typedef enum { NB_PREDICTOR_SEPARABLE, NB_PREDICTOR_DENSE } nb_predictor;    /* detect.predictor */
 typedef enum { NB_QUANTIZE_ROUND, NB_QUANTIZE_OPTIMAL, NB_QUANTIZE_NONE } nb_quantize_method; /* quantize.method */
-typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;                         /* quantize.data_free */
+typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;
+typedef enum { NB_ACT_GRID_UNSIGNED, NB_ACT_GRID_SYMMETRIC } nb_act_grid; /* quantize.activation_grid */                         /* quantize.data_free */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

@@ -280,6 +280,30 @@ static void test_data_free(void **st) {
     run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
     run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
     if (json_number(r.out, "within_one_step") < 0.99) fail_msg("bn-range export differs from its simulation:\n%s", r.out);
+    /* MNN's form: symmetric int8 activations (zero point 0), the classifier left float ("fc=0"): ONNX Runtime
+     * still computes the simulation, and MNN's parameter file has no zero point */
+    pathf(q, sizeof q, "r20_sym.h5");
+    pathf(onnx, sizeof onnx, "r20_sym.onnx");
+    run_ok("bin/quantize symmetric", ARGV("quantize", ckpt, q, "quantize.activations=8", "quantize.calibration=64",
+                                          "quantize.activation_grid=symmetric", "compress.qat_layers=fc=0"), &r);
+    assert_non_null(strstr(r.out, "\"with_zero_point\": 0"));
+    run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
+    run_ok("bin/eval --onnx", ARGV("eval", q, "--onnx", onnx), &r);
+    if (json_number(r.out, "top1_agreement") < 0.99 || json_number(r.out, "within_one_step") < 0.99)
+        fail_msg("symmetric export differs from its simulation:\n%s", r.out);
+    mnn_export_ok(q, "r20_sym_mnn");
+    char params[600];
+    pathf(params, sizeof params, "r20_sym_mnn.mnn.json");
+    size_t n;
+    char *text = read_file(params, &n);
+    assert_non_null(text);
+    int zeros = 0;
+    for (const char *z = strstr(text, "\"zero_point\": "); z; z = strstr(z + 1, "\"zero_point\": ")) {
+        if (strncmp(z + strlen("\"zero_point\": "), "0,", 2)) fail_msg("a zero point in the symmetric parameter file:\n%.80s", z);
+        zeros++;
+    }
+    assert_true(zeros > 10);
+    free(text);
     char bad[600];
     pathf(bad, sizeof bad, "r20_bn_bad.h5");
     run_prog(&r, ARGV("quantize", ckpt, bad, "quantize.activations=8", "quantize.data_free=bn", "quantize.bn_sigmas=0"));
