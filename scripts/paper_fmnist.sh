@@ -95,6 +95,8 @@ fullint w8a8_minmax
 fullint w8a8_percentile quantize.range=percentile
 fullint w8a8_mse quantize.range=mse
 fullint w8a8_zeroq quantize.data_free=zeroq quantize.calibration=64
+fullint w8a8_bn quantize.data_free=bn
+fullint w8a8_symmetric quantize.activation_grid=symmetric
 fullint w8a8_layer compress.qat_scale=layer
 fullint w8a8_fullrange quantize.reduce_range=false
 for e in qat_w8a8 qat_w4a4 qat_w3a3 qat_w2a2 admm_pm4_a8; do

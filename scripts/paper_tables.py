@@ -121,6 +121,8 @@ def int8_rows(R):
             ("W8A8", "post-training, 99.99th-percentile ranges", "w8a8_percentile"),
             ("W8A8", "post-training, least-squared-error ranges", "w8a8_mse"),
             ("W8A8", "data-free: 64 ZeroQ-distilled images, no real one", "w8a8_zeroq"),
+            ("W8A8", "data-free: ranges from batch-norm statistics, no image at all", "w8a8_bn"),
+            ("W8A8", "post-training, symmetric int8 activations (MNN's form)", "w8a8_symmetric"),
             ("W8A8", "post-training, one step size per layer (not per channel)", "w8a8_layer"),
             ("W8A8", "post-training, full int8 weight range (no reduce_range)", "w8a8_fullrange"),
             ("W8A8", "LSQ quantization-aware, 2 epochs", "qat_w8a8"),
