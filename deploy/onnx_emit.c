@@ -664,7 +664,7 @@ static void keep_grid(emitter *e, const nb_dnode *d, int q) {
 static const char *int32_bias_of(emitter *e, const nb_dnode *d, const nb_dconst *w, const nb_dconst *b, char *name,
                                  size_t len) {
     const named *x = lookup(e, d->in[0].value);
-    if (e->o->mnn || !x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
+    if (!x || x->q < 0 || !e->qs[x->q].per_tensor || !w->codes || !b->values) return "";
     int64_t O = w->dims[0];
     float sx = e->qs[x->q].s;
     int32_t *v = nb_xmalloc(sizeof(int32_t) * (size_t)O), *z = nb_xcalloc((size_t)O, sizeof(int32_t));
@@ -676,6 +676,16 @@ static const char *int32_bias_of(emitter *e, const nb_dnode *d, const nb_dconst 
     }
     char vn[256], sn[256], zn[256];
     fresh(e, d->node, "bias", name, len);
+    if (e->o->mnn) { /* MNN's forms: float, but the int32 steps' values, which MNN's own rounding keeps */
+        float *f = nb_xmalloc(sizeof(float) * (size_t)O);
+        for (int64_t o = 0; o < O; o++) f[o] = (float)((double)v[o] * (double)s[o]);
+        ox_init_f32(e->gp, name, 1, (int64_t[]){O}, f);
+        free(f);
+        free(v);
+        free(z);
+        free(s);
+        return name;
+    }
     snprintf(vn, sizeof vn, "%s.int32", name);
     snprintf(sn, sizeof sn, "%s.scale", name);
     snprintf(zn, sizeof zn, "%s.zero_point", name);
