@@ -118,7 +118,11 @@ def models(build, d, arch, size):
     run([f"{build}/bin/export", ckpt, "-o", fl, "--fold-bn"])
     run([f"{build}/bin/export", q, "-o", i8])
     if os.access(MNN_CONVERT, os.X_OK):
-        for src, stem, extra in ((ckpt, f"{arch}_float_mnn", ["--fold-bn"]), (q, f"{arch}_int8_mnn", [])):
+        # MNN's int8 adds need zero point 0: symmetric activation grids (README, Export: MNN)
+        qs = os.path.join(d, f"{arch}_w8a8_symmetric.h5")
+        run([f"{build}/bin/quantize", ckpt, qs, "quantize.activations=8", "quantize.calibration=8",
+             "quantize.activation_grid=symmetric"])
+        for src, stem, extra in ((ckpt, f"{arch}_float_mnn", ["--fold-bn"]), (qs, f"{arch}_int8_mnn", [])):
             path = os.path.join(d, stem)
             run([f"{build}/bin/export", src, "-o", path + ".onnx", "--mnn"] + extra)
             params = ["--compressionParamsFile", path + ".mnn.json"] if os.path.exists(path + ".mnn.json") else []
