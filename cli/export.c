@@ -140,9 +140,12 @@ int main(int argc, char **argv) {
         printf("MNN: %d int8 layers in %s; convert with\n  MNNConvert -f ONNX --modelFile %s --MNNModel MODEL.mnn "
                "--bizCode nibble --compressionParamsFile %s\n",
                r.mnn_layers, mnn_params, out, mnn_params);
-    else if (o.mnn)
+    else if (o.mnn) {
+        /* an earlier export's file would describe another network */
+        if (unlink(mnn_params) == 0) printf("MNN: removed %s, an earlier export's\n", mnn_params);
         printf("MNN: no activation grids, so no compression-parameter file; convert with\n  MNNConvert -f ONNX "
                "--modelFile %s --MNNModel MODEL.mnn --bizCode nibble\n", out);
+    }
     nb_qsim_free(o.qsim);
     nb_qweights_close(&q);
     nb_model_free(m);

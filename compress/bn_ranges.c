@@ -361,8 +361,12 @@ int nb_bn_ranges(nb_qsim *q, nb_model *m, const nb_bn_ranges_cfg *cfg) {
     }
     for (size_t i = 0; rc == 0 && i < w.n_seen; i++) {
         const moments *v = find(&w, w.seen[i]);
-        NB_REQUIRE(ctx, v, -1, nb_qsim_point_name(q, w.point[i]),
-                   "data-free ranges: the value this quantizer sees was not computed by a recorded op");
+        if (!v) {
+            NB_FAIL(ctx, nb_qsim_point_name(q, w.point[i]),
+                    "data-free ranges: the value this quantizer sees was not computed by a recorded op");
+            rc = -1;
+            break;
+        }
         double lo = INFINITY, hi = -INFINITY;
         for (int64_t c = 0; c < v->C; c++) {
             double s = sqrt(v->var[c]);

@@ -27,6 +27,7 @@ typedef struct {
     const nb_tensor *raw;   /* discovery: the tensor it quantizes */
     double lo, hi;          /* calibration: the range seen */
     bool seen;
+    bool set_by_layer;      /* placement: a layer reading it has set its width */
     double *hist;           /* calibration pass 1: HIST_BINS counts over [lo, hi] */
 } qpoint;
 
@@ -524,7 +525,10 @@ static int place_weights(nb_qsim *q, const bool *last) {
         bool end = k == 0 || last[k];
         int bits = layer_bits(q, o->layer, end, q->cfg.abits);
         qpoint *in = &q->points[o->in_point];
-        if (bits > in->bits || strcmp(q->cfg.layer_bits, "default")) in->bits = bits;
+        /* an input several layers read keeps the widest of their widths (0, float, only when all ask for it) */
+        if (!strcmp(q->cfg.layer_bits, "default") || in->set_by_layer) in->bits = bits > in->bits ? bits : in->bits;
+        else in->bits = bits;
+        in->set_by_layer = true;
         if (!w) continue;
         const nb_node *bn = NULL, *c[2], *made = producer(ctx, o->out);
         if (made && made->op == NB_OP_CONV2D && nb_tape_consumers(ctx, o->out, c, 2) == 1 &&
@@ -761,7 +765,8 @@ int nb_qsim_calibrate_end(nb_qsim *q) {
         } else if (p->hist && q->cfg.range == NB_QRANGE_MSE) {
             double best = INFINITY, bl = lo, bh = hi;
             for (int t = 100; t >= 20; t--) {
-                double a = lo * t / 100.0, b = hi * t / 100.0, s = (b - a) / levels;
+                double a = lo * t / 100.0, b = hi * t / 100.0;
+                double s = p->qmin < 0 ? fmax(-a, b) / p->qmax : (b - a) / levels; /* the step calibration sets */
                 double e = s > 0 ? hist_mse(p->hist, p->lo, p->hi, a, b, s) : INFINITY;
                 if (e < best) best = e, bl = a, bh = b;
             }

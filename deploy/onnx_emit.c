@@ -480,6 +480,15 @@ static int onnx_concat(emitter *e, const nb_dnode *d, const char *const *in) {
     char y[192];
     out_name(e, n, y, sizeof y);
     bool inter = n->attr.axis.interleave;
+    if (inter && e->o->mnn) { /* MNN's forms: the concatenation and a shuffle, channels in order (MNN's
+                               * parameter file names each layer's scales in its weight's own order) */
+        char cat[192];
+        fresh(e, n, "Concat", cat, sizeof cat);
+        ox_attr_int(node(e, n, "Concat", d->n_in, in, 1, (const char *[]){cat}), "axis", n->attr.axis.axis);
+        shuffle(e, n, cat, n->out[0], d->n_in, y);
+        define(e, d->out, y);
+        return 0;
+    }
     int n_parts = 0;
     for (int j = 0; j < d->n_in; j++) {
         const named *v = lookup(e, d->in[j].value);

@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
     const char *wino = std::getenv("NB_MNN_WINOGRAD");
     if (wino && !std::strcmp(wino, "0")) net->setSessionHint(MNN::Interpreter::WINOGRAD_MEMORY_LEVEL, 0);
     MNN::Session *session = net->createSession(sc);
+    if (!session) return fail(std::string(argv[1]) + ": MNN cannot make a session for it");
     MNN::Tensor *input = net->getSessionInput(session, nullptr);
     int N = dims[0], B = batch > 0 ? std::min(batch, N) : N;
     std::vector<float> out;

@@ -207,6 +207,20 @@ static void test_resnet20_matches_onnxruntime(void **st) {
         fail_msg("%s is %lld bytes against the float %lld", onnx, (long long)a.st_size, (long long)b.st_size);
 }
 
+/* bin/export --mnn of a full-integer checkpoint: the forms MNN's converter reads correctly, and its
+ * compression-parameter file naming the graph's values and reproducing every layer's codes
+ * (scripts/mnn_forms_check.py; scripts/mnn_check.sh runs MNN itself where it is built) */
+static void mnn_export_ok(const char *ckpt, const char *stem) {
+    char onnx[600], params[600];
+    snprintf(onnx, sizeof onnx, "%s/%s.onnx", dir, stem);
+    snprintf(params, sizeof params, "%s/%s.mnn.json", dir, stem);
+    run_result r;
+    run_ok("bin/export --mnn", ARGV("export", ckpt, "-o", onnx, "--mnn"), &r);
+    if (!strstr(r.out, "int8 layers in")) fail_msg("no compression-parameter file for %s:\n%s", ckpt, r.out);
+    run_cmd(&r, ARGV("/usr/bin/python3", "scripts/mnn_forms_check.py", onnx, params));
+    if (r.status) fail_msg("%s is not in MNN's forms:\n%s%s", onnx, r.out, r.err);
+}
+
 /* Every zoo classifier becomes integer convolutions in ONNX Runtime, with nothing placed by hand */
 static void test_zoo_integer_graphs(void **st) {
     (void)st;
@@ -225,6 +239,9 @@ static void test_zoo_integer_graphs(void **st) {
         double agree = json_number(r.out, "top1_agreement"), close = json_number(r.out, "within_one_step");
         fprintf(stderr, "%s: top class agreement %.4f, within one step %.4f\n", archs[i], agree, close);
         if (agree < 0.9 || close < 0.9) fail_msg("%s: ONNX Runtime and the simulation differ:\n%s", archs[i], r.out);
+        char stem[64]; /* MNN's forms too: ShuffleNet's interleavings in order, MobileNetV2's depthwise layers */
+        snprintf(stem, sizeof stem, "%s_mnn", archs[i]);
+        mnn_export_ok(q, stem);
     }
 }
 
@@ -233,20 +250,6 @@ static bool contains(ckpt_bytes b, const char *s) {
     for (size_t i = 0; i + n <= b.len; i++)
         if (!memcmp(b.buf + i, s, n)) return true;
     return false;
-}
-
-/* bin/export --mnn of a full-integer checkpoint: the forms MNN's converter reads correctly, and its
- * compression-parameter file naming the graph's values and reproducing every layer's codes
- * (scripts/mnn_forms_check.py; scripts/mnn_check.sh runs MNN itself where it is built) */
-static void mnn_export_ok(const char *ckpt, const char *stem) {
-    char onnx[600], params[600];
-    snprintf(onnx, sizeof onnx, "%s/%s.onnx", dir, stem);
-    snprintf(params, sizeof params, "%s/%s.mnn.json", dir, stem);
-    run_result r;
-    run_ok("bin/export --mnn", ARGV("export", ckpt, "-o", onnx, "--mnn"), &r);
-    if (!strstr(r.out, "int8 layers in")) fail_msg("no compression-parameter file for %s:\n%s", ckpt, r.out);
-    run_cmd(&r, ARGV("/usr/bin/python3", "scripts/mnn_forms_check.py", onnx, params));
-    if (r.status) fail_msg("%s is not in MNN's forms:\n%s%s", onnx, r.out, r.err);
 }
 
 /* Data-free: calibration images distilled from the batch norms' statistics, not one real image read (the
