@@ -126,11 +126,12 @@ char *nb_mnn_params(const nb_deploy_graph *g, nb_value_name_fn name_of, void *ct
             if (g->nodes[k].node->op == NB_OP_FAKE_QUANT && g->nodes[k].in[0].value == chain[n_chain - 1])
                 on_grid = fake_quant_grid(g, &g->nodes[k], &yq);
         if (!on_grid) continue; /* a float output (the logits): MNN keeps the layer float */
+        int before = count;
         for (int c = 0; c < n_chain; c++) {
             const char *out_name = name_of(ctx, chain[c]);
             if (out_name) layer(&t, g, d, in_name, &xq, out_name, &yq, &count);
         }
-        (*layers)++;
+        if (count > before) (*layers)++;
     }
     appendf(&t, "\n  ]}}]}\n");
     if (*layers) return t.s;
