@@ -202,7 +202,8 @@
       "qat: activation bits (2..8), unsigned with a zero point")                                                       \
     X(compress, qat_layers, STR, "default", NULL,                                                                      \
       "qat and full-integer bin/quantize: per-layer bits 'pattern=bits, ...' on layer names (a convolution or linear " \
-      "layer's weight and input); default: the first layer and those producing the output at 8 bits")                 \
+      "layer's weight and input; 0 leaves the layer float); default: the first layer and those producing the output " \
+      "at 8 bits")                                                                                                     \
     X(compress, qat_scale, ENUM, "channel", "layer|channel",                                                           \
       "qat and full-integer bin/quantize: weight step sizes per layer or per output channel")                                                        \
     X(compress, freeze_bn, FLOAT, "0", NULL,                                                                           \
