@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "compress/compressor.h"
+#include "compress/gaussian.h"
 #include "core/check.h"
 #include "core/tape.h"
 
@@ -60,30 +61,9 @@ static void observed(void *user, int point, nb_tensor *t) {
     w->seen[w->n_seen++] = t;
 }
 
-static double Phi(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
-static double phi(double x) { return isinf(x) ? 0.0 : exp(-0.5 * x * x) / sqrt(2.0 * M_PI); }
-
-/* mean and variance of clip(N(mu, var), a, b) (a censored Gaussian) */
-static void censored(double mu, double var, double a, double b, double *E, double *V) {
-    double s = sqrt(var);
-    if (!(s > 0)) {
-        double y = fmin(fmax(mu, a), b);
-        *E = y;
-        *V = 0;
-        return;
-    }
-    double al = (a - mu) / s, be = (b - mu) / s, Pa = isinf(a) ? 0 : Phi(al), Pb = isinf(b) ? 1 : Phi(be);
-    double pa = phi(al), pb = phi(be), inside = Pb - Pa;
-    double e1 = (isinf(a) ? 0 : a * Pa) + (isinf(b) ? 0 : b * (1 - Pb)) + mu * inside + s * (pa - pb);
-    double e2 = (isinf(a) ? 0 : a * a * Pa) + (isinf(b) ? 0 : b * b * (1 - Pb)) + (mu * mu + var) * inside +
-                2 * mu * s * (pa - pb) + var * ((isinf(a) ? 0 : al * pa) - (isinf(b) ? 0 : be * pb));
-    *E = e1;
-    *V = fmax(e2 - e1 * e1, 0);
-}
-
 /* channel c of m as a plain mean and variance (its clipping applied) */
 static void effective(const moments *m, int64_t c, double *E, double *V) {
-    censored(m->mu[c], m->var[c], m->lo[c], m->hi[c], E, V);
+    nb_censored_gaussian(m->mu[c], sqrt(m->var[c]), m->lo[c], m->hi[c], E, V);
 }
 
 /* f(x) of an element-wise op */
@@ -104,7 +84,7 @@ static void through(nb_op op, float alpha, const moments *x, int64_t c, moments 
     enum { K = 401 };
     double mu = x->mu[c], s = sqrt(x->var[c]), e1 = 0, e2 = 0, wsum = 0, lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < K; i++) {
-        double t = -8.0 + 16.0 * i / (K - 1), w = phi(t);
+        double t = -8.0 + 16.0 * i / (K - 1), w = nb_gauss_pdf(t);
         double v = eltwise(op, alpha, fmin(fmax(mu + s * t, x->lo[c]), x->hi[c]));
         e1 += w * v;
         e2 += w * v * v;

@@ -1,13 +1,13 @@
 /* Batch-norm folding, cross-layer equalization and bias correction, found on the recorded tape. */
 #include "compress/dfq.h"
 
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compress/channel_deps.h"
 #include "compress/compressor.h"
+#include "compress/gaussian.h"
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -118,9 +118,9 @@ int nb_dfq_equalize(nb_ctx *ctx, nb_model *m, bool equalize, nb_dfq *d) {
 
 /* E[max(0, z)] for z ~ N(mu, sigma^2) */
 static double relu_mean(double mu, double sigma) {
-    if (sigma <= 0) return mu > 0 ? mu : 0;
-    double a = mu / sigma;
-    return mu * 0.5 * erfc(-a / sqrt(2.0)) + sigma * exp(-0.5 * a * a) / sqrt(2.0 * M_PI);
+    double mean, var;
+    nb_censored_gaussian(mu, sigma, 0.0, INFINITY, &mean, &var);
+    return mean;
 }
 
 int nb_dfq_bias_correct(nb_ctx *ctx, nb_model *m, const nb_dfq *d, nb_tensor **q, nb_tensor **fp, int n) {

@@ -751,12 +751,18 @@ void nb_qsim_set_range(nb_qsim *q, int point, double lo, double hi) {
 
 const char *nb_qsim_point_name(const nb_qsim *q, int point) { return q->points[point].name; }
 
+/* The step of p's grid over [lo, hi] (lo <= 0 <= hi): the range over the levels, or, on a symmetric grid (zero
+ * point 0), the larger side over qmax */
+static double grid_step(const qpoint *p, double lo, double hi) {
+    return p->qmin < 0 ? fmax(-lo, hi) / p->qmax : (hi - lo) / (p->qmax - p->qmin);
+}
+
 int nb_qsim_calibrate_end(nb_qsim *q) {
     q->mode = RUN;
     for (int k = 0; k < q->n_points; k++) {
         qpoint *p = &q->points[k];
         if (p->bits == 0) continue;
-        double lo = fmin(p->lo, 0), hi = fmax(p->hi, 0), levels = p->qmax - p->qmin;
+        double lo = fmin(p->lo, 0), hi = fmax(p->hi, 0);
         bool nonneg = p->lo >= 0;
         if (p->hist && q->cfg.range == NB_QRANGE_PERCENTILE) {
             double tail = (100.0 - q->cfg.percentile) / 100.0;
@@ -765,16 +771,14 @@ int nb_qsim_calibrate_end(nb_qsim *q) {
         } else if (p->hist && q->cfg.range == NB_QRANGE_MSE) {
             double best = INFINITY, bl = lo, bh = hi;
             for (int t = 100; t >= 20; t--) {
-                double a = lo * t / 100.0, b = hi * t / 100.0;
-                double s = p->qmin < 0 ? fmax(-a, b) / p->qmax : (b - a) / levels; /* the step calibration sets */
+                double a = lo * t / 100.0, b = hi * t / 100.0, s = grid_step(p, a, b);
                 double e = s > 0 ? hist_mse(p->hist, p->lo, p->hi, a, b, s) : INFINITY;
                 if (e < best) best = e, bl = a, bh = b;
             }
             lo = bl;
             hi = bh;
         }
-        float s = (float)((hi - lo) / levels), z = 0.0f;
-        if (p->qmin < 0) s = (float)(fmax(-lo, hi) / p->qmax); /* symmetric: zero point 0 */
+        float s = (float)grid_step(p, lo, hi), z = 0.0f;
         if (!(s > 1e-12f)) s = 1e-8f; /* a tensor that was always zero */
         if (!nonneg && p->qmin >= 0) z = fminf(fmaxf(nearbyintf((float)(p->qmin - lo / s)), (float)p->qmin), (float)p->qmax);
         p->ready = true;
