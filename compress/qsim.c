@@ -28,6 +28,8 @@ typedef struct {
     double lo, hi;          /* calibration: the range seen */
     bool seen;
     bool set_by_layer;      /* placement: a layer reading it has set its width */
+    int share;              /* the quantizer whose step size, zero point and grid it uses (itself, or the first
+                               of a concatenation's group: cfg.shared_concat); a member holds the owner's tensors */
     double *hist;           /* calibration pass 1: HIST_BINS counts over [lo, hi] */
 } qpoint;
 
@@ -85,6 +87,11 @@ struct nb_qsim {
     entry *cache;
     int n_cache, cap_cache;
     int pending; /* a SHARED op's quantizer, for its output */
+    /* discovery with cfg.shared_concat: the quantizers of the concatenation now running, and the pairs that
+     * must share a grid (joined in place_points, where the widths are known) */
+    int cat_in[16], n_cat_in;
+    int (*ties)[2];
+    int n_ties, cap_ties;
     /* calibration by a rule instead of observed values (nb_qsim_observe_with) */
     nb_qsim_observer observer;
     void *observer_user;
@@ -148,6 +155,7 @@ static int next_point(nb_qsim *q, nb_op op, const char *role, const nb_tensor *r
         p->op = op;
         p->raw = raw;
         p->bits = q->cfg.abits;
+        p->share = k;
         char base[NB_NAME_MAX];
         snprintf(base, sizeof base, "%.60s%s%.30s", scope[0] ? scope : "input", role[0] ? "." : "", role);
         snprintf(p->name, sizeof p->name, "%s", base);
@@ -292,6 +300,45 @@ static int deployed_bias(nb_qsim *q, occurrence *o, nb_tensor **bias_in) {
     return rc ? -1 : 0;
 }
 
+/* ---- shared grids ---- */
+
+/* Quantizers a and b must share one grid (discovery: joined in place_points) */
+static void tie(nb_qsim *q, int a, int b) {
+    if (a == b) return;
+    if (q->n_ties == q->cap_ties)
+        q->ties = nb_xrealloc(q->ties, sizeof *q->ties * (size_t)(q->cap_ties = q->cap_ties ? 2 * q->cap_ties : 32));
+    q->ties[q->n_ties][0] = a;
+    q->ties[q->n_ties++][1] = b;
+}
+
+static int owner(const nb_qsim *q, int k) {
+    while (q->points[k].share != k) k = q->points[k].share;
+    return k;
+}
+
+/* Join the tied quantizers that are quantized (a float one, such as an output the network returns, stays out):
+ * each group's owner is its first quantizer, and every member takes the widest width of the group */
+static void join_ties(nb_qsim *q) {
+    for (int t = 0; t < q->n_ties; t++) {
+        int a = q->ties[t][0], b = q->ties[t][1];
+        if (!q->points[a].bits || !q->points[b].bits) continue;
+        a = owner(q, a);
+        b = owner(q, b);
+        if (a == b) continue;
+        if (b < a) {
+            int c = a;
+            a = b;
+            b = c;
+        }
+        q->points[b].share = a;
+        if (q->points[b].bits > q->points[a].bits) q->points[a].bits = q->points[b].bits;
+    }
+    for (int k = 0; k < q->n_points; k++) {
+        q->points[k].share = owner(q, k);
+        if (q->points[k].share != k) q->points[k].bits = q->points[q->points[k].share].bits;
+    }
+}
+
 /* ---- the hooks ---- */
 
 static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
@@ -325,11 +372,14 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
         return 0;
     }
     case NB_QUANT_REQUANT:
+        q->n_cat_in = 0;
         for (int i = 0; i < n_in; i++) {
             if (!in[i]) continue;
             if (n_in == 1) snprintf(role, sizeof role, "%s.in", nb_op_name(op));
             else snprintf(role, sizeof role, "%s.in%d", nb_op_name(op), i);
             if (!(in[i] = act(q, in[i], op, role, &pt))) return -1;
+            if (op == NB_OP_CONCAT && q->n_cat_in < (int)(sizeof q->cat_in / sizeof *q->cat_in))
+                q->cat_in[q->n_cat_in++] = pt;
         }
         return 0;
     case NB_QUANT_SHARED: {
@@ -374,6 +424,9 @@ static int on_output(void *user, nb_op op, nb_tensor *in0, nb_tensor **out) {
         nb_tensor *y = act(q, *out, op, role, &pt);
         if (!y) return -1;
         *out = y;
+        if (op == NB_OP_CONCAT && q->mode == DISCOVER && q->cfg.shared_concat)
+            for (int i = 0; i < q->n_cat_in; i++) tie(q, q->cat_in[i], pt);
+        q->n_cat_in = 0;
         return 0;
     }
     case NB_QUANT_SHARED: /* max pooling keeps its input's grid: the maximum of grid values is one */
@@ -572,7 +625,20 @@ static int place_points(nb_qsim *q, const nb_tensor *y) {
         bool output = (role == NB_QUANT_REQUANT && strstr(p->name, ".out")) || role == NB_QUANT_KEEP;
         if (output && returned(ctx, p->raw, y)) p->bits = 0;
         p->raw = NULL;
+    }
+    join_ties(q);
+    for (int k = 0; k < q->n_points; k++) {
+        qpoint *p = &q->points[k];
         if (p->bits == 0) continue;
+        if (p->share != k) { /* a member of a shared grid: the owner's tensors, under its own name too */
+            qpoint *o = &q->points[p->share];
+            p->qmin = o->qmin;
+            p->qmax = o->qmax;
+            nb_retain(p->scale = o->scale);
+            nb_retain(p->zero_point = o->zero_point);
+            nb_retain(p->grid = o->grid);
+            continue;
+        }
         NB_REQUIRE(ctx, p->bits >= 2 && p->bits <= 8, -1, p->name, "activation bits %d: 2 to 8 are supported", p->bits);
         p->qmin = q->cfg.symmetric_act ? -(1 << (p->bits - 1)) : 0;
         p->qmax = q->cfg.symmetric_act ? (1 << (p->bits - 1)) - 1 : act_grid_max(p->bits);
@@ -605,6 +671,7 @@ bool nb_qsim_cfg_from(const nb_settings *s, const nb_model *m, nb_qsim_cfg *out)
     out->percentile = qs->percentile;
     out->reduce_range = qs->reduce_range;
     out->symmetric_act = qs->activation_grid.id == NB_ACT_GRID_SYMMETRIC;
+    out->shared_concat = qs->concat_grid.id == NB_CONCAT_GRID_SHARED;
     if (qat) {
         /* the weights a codebook method owns stay on its codebook, in training and in every reader of its
          * checkpoints alike: qat quantizes the rest */
@@ -690,6 +757,7 @@ void nb_qsim_free(nb_qsim *q) {
     free(q->cb);
     for (int k = 0; k < q->n_occ; k++) nb_release(q->occ[k].bias);
     free(q->points);
+    free(q->ties);
     free(q->weights);
     free(q->occ);
     free(q->cache);
@@ -759,6 +827,9 @@ static double grid_step(const qpoint *p, double lo, double hi) {
 
 int nb_qsim_calibrate_end(nb_qsim *q) {
     q->mode = RUN;
+    /* each quantizer's range by the rule; a shared grid then spans its members' ranges */
+    double *los = nb_xcalloc((size_t)q->n_points + 1, sizeof *los), *his = nb_xcalloc((size_t)q->n_points + 1, sizeof *his);
+    bool *neg = nb_xcalloc((size_t)q->n_points + 1, sizeof *neg);
     for (int k = 0; k < q->n_points; k++) {
         qpoint *p = &q->points[k];
         if (p->bits == 0) continue;
@@ -778,16 +849,31 @@ int nb_qsim_calibrate_end(nb_qsim *q) {
             lo = bl;
             hi = bh;
         }
-        float s = (float)grid_step(p, lo, hi), z = 0.0f;
-        if (!(s > 1e-12f)) s = 1e-8f; /* a tensor that was always zero */
-        if (!nonneg && p->qmin >= 0) z = fminf(fmaxf(nearbyintf((float)(p->qmin - lo / s)), (float)p->qmin), (float)p->qmax);
-        p->ready = true;
-        if (nb_fill(p->scale, s) || nb_fill(p->zero_point, z) || set_grid(p->grid, p->qmin, p->qmax, true)) return -1;
         free(p->hist);
         p->hist = NULL;
+        int o = p->share;
+        bool first = o == k;
+        los[o] = first ? lo : fmin(los[o], lo);
+        his[o] = first ? hi : fmax(his[o], hi);
+        neg[o] = (!first && neg[o]) || !nonneg;
     }
+    int rc = 0;
+    for (int k = 0; k < q->n_points && rc == 0; k++) {
+        qpoint *p = &q->points[k];
+        if (p->bits == 0) continue;
+        p->ready = true;
+        if (p->share != k) continue; /* the owner's tensors: filled below or above */
+        double lo = los[k], hi = his[k];
+        float s = (float)grid_step(p, lo, hi), z = 0.0f;
+        if (!(s > 1e-12f)) s = 1e-8f; /* a tensor that was always zero */
+        if (neg[k] && p->qmin >= 0) z = fminf(fmaxf(nearbyintf((float)(p->qmin - lo / s)), (float)p->qmin), (float)p->qmax);
+        if (nb_fill(p->scale, s) || nb_fill(p->zero_point, z) || set_grid(p->grid, p->qmin, p->qmax, true)) rc = -1;
+    }
+    free(los);
+    free(his);
+    free(neg);
     q->generation++;
-    return 0;
+    return rc;
 }
 
 int nb_qsim_calibrate(nb_qsim *q, const nb_dataset *ds, const nb_loader_cfg *lc, int64_t images, bool quiet) {
@@ -910,7 +996,7 @@ int nb_qsim_params(nb_qsim *q, nb_tensor **out, int max) {
     int n = 0;
     if (!q->cfg.learn) return 0;
     for (int k = 0; k < q->n_points; k++)
-        if (q->points[k].bits) {
+        if (q->points[k].bits && q->points[k].share == k) { /* a shared step size is trained once */
             if (n < max) out[n] = q->points[k].scale;
             n++;
         }

@@ -2,7 +2,8 @@
  * (core/ops.h: nb_fake_quant), for any model. Nothing is placed by hand per model: while a simulated forward
  * pass runs, the context's op hooks see every op and quantize where the column quant of core/op_table.h says
  * (the input and weight of every convolution and linear layer, the inputs and outputs of adds, average pools
- * and concatenations, max pooling's input and output on one grid, views keeping their input's grid). Each
+ * and concatenations, max pooling's input and output on one grid, views keeping their input's grid; with
+ * quantize.concat_grid = shared a concatenation's inputs and output share one quantizer too). Each
  * quantizer is found by its place in the forward order, so the same model always gets the same quantizers,
  * named after the layer that reads them ("layer1.0.conv1.in").
  *
@@ -39,6 +40,7 @@ typedef struct {
     bool per_channel;       /* weights: one step size per output channel */
     bool reduce_range;      /* 8-bit weights on [-64, 63] (x86 without VNNI computes them exactly) */
     bool symmetric_act;     /* activations signed on [-2^(b-1), 2^(b-1) - 1] with zero point 0 (MNN) */
+    bool shared_concat;     /* a concatenation's inputs and output on one grid (quantize.concat_grid) */
     bool learn;             /* step sizes are trained (LSQ) */
     char skip_weights[NB_CFG_VALUE_MAX]; /* comma-separated parameter names whose weights another method
                                             quantizes (ADMM's codebooks): left as they are */

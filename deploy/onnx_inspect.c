@@ -76,6 +76,32 @@ static int code_at(const Onnx__TensorProto *t, int64_t i) {
     return 0;
 }
 
+/* Whether two inputs name the same constant value (the same initializer, or two holding equal data) */
+static bool same_constant(const Onnx__GraphProto *g, const char *a, const char *b) {
+    if (!strcmp(a, b)) return true;
+    const Onnx__TensorProto *x = init_named(g, a), *y = init_named(g, b);
+    if (!x || !y || x->data_type != y->data_type || x->raw_data.len != y->raw_data.len ||
+        x->n_float_data != y->n_float_data || x->n_int32_data != y->n_int32_data)
+        return false;
+    return (!x->raw_data.len || !memcmp(x->raw_data.data, y->raw_data.data, x->raw_data.len)) &&
+           (!x->n_float_data || !memcmp(x->float_data, y->float_data, x->n_float_data * sizeof *x->float_data)) &&
+           (!x->n_int32_data || !memcmp(x->int32_data, y->int32_data, x->n_int32_data * sizeof *x->int32_data));
+}
+
+/* ONNX Runtime's QLinearConcat (inputs: Y's scale and zero point, then X, scale, zero point for each input)
+ * copies an input whose grid is the output's and requantizes any other through a table: how many do */
+static void count_requantizing_concats(const Onnx__GraphProto *g, nb_onnx_summary *s) {
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (strcmp(n->op_type, "QLinearConcat") || n->n_input < 5) continue;
+        s->qconcats++;
+        bool requant = false;
+        for (size_t k = 2; k + 2 < n->n_input && !requant; k += 3)
+            requant = !same_constant(g, n->input[k + 1], n->input[0]) || !same_constant(g, n->input[k + 2], n->input[1]);
+        s->requantizing_qconcats += requant;
+    }
+}
+
 /* A conv or linear weight: how it is stored */
 static void describe_weight(FILE *out, const Onnx__GraphProto *g, const Onnx__NodeProto *n, nb_onnx_summary *s) {
     if (n->n_input < 2) return;
@@ -176,6 +202,10 @@ int nb_onnx_inspect(nb_ctx *ctx, const char *path, FILE *out, nb_onnx_summary *s
             s->int8_layers, s->int4_layers,
             s->weight_values ? 100.0 * (double)s->zero_weight_values / (double)s->weight_values : 0.0,
             (long long)s->weight_values);
+    count_requantizing_concats(g, s);
+    if (s->qconcats) /* an engine's optimized graph: ONNX Runtime's optimizedModelFilePath */
+        fprintf(out, "  QLinearConcat %lld, requantizing an input %lld (the others copy bytes)\n", (long long)s->qconcats,
+                (long long)s->requantizing_qconcats);
     for (size_t i = 0; i < m->n_metadata_props; i++)
         fprintf(out, "  %s: %s\n", m->metadata_props[i]->key, m->metadata_props[i]->value);
     onnx__model_proto__free_unpacked(m, NULL);

@@ -269,6 +269,9 @@
       "qat and full-integer bin/quantize: activations as uint8 with a zero point (ONNX Runtime's preferred form), or " \
       "signed with zero point 0 (symmetric: what MNN's int8 kernels compute correctly, at one bit less for "           \
       "non-negative tensors)")                                                                                         \
+    X(quantize, concat_grid, ENUM, "shared", "shared|separate",                                                        \
+      "qat and full-integer bin/quantize: a concatenation's inputs and output on one grid (the engines then copy "   \
+      "bytes; TFLite's int8 rule), or each on its own (the engine requantizes every input through a table)")        \
     X(quantize, reduce_range, BOOL, "false", NULL,                                                                     \
       "qat and full-integer bin/quantize: 8-bit weights on [-64, 63], which x86 CPUs without VNNI compute exactly "   \
       "(their 16-bit pair sums saturate with full int8 weights: ONNX Runtime's reduce_range)")
@@ -305,8 +308,9 @@ typedef enum { NB_PRUNE_WEIGHT, NB_PRUNE_CHANNEL } nb_prune_granularity;     /* 
 typedef enum { NB_IMPORTANCE_MAGNITUDE, NB_IMPORTANCE_TAYLOR } nb_importance; /* compress.importance */
 typedef enum { NB_PREDICTOR_SEPARABLE, NB_PREDICTOR_DENSE } nb_predictor;    /* detect.predictor */
 typedef enum { NB_QUANTIZE_ROUND, NB_QUANTIZE_OPTIMAL, NB_QUANTIZE_NONE } nb_quantize_method; /* quantize.method */
-typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;
-typedef enum { NB_ACT_GRID_UNSIGNED, NB_ACT_GRID_SYMMETRIC } nb_act_grid; /* quantize.activation_grid */                         /* quantize.data_free */
+typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;       /* quantize.data_free */
+typedef enum { NB_ACT_GRID_UNSIGNED, NB_ACT_GRID_SYMMETRIC } nb_act_grid;                      /* quantize.activation_grid */
+typedef enum { NB_CONCAT_GRID_SHARED, NB_CONCAT_GRID_SEPARATE } nb_concat_grid;               /* quantize.concat_grid */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

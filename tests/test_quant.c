@@ -158,6 +158,10 @@ static void assert_integer_graph(const char *onnx, const char *float_onnx, int i
         fail_msg("%s: float adds left (%d QLinearAdd of %d):\n%s", onnx, op_count(summary, "QLinearAdd"), adds, summary);
     if (op_count(summary, "QLinearGlobalAveragePool") != gaps)
         fail_msg("%s: the global pooling is not integer:\n%s", onnx, summary);
+    /* a concatenation's inputs and output share one grid (quantize.concat_grid = shared), so that ONNX Runtime
+     * copies bytes instead of requantizing every input through a table (ShuffleNet's 29 concatenations) */
+    if (strstr(summary, "QLinearConcat") && !strstr(summary, "requantizing an input 0 "))
+        fail_msg("%s: concatenations requantize their inputs:\n%s", onnx, summary);
     /* the integer kernels run in NHWC: one Transpose in, at most one out, none between layers at 8 bits
      * (ShuffleNet's channel shuffle used to cost one per unit) */
     if (op_count(summary, "Transpose") > transposes)
