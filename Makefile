@@ -45,7 +45,7 @@ LDLIBS += $(shell mpicc --showme:link)
 endif
 
 LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c setup/*.c task/*.c compress/*.c train/*.c detect/*.c \
-              deploy/*.c) $(GEN_SRCS)
+              deploy/*.c infer/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda

@@ -9,6 +9,10 @@ are freshly initialised and calibrated on a few random images. The file sizes ar
 Without AVX-512 VNNI (or AVX-VNNI, AMX) x86 computes u8 x s8 products in 16-bit pairs and three instructions
 where VNNI takes one: the int8 gain is smaller there, and the ratios below hold for this CPU only.
 
+nibble's own integer inference (bench_infer: infer/int8_net.h on oneDNN's int8 kernels) runs the same full-integer
+checkpoint on the line below each model, beside nibble's float forward of it, and is set against ONNX
+Runtime's int8 (a ratio above 1: nibble faster). An op it has no integer step for is reported instead.
+
 Where MNN is built (scripts/mnn_setup.sh: build/mnn), MNN runs the same two networks too: the float export
 and the full-integer one as bin/export --mnn writes it (MNN's forms and its compression-parameter file),
 converted by MNNConvert and timed by scripts/mnn_run.cpp.
@@ -192,6 +196,24 @@ def main():
                 print(f"{'  MNN 3.6':20s} {mf['ms_batch1']:9.2f} {mq['ms_batch1']:9.2f} {row['mnn_speedup_batch1']:5.2f} "
                       f"{'':9s} | {mf['img_per_s']:8.1f} {mq['img_per_s']:8.1f} {row['mnn_speedup_batch']:5.2f} "
                       f"{'':8s} | {row['mnn_float_mb']:8.2f} {row['mnn_int8_mb']:8.2f}", flush=True)
+            # nibble's own integer inference (infer/: oneDNN int8) and nibble's float forward of the same network
+            nb = os.path.join(a.build, "bench", "bench_infer")
+            r = subprocess.run([nb, os.path.join(d, f"{arch}_w8a8.h5"), str(a.batch), str(a.seconds)],
+                               capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
+            if r.returncode == 0:
+                n = last_json(r.stdout)
+                row.update(nibble=n, nibble_speedup_batch1=n["float_ms_batch1"] / n["int8_ms_batch1"],
+                           nibble_speedup_batch=n["int8_img_per_s"] / n["float_img_per_s"],
+                           nibble_vs_ort_batch1=q["ms_batch1"] / n["int8_ms_batch1"],
+                           nibble_vs_ort_batch=n["int8_img_per_s"] / q["img_per_s"])
+                print(f"{'  nibble':20s} {n['float_ms_batch1']:9.2f} {n['int8_ms_batch1']:9.2f} "
+                      f"{row['nibble_speedup_batch1']:5.2f} {'':9s} | {n['float_img_per_s']:8.1f} {n['int8_img_per_s']:8.1f} "
+                      f"{row['nibble_speedup_batch']:5.2f} {'':8s} |  int8 vs ONNX Runtime's int8: "
+                      f"{row['nibble_vs_ort_batch1']:.2f}x / {row['nibble_vs_ort_batch']:.2f}x", flush=True)
+            else:  # an op with no integer step yet: the reason, in one line
+                why = (r.stderr.strip().splitlines() or ["failed"])[-1]
+                row["nibble_error"] = why
+                print(f"{'  nibble':20s} integer inference not run: {why}", flush=True)
             os.makedirs("bench/out", exist_ok=True)
             with open("bench/out/int8.jsonl", "a") as out:
                 out.write(json.dumps(row) + "\n")

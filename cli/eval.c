@@ -9,7 +9,12 @@
  * optimizations: an integer model runs in integer kernels), and the JSON adds its top-1, how often its top
  * class is nibble's, and how many output values are within one step (the output range / 255) of nibble's;
  * --limit N compares the first N images only. --mnn MODEL.mnn does the same with MNN (the model converted by
- * MNNConvert from bin/export --mnn; its runner comes from scripts/mnn_setup.sh), under the key "mnn". */
+ * MNNConvert from bin/export --mnn; its runner comes from scripts/mnn_setup.sh), under the key "mnn".
+ *
+ * --integer: the same images also go through nibble's own integer inference (infer/int8_net.h: oneDNN int8
+ * kernels on the deploy graph), compared with the simulation the same way under the key "integer" (its steps
+ * on stderr); with --onnx too, ONNX Runtime is compared with the integer inference instead of the simulation
+ * (key "onnxruntime_vs_integer"). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,8 @@
 #include "compress/qsim.h"
 #include "core/check.h"
 #include "deploy/ort_compare.h"
+#include "deploy/qweights.h"
+#include "infer/int8_net.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 #include "task/task.h"
@@ -46,19 +53,24 @@ static void repo_root(char *buf, size_t n) {
     if (access(probe, R_OK) != 0) snprintf(buf, n, ".");
 }
 
+static int int8_run(void *net, const float *x, int64_t k, float *y) { return nb_int8_net_run(net, x, k, y); }
+
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bin/eval CKPT [CFG] [--onnx MODEL.onnx | --mnn MODEL.mnn [--limit N]] [section.key=value ...]\n");
+        fprintf(stderr, "usage: bin/eval CKPT [CFG] [--onnx MODEL.onnx | --mnn MODEL.mnn | --integer] [--limit N] "
+                        "[section.key=value ...]\n");
         return 2;
     }
     /* --onnx, --mnn and --limit are ours; the rest goes to the configuration */
     const char *onnx = NULL, *engine = "onnxruntime";
     long long limit = 0;
+    bool integer = false;
     for (int i = 2; i < argc; i++) {
         int take = 0;
         if (!strcmp(argv[i], "--onnx") && i + 1 < argc) onnx = argv[i + 1], take = 2;
         else if (!strcmp(argv[i], "--mnn") && i + 1 < argc) onnx = argv[i + 1], engine = "mnn", take = 2;
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atoll(argv[i + 1]), take = 2;
+        else if (!strcmp(argv[i], "--integer")) integer = true, take = 1;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "nibble: error: unknown option %s\n", argv[i]);
             return 2;
@@ -93,17 +105,38 @@ int main(int argc, char **argv) {
     if (task->evaluate(task, &val, &lc, &r)) return 1;
     char fields[200];
     task->eval_fields(task, &r, fields, sizeof fields);
-    char versus[512] = "";
-    if (onnx) {
+    char versus[1024] = "";
+    nb_qweights w = {0};
+    nb_int8_net *net = NULL;
+    if (integer) { /* nibble's integer inference beside the simulation */
+        if (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_int8_net_new(m, sim, &w))) return 1;
+        nb_ort_comparison c;
+        if (nb_engine_compare(m, &val, &lc, int8_run, net, limit, &c)) return 1;
+        char steps[16384];
+        nb_int8_net_describe(net, steps, sizeof steps);
+        fprintf(stderr, "nibble: integer inference ran\n%s", steps);
+        snprintf(versus, sizeof versus,
+                 ", \"integer\": {\"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, \"within_one_step\": %.6f, "
+                 "\"step\": %.6g, \"max_abs_diff\": %.6g}",
+                 (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step, c.max_abs_diff);
+    }
+    if (onnx) { /* the engine against the simulation, or with --integer against nibble's integer inference */
         char root[1024];
         repo_root(root, sizeof root);
         nb_ort_comparison c;
-        if (nb_ort_compare(m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c)) return 1;
-        snprintf(versus, sizeof versus,
-                 ", \"%s\": {\"model\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, "
+        nb_engine mine = {int8_run, net, net ? nb_int8_net_outputs(net) : 0};
+        if (net ? nb_ort_compare_engine(&mine, m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c)
+                : nb_ort_compare(m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c))
+            return 1;
+        size_t used = strlen(versus);
+        snprintf(versus + used, sizeof versus - used,
+                 ", \"%s%s\": {\"model\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, "
                  "\"within_one_step\": %.6f, \"step\": %.6g, \"max_abs_diff\": %.6g}",
-                 engine, onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step, c.max_abs_diff);
+                 engine, net ? "_vs_integer" : "", onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step,
+                 c.max_abs_diff);
     }
+    nb_int8_net_free(net);
+    if (integer) nb_qweights_close(&w);
     printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f, \"simulated\": %s%s}\n", ckpt,
            val.source, (long long)r.n, fields, r.loss, sim ? "true" : "false", versus);
     nb_qsim_free(sim);

@@ -72,17 +72,20 @@ static int run_ort(nb_ctx *ctx, const char *root, const char *onnx, const char *
     return 0;
 }
 
-int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
-                   int threads, int64_t limit, nb_ort_comparison *out) {
+/* The comparison of nibble's outputs with an engine's: an external one (ONNX Runtime, MNN) through files when
+ * fn is NULL, else fn in this process, batch by batch */
+static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
+                   int threads, nb_engine_fn fn, void *user, const nb_engine *mine_by, int64_t limit,
+                   nb_ort_comparison *out) {
     nb_ctx *ctx = m->ctx;
     memset(out, 0, sizeof *out);
     char in_path[64], out_path[64];
     snprintf(in_path, sizeof in_path, "/tmp/nibble-ort-%d.in.f32", (int)getpid());
     snprintf(out_path, sizeof out_path, "/tmp/nibble-ort-%d.out.f32", (int)getpid());
-    FILE *fin = fopen(in_path, "wb");
-    NB_REQUIRE(ctx, fin, -1, in_path, "cannot write ONNX Runtime's inputs");
+    FILE *fin = fn ? NULL : fopen(in_path, "wb");
+    NB_REQUIRE(ctx, fn || fin, -1, in_path, "cannot write ONNX Runtime's inputs");
     int64_t n = limit > 0 && limit < ds->n ? limit : ds->n, done = 0, per = 0;
-    float *mine = NULL;
+    float *mine = NULL, *theirs = NULL;
     int64_t *labels = nb_xmalloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     bool prev = nb_set_grad_enabled(ctx, false);
     nb_loader *l = nb_loader_new(ds, lc);
@@ -93,14 +96,21 @@ int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
         int k = (int)(n - done < b->n ? n - done : b->n);
         size_t mark = nb_scope_begin(ctx);
         int64_t xs[4] = {k, ds->c, ds->h, ds->w}, sample = (int64_t)ds->c * ds->h * ds->w;
-        nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x), *z = x ? m->forward(m, x, false) : NULL;
-        if (!z) rc = -1;
-        if (rc == 0 && !mine) {
-            per = nb_numel(z) / k;
-            mine = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+        nb_tensor *x = NULL, *z = NULL;
+        if (!mine_by) { /* nibble's outputs: the model's (its simulation), or the engine's that stands for it */
+            x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x);
+            z = x ? m->forward(m, x, false) : NULL;
+            if (!z) rc = -1;
         }
-        if (rc == 0 && nb_tensor_to_host(z, mine + done * per, sizeof(float) * (size_t)(k * per))) rc = -1;
-        if (rc == 0 && fwrite(b->x, sizeof(float), (size_t)(k * sample), fin) != (size_t)(k * sample)) rc = -1;
+        if (rc == 0 && !mine) {
+            per = mine_by ? mine_by->outputs : nb_numel(z) / k;
+            mine = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+            if (fn) theirs = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+        }
+        if (rc == 0 && !mine_by && nb_tensor_to_host(z, mine + done * per, sizeof(float) * (size_t)(k * per))) rc = -1;
+        if (rc == 0 && mine_by && mine_by->fn(mine_by->user, b->x, k, mine + done * per)) rc = -1;
+        if (rc == 0 && fn && fn(user, b->x, k, theirs + done * per)) rc = -1;
+        if (rc == 0 && fin && fwrite(b->x, sizeof(float), (size_t)(k * sample), fin) != (size_t)(k * sample)) rc = -1;
         for (int i = 0; i < k; i++) labels[done + i] = b->y[i];
         nb_release(x);
         nb_scope_end(ctx, mark);
@@ -108,10 +118,9 @@ int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
     }
     nb_loader_free(l);
     nb_set_grad_enabled(ctx, prev);
-    if (fclose(fin) != 0) rc = -1;
-    if (rc == 0) rc = run_ort(ctx, root, onnx, in_path, done, ds, out_path, threads, lc->batch);
-    float *theirs = NULL;
-    if (rc == 0) {
+    if (fin && fclose(fin) != 0) rc = -1;
+    if (rc == 0 && !fn) rc = run_ort(ctx, root, onnx, in_path, done, ds, out_path, threads, lc->batch);
+    if (rc == 0 && !fn) {
         FILE *f = fopen(out_path, "rb");
         theirs = nb_xmalloc(sizeof(float) * (size_t)(done * per));
         size_t got = f ? fread(theirs, sizeof(float), (size_t)(done * per), f) : 0;
@@ -122,8 +131,10 @@ int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
             rc = -1;
         }
     }
-    unlink(in_path);
-    unlink(out_path);
+    if (!fn) {
+        unlink(in_path);
+        unlink(out_path);
+    }
     if (rc == 0) {
         double lo = INFINITY, hi = -INFINITY;
         for (int64_t i = 0; i < done * per; i++) lo = fmin(lo, mine[i]), hi = fmax(hi, mine[i]);
@@ -155,4 +166,19 @@ int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
     free(theirs);
     free(labels);
     return rc;
+}
+
+int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
+                   int threads, int64_t limit, nb_ort_comparison *out) {
+    return compare(m, ds, lc, onnx, root, threads, NULL, NULL, NULL, limit, out);
+}
+
+int nb_engine_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_engine_fn fn, void *user,
+                      int64_t limit, nb_ort_comparison *out) {
+    return compare(m, ds, lc, "", "", 1, fn, user, NULL, limit, out);
+}
+
+int nb_ort_compare_engine(const nb_engine *mine, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc,
+                          const char *onnx, const char *root, int threads, int64_t limit, nb_ort_comparison *out) {
+    return compare(m, ds, lc, onnx, root, threads, NULL, NULL, mine, limit, out);
 }

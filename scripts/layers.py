@@ -23,6 +23,7 @@ LAYERS = [
     ["setup"],
     ["task", "compress"],
     ["train", "deploy"],
+    ["infer"],
     ["cli"],
 ]
 LEVEL = {f: i for i, fs in enumerate(LAYERS) for f in fs}

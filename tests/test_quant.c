@@ -203,6 +203,17 @@ static void test_resnet20_matches_onnxruntime(void **st) {
         fail_msg("ONNX Runtime and the simulation differ on %d images: top class agreement %.4f, values within "
                  "one step %.4f:\n%s", GRAY_N, agree, close, r.out);
     assert_non_null(strstr(r.out, "\"simulated\": true"));
+    /* nibble's own integer inference (oneDNN int8) computes what ONNX Runtime computes from the same file, and
+     * what the simulation computes */
+    run_ok("bin/eval --integer --onnx", ARGV("eval", q, "--integer", "--onnx", onnx), &r);
+    const char *vs = strstr(r.out, "\"onnxruntime_vs_integer\"");
+    assert_non_null(vs);
+    if (json_number(vs, "top1_agreement") < 0.999 || json_number(vs, "within_one_step") < 0.999)
+        fail_msg("nibble's integer inference and ONNX Runtime differ:\n%s", r.out);
+    const char *in = strstr(r.out, "\"integer\"");
+    assert_non_null(in);
+    if (json_number(in, "top1_agreement") < 0.999 || json_number(in, "within_one_step") < 0.999)
+        fail_msg("nibble's integer inference and the simulation differ:\n%s", r.out);
     /* int8 weights: the file is about a quarter of the float one */
     struct stat a, b;
     assert_int_equal(stat(onnx, &a), 0);
@@ -243,6 +254,19 @@ static void test_zoo_integer_graphs(void **st) {
         double agree = json_number(r.out, "top1_agreement"), close = json_number(r.out, "within_one_step");
         fprintf(stderr, "%s: top class agreement %.4f, within one step %.4f\n", archs[i], agree, close);
         if (agree < 0.9 || close < 0.9) fail_msg("%s: ONNX Runtime and the simulation differ:\n%s", archs[i], r.out);
+        /* nibble's integer inference: ResNet-18 and MobileNetV2 (depthwise, ReLU6) as ONNX Runtime computes them;
+         * a concatenation has no integer step yet, and says so naming the layer */
+        if (i < 2) {
+            run_ok("bin/eval --integer --onnx", ARGV("eval", q, "--integer", "--onnx", onnx), &r);
+            const char *vs = strstr(r.out, "\"onnxruntime_vs_integer\"");
+            assert_non_null(vs);
+            fprintf(stderr, "%s integer inference: top class agreement with ONNX Runtime %.4f, within one step %.4f\n",
+                    archs[i], json_number(vs, "top1_agreement"), json_number(vs, "within_one_step"));
+            if (json_number(vs, "top1_agreement") < 0.99 || json_number(vs, "within_one_step") < 0.99)
+                fail_msg("%s: nibble's integer inference and ONNX Runtime differ:\n%s", archs[i], r.out);
+        } else {
+            run_fails(ARGV("eval", q, "--integer"), "concat has no integer step in nibble's inference");
+        }
         char stem[64]; /* MNN's forms too: ShuffleNet's interleavings in order, MobileNetV2's depthwise layers */
         snprintf(stem, sizeof stem, "%s_mnn", archs[i]);
         mnn_export_ok(q, stem);
@@ -588,6 +612,8 @@ static void test_bad_input(void **st) {
     copy_file(q, bad);
     poke(bad, "quant/act/layer1.0.add.out/grid", (const float[]){0, 1023, 1});
     run_fails(ARGV("eval", bad), "layer1.0.add.out: grid [0, 1023] (calibrated 1) is not an integer grid of at most 8 bits");
+    /* integer inference of a float checkpoint: nothing to run on integers */
+    run_fails(ARGV("eval", ckpt, "--integer"), "has no quantizers");
     /* widths an engine cannot run */
     pathf(bad, sizeof bad, "nine.h5");
     run_fails(ARGV("quantize", ckpt, bad, "quantize.activations=9"), "activation bits 9");

@@ -1,0 +1,34 @@
+/* The integer steps of nibble's integer inference that are not oneDNN primitives: quantizing the float input,
+ * dequantizing the output, requantizing adds and global average pooling. Each computes in float32 the way the
+ * engines do (ONNX Runtime's QuantizeLinear, QLinearAdd, QLinearGlobalAveragePool): dequantize, operate,
+ * round half to even onto the output grid, saturate. Activations are NHWC bytes, u8 or s8 (a grid with
+ * qmin < 0 is signed). */
+#ifndef NB_INT8_KERNELS_H
+#define NB_INT8_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A quantized activation's grid */
+typedef struct {
+    float scale;
+    int zero, qmin, qmax;
+} nb_i8_grid;
+
+static inline bool nb_i8_signed(nb_i8_grid g) { return g.qmin < 0; }
+
+/* NCHW floats [n, c, hw] onto grid g as NHWC bytes */
+void nb_i8_quantize(const float *x, int64_t n, int64_t c, int64_t hw, nb_i8_grid g, void *y);
+/* NHWC bytes on grid g back to NCHW floats [n, c, hw] */
+void nb_i8_dequantize(const void *x, int64_t n, int64_t c, int64_t hw, nb_i8_grid g, float *y);
+/* y = a + b (then ReLU when relu), count elements of the same layout, each on its grid */
+void nb_i8_add(const void *a, nb_i8_grid ga, const void *b, nb_i8_grid gb, int64_t count, bool relu, nb_i8_grid gy,
+               void *y);
+/* The mean over hw of each of n x c channels (NHWC [n, hw, c]) onto gy, as [n, c] */
+void nb_i8_global_avgpool(const void *x, nb_i8_grid gx, int64_t n, int64_t hw, int64_t c, nb_i8_grid gy, void *y);
+/* Rounded steps (s32) plus the grid's zero point, saturated onto it */
+void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y);
+/* max(x, the grid's zero): ReLU on the integers of one grid */
+void nb_i8_relu(void *x, nb_i8_grid g, int64_t count);
+
+#endif
