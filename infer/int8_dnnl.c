@@ -38,17 +38,22 @@ static void impl_name(nb_i8_prim *p, const_dnnl_primitive_desc_t pd) {
     snprintf(p->impl, sizeof p->impl, "%s", s ? s : "?");
 }
 
+/* s8 weight descriptor: 4-D oihw, or 5-D goihw for a grouped convolution; any: the layout left to oneDNN */
+static void weight_md(const nb_i8_conv_spec *s, bool any, dnnl_memory_desc_t *md) {
+    if (s->groups == 1) {
+        dnnl_dims_t d = {s->o, s->c, s->kh, s->kw};
+        dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_s8, any ? dnnl_format_tag_any : dnnl_oihw);
+    } else {
+        dnnl_dims_t d = {s->groups, s->o / s->groups, s->c / s->groups, s->kh, s->kw};
+        dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_s8, any ? dnnl_format_tag_any : dnnl_goihw);
+    }
+}
+
 /* the weight codes, in the layout pd wants: a reorder from plain (g)oihw s8 */
 static dnnl_memory_t weights(dnnl_engine_t eng, dnnl_stream_t st, const nb_i8_conv_spec *s,
                              const dnnl_memory_desc_t *want) {
     dnnl_memory_desc_t plain;
-    if (s->groups == 1) {
-        dnnl_dims_t d = {s->o, s->c, s->kh, s->kw};
-        dnnl_memory_desc_init_by_tag(&plain, 4, d, dnnl_s8, dnnl_oihw);
-    } else {
-        dnnl_dims_t d = {s->groups, s->o / s->groups, s->c / s->groups, s->kh, s->kw};
-        dnnl_memory_desc_init_by_tag(&plain, 5, d, dnnl_s8, dnnl_goihw);
-    }
+    weight_md(s, false, &plain);
     dnnl_memory_t from = mem(eng, &plain, (void *)s->codes), to = mem(eng, want, DNNL_MEMORY_ALLOCATE);
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
@@ -85,13 +90,7 @@ nb_i8_prim *nb_i8_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_i8_conv_spec
     dnnl_memory_desc_init_by_tag(&ymd, 4, yd, s->out_float ? dnnl_f32 : zero_after ? dnnl_s32 : act_type(s->out),
                                  dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_s32, dnnl_x);
-    if (s->groups == 1) {
-        dnnl_dims_t d = {s->o, s->c, s->kh, s->kw};
-        dnnl_memory_desc_init_by_tag(&wmd, 4, d, dnnl_s8, dnnl_format_tag_any);
-    } else {
-        dnnl_dims_t d = {s->groups, s->o / s->groups, s->c / s->groups, s->kh, s->kw};
-        dnnl_memory_desc_init_by_tag(&wmd, 5, d, dnnl_s8, dnnl_format_tag_any);
-    }
+    weight_md(s, true, &wmd);
     dnnl_dims_t strides = {s->stride[0], s->stride[1]}, dil = {s->dilation[0] - 1, s->dilation[1] - 1};
     dnnl_dims_t pl = {s->pad[0], s->pad[1]};
     /* the right and bottom padding that gives the recorded output size */
