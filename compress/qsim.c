@@ -1138,6 +1138,41 @@ static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
     return rc;
 }
 
+/* A checkpoint made with separate concatenation grids, read with shared ones, would load one of the group's step
+ * sizes into all of them: each member's stored step size and zero point must be its owner's */
+static int check_shared_grids(nb_qsim *q, const char *ckpt) {
+    int rc = 0;
+    H5E_BEGIN_TRY {
+        hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        for (int k = 0; f >= 0 && rc == 0 && k < q->n_points; k++) {
+            qpoint *p = &q->points[k];
+            if (!p->bits || p->share == k) continue;
+            float own[2], stored[2] = {NAN, NAN};
+            const char *what[2] = {"scale", "zero_point"};
+            for (int j = 0; j < 2; j++) {
+                char path[NB_NAME_MAX + 32];
+                snprintf(path, sizeof path, "quant/act/%s/%s", p->name, what[j]);
+                hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+                if (d >= 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &stored[j]) < 0) stored[j] = NAN;
+                if (d >= 0) H5Dclose(d);
+            }
+            if (nb_tensor_to_host(p->scale, &own[0], sizeof own[0]) || nb_tensor_to_host(p->zero_point, &own[1], sizeof own[1]))
+                rc = -1;
+            else if (!(stored[0] == own[0] && stored[1] == own[1])) {
+                NB_FAIL(q->ctx, ckpt,
+                        "activation quantizers %s and %s share one grid (quantize.concat_grid = shared), but the "
+                        "checkpoint holds different step sizes for them (%g and %g): it was quantized with separate "
+                        "concatenation grids; read it with quantize.concat_grid=separate",
+                        q->points[p->share].name, p->name, (double)own[0], (double)stored[0]);
+                rc = -1;
+            }
+        }
+        if (f >= 0) H5Fclose(f);
+    }
+    H5E_END_TRY;
+    return rc;
+}
+
 int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, nb_qsim **out) {
     nb_ctx *ctx = m->ctx;
     *out = NULL;
@@ -1160,6 +1195,7 @@ int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, 
     int rc = nb_ckpt_load_extra(ctx, ckpt, &extra);
     nb_ckpt_extra_free(&extra);
     if (rc == 0) rc = nb_qsim_check_ready(q, ckpt);
+    if (rc == 0) rc = check_shared_grids(q, ckpt);
     if (rc == 0) rc = load_codebook_scales(q, ckpt);
     if (rc) {
         nb_qsim_free(q);

@@ -2,6 +2,7 @@
 #include "infer/int8_kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 static inline int32_t get(const void *p, bool s8, int64_t i) {
     return s8 ? (int32_t)((const int8_t *)p)[i] : (int32_t)((const uint8_t *)p)[i];
@@ -76,4 +77,40 @@ void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y) 
         if (s8) ((int8_t *)y)[i] = (int8_t)q;
         else ((uint8_t *)y)[i] = (uint8_t)q;
     }
+}
+
+static bool same_grid(nb_i8_grid a, nb_i8_grid b) {
+    return a.scale == b.scale && a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax;
+}
+
+void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8_grid *grids, int n, int64_t pixels,
+                  bool interleave, nb_i8_grid gy, void *y) {
+    int64_t cy = 0;
+    for (int j = 0; j < n; j++) cy += channels[j];
+    uint8_t *out = y;
+    for (int j = 0, first = 0; j < n; first += (int)channels[j], j++) {
+        const uint8_t *in = parts[j];
+        int64_t cj = channels[j];
+        bool copy = same_grid(grids[j], gy), sj = nb_i8_signed(grids[j]);
+        float ratio = grids[j].scale / gy.scale;
+#pragma omp parallel for schedule(static)
+        for (int64_t p = 0; p < pixels; p++) {
+            const uint8_t *src = in + p * cj;
+            uint8_t *dst = out + p * cy;
+            if (copy && !interleave) {
+                memcpy(dst + first, src, (size_t)cj);
+                continue;
+            }
+            for (int64_t k = 0; k < cj; k++) {
+                int64_t at = p * cy + (interleave ? k * n + j : first + k);
+                if (copy) out[at] = src[k];
+                else put(y, gy, at, (float)(get(in, sj, p * cj + k) - grids[j].zero) * ratio);
+            }
+        }
+    }
+}
+
+void nb_i8_slice_channels(const void *x, int64_t pixels, int64_t c, int64_t start, int64_t len, void *y) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pixels; p++) memcpy((uint8_t *)y + p * len, (const uint8_t *)x + p * c + start, (size_t)len);
 }

@@ -26,6 +26,13 @@ void nb_i8_add(const void *a, nb_i8_grid ga, const void *b, nb_i8_grid gb, int64
                void *y);
 /* The mean over hw of each of n x c channels (NHWC [n, hw, c]) onto gy, as [n, c] */
 void nb_i8_global_avgpool(const void *x, nb_i8_grid gx, int64_t n, int64_t hw, int64_t c, nb_i8_grid gy, void *y);
+/* A channel concatenation of NHWC parts (part j: cj channels on grid gj, each put on gy: bytes copied where the
+ * grids are one, requantized where not); interleave: output channel k n + j is channel k of part j (ShuffleNet's
+ * concatenation and shuffle, n parts of equal channels) */
+void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8_grid *grids, int n, int64_t pixels,
+                  bool interleave, nb_i8_grid gy, void *y);
+/* Channels [start, start + len) of NHWC bytes with c channels */
+void nb_i8_slice_channels(const void *x, int64_t pixels, int64_t c, int64_t start, int64_t len, void *y);
 /* Rounded steps (s32) plus the grid's zero point, saturated onto it */
 void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y);
 /* max(x, the grid's zero): ReLU on the integers of one grid */

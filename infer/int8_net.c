@@ -17,8 +17,9 @@
 #include "infer/int8_dnnl.h"
 #include "infer/int8_kernels.h"
 
-typedef enum { ST_QUANTIZE, ST_CONV, ST_MAXPOOL, ST_ADD, ST_GAP, ST_DEQUANTIZE } step_kind;
-static const char *const step_names[] = {"quantize", "conv", "maxpool", "add", "global_avgpool", "dequantize"};
+typedef enum { ST_QUANTIZE, ST_CONV, ST_MAXPOOL, ST_ADD, ST_GAP, ST_CONCAT, ST_SLICE, ST_DEQUANTIZE } step_kind;
+static const char *const step_names[] = {"quantize", "conv",   "maxpool", "add",
+                                         "global_avgpool", "concat", "slice", "dequantize"};
 
 /* a value the network computes: per image c x h x w, bytes on grid g (NHWC) or floats */
 typedef struct {
@@ -37,6 +38,9 @@ typedef struct {
     char layer[96];
     nb_i8_conv_spec conv; /* ST_CONV: its own codes, scales and bias */
     int pool_kernel[2], pool_stride[2], pool_pad[2];
+    int parts[NB_DEPLOY_MAX_IN], n_parts; /* ST_CONCAT: its inputs' slots */
+    bool interleave;
+    int64_t start, len;                   /* ST_SLICE: its channels */
     nb_i8_prim *prim; /* for the instantiated batch */
 } step;
 
@@ -251,6 +255,41 @@ static int compile_node(nb_int8_net *net, const nb_deploy_graph *g, int i, bool 
         s->out = new_slot(net, d->out, true, net->slots[x].g); /* one grid in and out */
         return 0;
     }
+    case NB_OP_CONCAT: {
+        NB_REQUIRE(ctx, n->attr.axis.axis == 1 && d->n_in >= 1, -1, n->scope,
+                   "a concatenation along axis %d has no integer step (channels only)", n->attr.axis.axis);
+        nb_i8_act act = NB_I8_ACT_NONE;
+        int fq = quantized_after(g, i, &act, used);
+        NB_REQUIRE(ctx, fq >= 0 && act == NB_I8_ACT_NONE, -1, n->scope,
+                   "a concatenation whose result is not requantized: no integer step for it");
+        nb_i8_grid gr;
+        if (grid_of(ctx, g, &g->nodes[fq], &gr)) return -1;
+        step *s = new_step(net, ST_CONCAT, n);
+        s->interleave = n->attr.axis.interleave;
+        int64_t c = 0;
+        for (int k = 0; k < d->n_in; k++) {
+            int p = slot_of(net, d->in[k].value);
+            NB_REQUIRE(ctx, p >= 0 && net->slots[p].q, -1, n->scope, "a concatenation of float values: no integer step");
+            s->parts[s->n_parts++] = p;
+            c += net->slots[p].c;
+        }
+        s->in0 = s->parts[0];
+        s->out = new_slot(net, g->nodes[fq].out, true, gr);
+        net->slots[s->out].c = c;
+        return 0;
+    }
+    case NB_OP_SLICE: {
+        const nb_slice_attr *a = &n->attr.slice;
+        NB_REQUIRE(ctx, x >= 0 && net->slots[x].q && a->axis == 1, -1, n->scope,
+                   "a slice along axis %d (or of float values) has no integer step (channels only)", a->axis);
+        step *s = new_step(net, ST_SLICE, n);
+        s->in0 = x;
+        s->start = a->start;
+        s->len = a->len;
+        s->out = new_slot(net, d->out, true, net->slots[x].g);
+        net->slots[s->out].c = a->len;
+        return 0;
+    }
     case NB_OP_RESHAPE: { /* a view; bytes in NHWC are the same as NCHW only without a spatial extent */
         NB_REQUIRE(ctx, x >= 0, -1, n->scope, "reshape of a value nibble's inference does not have");
         const slot *xs = &net->slots[x];
@@ -264,7 +303,7 @@ static int compile_node(nb_int8_net *net, const nb_deploy_graph *g, int i, bool 
     default:
         NB_FAIL(ctx, n->scope[0] ? n->scope : "network",
                 "%s has no integer step in nibble's inference yet (it runs convolutions, linear layers, adds, ReLU and "
-                "ReLU6, max and global average pooling and reshapes)", nb_op_name(n->op));
+                "ReLU6, max and global average pooling, channel concatenations and slices, and reshapes)", nb_op_name(n->op));
         return -1;
     }
 }
@@ -395,6 +434,20 @@ int nb_int8_net_run(nb_int8_net *net, const float *x, int64_t n, float *y) {
             break;
         }
         case ST_GAP: nb_i8_global_avgpool(a->buf, a->g, n, hw, a->c, o->g, o->buf); break;
+        case ST_CONCAT: {
+            const void *parts[NB_DEPLOY_MAX_IN];
+            int64_t channels[NB_DEPLOY_MAX_IN];
+            nb_i8_grid grids[NB_DEPLOY_MAX_IN];
+            for (int k = 0; k < s->n_parts; k++) {
+                const slot *p = &net->slots[s->parts[k]];
+                parts[k] = p->buf;
+                channels[k] = p->c;
+                grids[k] = p->g;
+            }
+            nb_i8_concat(parts, channels, grids, s->n_parts, n * hw, s->interleave, o->g, o->buf);
+            break;
+        }
+        case ST_SLICE: nb_i8_slice_channels(a->buf, n * hw, a->c, s->start, s->len, o->buf); break;
         case ST_CONV:
         case ST_MAXPOOL:
             if (nb_i8_prim_run(net->ctx, s->prim, net->st, a->buf, o->buf)) return -1;
