@@ -1,8 +1,9 @@
 /* bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]: logits of the model for every image of in.h5's
  * `images` dataset, preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes]
  * into out.h5 (for a detector its raw outputs [N, 4 + C, P]: box offsets and class scores per default box).
- * A checkpoint with quantizers (quant/) runs as its simulated integer network. Runs on the device the
- * configuration names (train.device), or on the CPU where there is no GPU. */
+ * A checkpoint with quantizers (quant/) runs as its simulated integer network, or with --integer on integers
+ * (nibble's integer inference, infer/int8_net.h: what ONNX Runtime computes from its export). Runs on the
+ * device the configuration names (train.device), or on the CPU where there is no GPU. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,22 @@
 #include "core/check.h"
 #include "core/context.h"
 #include "core/ops.h"
+#include "deploy/qweights.h"
+#include "infer/int8_net.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 
 int main(int argc, char **argv) {
+    bool integer = false;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--integer")) {
+            integer = true;
+            memmove(argv + i, argv + i + 1, sizeof *argv * (size_t)(argc - i - 1));
+            argc--;
+            i--;
+        }
     if (argc < 4) {
-        fprintf(stderr, "usage: bin/predict CKPT in.h5 out.h5 [CFG] [section.key=value ...]\n");
+        fprintf(stderr, "usage: bin/predict CKPT in.h5 out.h5 [--integer] [CFG] [section.key=value ...]\n");
         return 2;
     }
     const char *ckpt = argv[1], *in = argv[2], *out = argv[3];
@@ -40,6 +51,9 @@ int main(int argc, char **argv) {
     nb_ckpt_load_model(ctx, ckpt, &m->params, NB_NAMES_ALL);
     nb_qsim *sim; /* a full-integer checkpoint predicts as its integer network */
     if (nb_qsim_for_checkpoint(m, s, ckpt, &sim)) return 1;
+    nb_qweights w = {0};
+    nb_int8_net *net = NULL;
+    if (integer && (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_int8_net_new(m, sim, &w)))) return 1;
     nb_dataset ds;
     nb_dataset_load_hdf5_ex(ctx, &ds, in, 0, false);
     if (ds.c != m->spec.in_channels || ds.h != m->spec.input_size || ds.w != m->spec.input_size) {
@@ -58,6 +72,16 @@ int main(int argc, char **argv) {
     const nb_batch *b;
     int64_t done = 0;
     while ((b = nb_loader_next(l))) {
+        if (net) { /* on integers: [N, outputs] */
+            if (!logits) {
+                per = nb_int8_net_outputs(net);
+                out_ndim = 2;
+                logits = nb_xmalloc(sizeof(float) * (size_t)ds.n * (size_t)per);
+            }
+            if (nb_int8_net_run(net, b->x, b->n, logits + (size_t)done * (size_t)per)) return 1;
+            done += b->n;
+            continue;
+        }
         size_t mark = nb_scope_begin(ctx);
         int64_t xs[4] = {b->n, ds.c, ds.h, ds.w};
         nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, xs, b->x);
@@ -78,8 +102,8 @@ int main(int argc, char **argv) {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t dims[NB_MAX_DIMS] = {(hsize_t)ds.n};
-    for (int i = 1; i < out_ndim; i++) dims[i] = (hsize_t)out_shape[i];
+    hsize_t dims[NB_MAX_DIMS] = {(hsize_t)ds.n, (hsize_t)per};
+    for (int i = 1; i < out_ndim && !net; i++) dims[i] = (hsize_t)out_shape[i];
     hid_t sp = H5Screate_simple(out_ndim, dims, NULL);
     hid_t d = f >= 0 ? H5Dcreate2(f, "logits", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     rc = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, logits) >= 0 ? 0 : -1;
@@ -92,6 +116,8 @@ int main(int argc, char **argv) {
         NB_FAIL(ctx, out, "cannot write the logits");
     }
     free(logits);
+    nb_int8_net_free(net);
+    if (integer) nb_qweights_close(&w);
     nb_dataset_free(&ds);
     nb_qsim_free(sim);
     nb_model_free(m);

@@ -214,6 +214,40 @@ static void test_resnet20_matches_onnxruntime(void **st) {
     assert_non_null(in);
     if (json_number(in, "top1_agreement") < 0.999 || json_number(in, "within_one_step") < 0.999)
         fail_msg("nibble's integer inference and the simulation differ:\n%s", r.out);
+    /* bin/predict --integer writes the integer network's logits for a file of images: those of the simulation
+     * (bin/predict) within one step of the logits' range */
+    char images[600], lsim[600], lint[600];
+    pathf(images, sizeof images, "gray.h5");
+    pathf(lsim, sizeof lsim, "r20_logits_sim.h5");
+    pathf(lint, sizeof lint, "r20_logits_int.h5");
+    run_ok("bin/predict", ARGV("predict", q, images, lsim), &r);
+    run_ok("bin/predict --integer", ARGV("predict", q, images, lint, "--integer"), &r);
+    float *zs = NULL, *zi = NULL;
+    int64_t ns = 0, ni = 0;
+    const char *files[2] = {lsim, lint};
+    float **into[2] = {&zs, &zi};
+    int64_t *counts[2] = {&ns, &ni};
+    for (int k = 0; k < 2; k++) {
+        hid_t f = H5Fopen(files[k], H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "logits", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        *counts[k] = H5Sget_simple_extent_npoints(sp);
+        *into[k] = malloc(sizeof(float) * (size_t)*counts[k]);
+        assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *into[k]) >= 0);
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    assert_int_equal(ns, ni);
+    assert_int_equal(ns, (int64_t)GRAY_N * 4);
+    float lo = zs[0], hi = zs[0];
+    for (int64_t i = 0; i < ns; i++) lo = fminf(lo, zs[i]), hi = fmaxf(hi, zs[i]);
+    int64_t near = 0;
+    for (int64_t i = 0; i < ns; i++) near += fabsf(zs[i] - zi[i]) <= (hi - lo) / 255.0f;
+    if ((double)near < 0.999 * (double)ns)
+        fail_msg("bin/predict --integer: %lld of %lld logits within one step of the simulation's", (long long)near,
+                 (long long)ns);
+    free(zs);
+    free(zi);
     /* int8 weights: the file is about a quarter of the float one */
     struct stat a, b;
     assert_int_equal(stat(onnx, &a), 0);
