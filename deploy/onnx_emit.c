@@ -370,8 +370,33 @@ static int onnx_leaky_relu(emitter *e, const nb_dnode *d, const char *const *in)
     return 0;
 }
 
+/* Whether a ReLU6 changes no code of the quantizer that alone reads it: a grid starting at 0 (zero point at its
+ * bottom) on which 6 rounds to the top code or beyond. LSQ trains such steps a hair above 6 / 255, where
+ * ONNX Runtime keeps the Clip (its range is narrower than the grid's by 0.0002), and its extended optimizer then
+ * fails on the pattern ("two nodes with same node name"); without the Clip the codes are the same. */
+static bool clip_changes_no_code(const emitter *e, const nb_dnode *d) {
+    const nb_dnode *reader = NULL;
+    for (int i = 0; i < e->g->n_nodes; i++)
+        for (int k = 0; k < e->g->nodes[i].n_in; k++)
+            if (e->g->nodes[i].in[k].value == d->out) {
+                if (reader) return false;
+                reader = &e->g->nodes[i];
+                break;
+            }
+    if (e->o->mnn || !reader || reader->node->op != NB_OP_FAKE_QUANT) return false;
+    const nb_fake_quant_attr *a = &reader->node->attr.fake_quant;
+    if (a->axis >= 0 || reader->in[1].konst < 0 || reader->in[2].konst < 0) return false;
+    float s = e->g->consts[reader->in[1].konst].values[0], z = e->g->consts[reader->in[2].konst].values[0];
+    z = fminf(fmaxf(nearbyintf(z), (float)a->qmin), (float)a->qmax);
+    return s > 0 && z == (float)a->qmin && nearbyintf(6.0f * (1.0f / s)) + z >= (float)a->qmax;
+}
+
 static int onnx_relu6(emitter *e, const nb_dnode *d, const char *const *in) {
     char y[192], lo[192], hi[192];
+    if (clip_changes_no_code(e, d)) {
+        define(e, d->out, in[0]);
+        return 0;
+    }
     out_name(e, d->node, y, sizeof y);
     const_f32(e, d->node, "min", 0, NULL, (float[]){0.0f}, lo, sizeof lo);
     const_f32(e, d->node, "max", 0, NULL, (float[]){6.0f}, hi, sizeof hi);
