@@ -124,6 +124,8 @@ for scale in channel layer; do
 done
 # PyTorch 1.13's own eager-mode int8 of the same checkpoint on the same 512 calibration images
 [ -f runs/fmnist_int8/torch_ptq.json ] || /usr/bin/python3 scripts/torch_quant_peer.py "$FP" > runs/fmnist_int8/torch_ptq.json
+# ... and its quantization-aware training, with the recipe of the W8A8 LSQ row (about an hour here)
+[ -f runs/fmnist_int8/torch_qat.json ] || /usr/bin/python3 scripts/torch_quant_peer.py "$FP" --qat 2 > runs/fmnist_int8/torch_qat.json
 
 # what each distillation teacher's soft targets carry at the T the students use
 /usr/bin/python3 scripts/teacher_targets.py --bin "$BIN" --temperature 4 --out runs/teacher_targets.jsonl \

@@ -206,6 +206,12 @@ def int8_table(R, fp):
         t = json.load(open(peer))
         L.append("| W8A8 | PyTorch %s eager-mode post-training (%s engine, histogram observers, the same 512 images) "
                  "| %s%s | | | | | |" % (t["torch"], t["engine"], pct(t["int8_top1"]), delta(t["int8_top1"], fp)))
+    peer = os.path.join(R, "fmnist_int8", "torch_qat.json")
+    if os.path.exists(peer):
+        t = json.load(open(peer))
+        L.append("| W8A8 | PyTorch %s eager-mode quantization-aware, %d epochs (%s engine, moving-average min-max fake "
+                 "quantizers, the W8A8 LSQ row's recipe) | %s%s | | | | | |"
+                 % (t["torch"], t["qat_epochs"], t["engine"], pct(t["int8_top1"]), delta(t["int8_top1"], fp)))
     L.extend(mbv2_int8_rows(R))
     machine = os.path.join(R, "fmnist_int8", "machine.txt")
     cpu = open(machine).read().strip() if os.path.exists(machine) else "not recorded"
