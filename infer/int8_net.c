@@ -296,8 +296,9 @@ static int compile_node(nb_int8_net *net, const nb_deploy_graph *g, int i, bool 
         NB_REQUIRE(ctx, !xs->q || (xs->h == 1 && xs->w == 1), -1, n->scope,
                    "a reshape of quantized NHWC values with a spatial extent (%lld x %lld) has no integer step yet",
                    (long long)xs->h, (long long)xs->w);
+        int base = xs->alias >= 0 ? xs->alias : x; /* new_slot may move the slots */
         int k = new_slot(net, d->out, xs->q, xs->g);
-        net->slots[k].alias = xs->alias >= 0 ? xs->alias : x;
+        net->slots[k].alias = base;
         return 0;
     }
     default:
