@@ -6,24 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/select.h"
+#include "bench/clock.h"
 #include "bench/shapes.h"
 #include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void fill(nb_tensor *t, uint64_t seed) {
     nb_rng_fill spec = {.dist = NB_RNG_NORMAL, .a = 0.0f, .b = 1.0f, .seed = seed};
@@ -52,7 +41,7 @@ int main(int argc, char **argv) {
         int64_t Ho = 0;
         for (int r = -2; r < reps && r < 256; r++) {
             size_t mark = nb_scope_begin(ctx);
-            double t0 = now();
+            double t0 = bench_now();
             nb_tensor *y = nb_conv2d(x, w, NULL, a);
             if (!gy) {
                 gy = nb_tensor_new(ctx, NB_F32, 4, y->shape);
@@ -61,14 +50,14 @@ int main(int argc, char **argv) {
                 Ho = y->shape[2];
             }
             nb_backward(y, gy);
-            double t1 = now();
+            double t1 = bench_now();
             nb_zero_grad(x);
             nb_zero_grad(w);
             nb_scope_end(ctx, mark);
             if (r >= 0) times[r] = t1 - t0;
         }
         /* the fastest repetition: on a shared machine the others measure the neighbours' load as well */
-        qsort(times, (size_t)reps, sizeof(double), cmp);
+        bench_sort_seconds(times, reps);
         double med = times[0];
         double macs = (double)c->N * c->O * Ho * Ho * (double)(c->C / c->groups) * c->k * c->k;
         printf("{\"name\": \"%s\", \"ms\": %.3f, \"gflops\": %.2f}\n", c->name, med * 1e3, 6.0 * macs / med / 1e9);

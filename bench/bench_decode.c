@@ -3,16 +3,10 @@
  * usage: bench_decode SIZE PASSES FILE... */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench/clock.h"
 #include "datasets/dataset.h"
 #include "datasets/folder.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -26,14 +20,14 @@ int main(int argc, char **argv) {
     float *out = malloc(sizeof(float) * 3 * (size_t)S * S);
     char err[256];
     int64_t done = 0, failed = 0;
-    double t0 = now();
+    double t0 = bench_now();
     for (int p = 0; p < passes; p++)
         for (int64_t i = 0; i < ds.n; i++) {
             nb_rng r = nb_rng_make(1, (uint64_t)(p * ds.n + i));
             if (nb_folder_sample(&ds, i, &crop, &r, out, err, sizeof err)) failed++;
             else done++;
         }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     printf("{\"images\": %lld, \"failed\": %lld, \"img_per_s\": %.1f}\n", (long long)done, (long long)failed, done / dt);
     free(out);
     return failed ? 1 : 0;

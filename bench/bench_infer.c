@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/select.h"
+#include "bench/clock.h"
 #include "compress/qsim.h"
 #include "core/check.h"
 #include "core/ops.h"
@@ -16,17 +16,6 @@
 #include "infer/int8_net.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     nb_model *m;
@@ -51,13 +40,13 @@ static double timed(runner *r, int64_t n, double budget, int runs) {
     double *t = nb_xmalloc(sizeof(double) * 100000);
     int k = 0;
     if (run_once(r, n)) exit(1); /* warm-up: primitives, buffers */
-    double end = now() + budget;
-    while ((k < runs || now() < end) && k < 100000) {
-        double t0 = now();
+    double end = bench_now() + budget;
+    while ((k < runs || bench_now() < end) && k < 100000) {
+        double t0 = bench_now();
         if (run_once(r, n)) exit(1);
-        t[k++] = now() - t0;
+        t[k++] = bench_now() - t0;
     }
-    qsort(t, (size_t)k, sizeof *t, cmp);
+    bench_sort_seconds(t, k);
     double med = t[k / 2];
     free(t);
     return med;

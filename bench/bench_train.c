@@ -7,20 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "backend/select.h"
+#include "bench/clock.h"
 #include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
 #include "models/model.h"
 #include "optim/optim.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Multiply-accumulates of one training step, read from the forward's tape: each convolution and linear layer
  * runs once forward, then once for each of its weight and input that needs a gradient (the stem's input, the
@@ -61,7 +55,7 @@ int main(int argc, char **argv) {
     nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){B}, lab);
     double t0 = 0, train_macs = 0;
     for (int s = -5; s < steps; s++) {
-        if (s == 0) t0 = now();
+        if (s == 0) t0 = bench_now();
         size_t mark = nb_scope_begin(ctx);
         nb_tensor *loss = nb_cross_entropy(m->forward(m, x, true), y, 0.0f);
         if (s == -5) train_macs = step_macs(ctx) / B;
@@ -71,7 +65,7 @@ int main(int argc, char **argv) {
         nb_optim_step(o);
         nb_scope_end(ctx, mark);
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     nb_mem_stats ms;
     nb_mem_stats_get(ctx, &ms);
     struct rusage ru;
