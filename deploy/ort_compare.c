@@ -73,17 +73,18 @@ static int run_ort(nb_ctx *ctx, const char *root, const char *onnx, const char *
 }
 
 /* The comparison of nibble's outputs with an engine's: an external one (ONNX Runtime, MNN) through files when
- * fn is NULL, else fn in this process, batch by batch */
+ * theirs_by is NULL, else that engine in this process, batch by batch; nibble's outputs from the model, or
+ * from mine_by */
 static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
-                   int threads, nb_engine_fn fn, void *user, const nb_engine *mine_by, int64_t limit,
+                   int threads, const nb_engine *theirs_by, const nb_engine *mine_by, int64_t limit,
                    nb_ort_comparison *out) {
     nb_ctx *ctx = m->ctx;
     memset(out, 0, sizeof *out);
     char in_path[64], out_path[64];
     snprintf(in_path, sizeof in_path, "/tmp/nibble-ort-%d.in.f32", (int)getpid());
     snprintf(out_path, sizeof out_path, "/tmp/nibble-ort-%d.out.f32", (int)getpid());
-    FILE *fin = fn ? NULL : fopen(in_path, "wb");
-    NB_REQUIRE(ctx, fn || fin, -1, in_path, "cannot write ONNX Runtime's inputs");
+    FILE *fin = theirs_by ? NULL : fopen(in_path, "wb");
+    NB_REQUIRE(ctx, theirs_by || fin, -1, in_path, "cannot write ONNX Runtime's inputs");
     int64_t n = limit > 0 && limit < ds->n ? limit : ds->n, done = 0, per = 0;
     float *mine = NULL, *theirs = NULL;
     int64_t *labels = nb_xmalloc(sizeof(int64_t) * (size_t)(n ? n : 1));
@@ -105,11 +106,11 @@ static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
         if (rc == 0 && !mine) {
             per = mine_by ? mine_by->outputs : nb_numel(z) / k;
             mine = nb_xmalloc(sizeof(float) * (size_t)(n * per));
-            if (fn) theirs = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+            if (theirs_by) theirs = nb_xmalloc(sizeof(float) * (size_t)(n * per));
         }
         if (rc == 0 && !mine_by && nb_tensor_to_host(z, mine + done * per, sizeof(float) * (size_t)(k * per))) rc = -1;
         if (rc == 0 && mine_by && mine_by->fn(mine_by->user, b->x, k, mine + done * per)) rc = -1;
-        if (rc == 0 && fn && fn(user, b->x, k, theirs + done * per)) rc = -1;
+        if (rc == 0 && theirs_by && theirs_by->fn(theirs_by->user, b->x, k, theirs + done * per)) rc = -1;
         if (rc == 0 && fin && fwrite(b->x, sizeof(float), (size_t)(k * sample), fin) != (size_t)(k * sample)) rc = -1;
         for (int i = 0; i < k; i++) labels[done + i] = b->y[i];
         nb_release(x);
@@ -119,8 +120,8 @@ static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
     nb_loader_free(l);
     nb_set_grad_enabled(ctx, prev);
     if (fin && fclose(fin) != 0) rc = -1;
-    if (rc == 0 && !fn) rc = run_ort(ctx, root, onnx, in_path, done, ds, out_path, threads, lc->batch);
-    if (rc == 0 && !fn) {
+    if (rc == 0 && !theirs_by) rc = run_ort(ctx, root, onnx, in_path, done, ds, out_path, threads, lc->batch);
+    if (rc == 0 && !theirs_by) {
         FILE *f = fopen(out_path, "rb");
         theirs = nb_xmalloc(sizeof(float) * (size_t)(done * per));
         size_t got = f ? fread(theirs, sizeof(float), (size_t)(done * per), f) : 0;
@@ -131,7 +132,7 @@ static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
             rc = -1;
         }
     }
-    if (!fn) {
+    if (!theirs_by) {
         unlink(in_path);
         unlink(out_path);
     }
@@ -170,15 +171,16 @@ static int compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, c
 
 int nb_ort_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, const char *onnx, const char *root,
                    int threads, int64_t limit, nb_ort_comparison *out) {
-    return compare(m, ds, lc, onnx, root, threads, NULL, NULL, NULL, limit, out);
+    return compare(m, ds, lc, onnx, root, threads, NULL, NULL, limit, out);
 }
 
 int nb_engine_compare(nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc, nb_engine_fn fn, void *user,
                       int64_t limit, nb_ort_comparison *out) {
-    return compare(m, ds, lc, "", "", 1, fn, user, NULL, limit, out);
+    nb_engine theirs = {fn, user, 0};
+    return compare(m, ds, lc, "", "", 1, &theirs, NULL, limit, out);
 }
 
 int nb_ort_compare_engine(const nb_engine *mine, nb_model *m, const nb_dataset *ds, const nb_loader_cfg *lc,
                           const char *onnx, const char *root, int threads, int64_t limit, nb_ort_comparison *out) {
-    return compare(m, ds, lc, onnx, root, threads, NULL, NULL, mine, limit, out);
+    return compare(m, ds, lc, onnx, root, threads, NULL, mine, limit, out);
 }
