@@ -61,13 +61,6 @@ void nb_i8_global_avgpool(const void *x, nb_i8_grid gx, int64_t n, int64_t hw, i
         }
 }
 
-void nb_i8_relu(void *x, nb_i8_grid g, int64_t count) {
-    bool s8 = nb_i8_signed(g);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < count; i++)
-        if (get(x, s8, i) < g.zero) put(x, g, i, 0.0f);
-}
-
 void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y) {
     bool s8 = nb_i8_signed(g);
 #pragma omp parallel for schedule(static)

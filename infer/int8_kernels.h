@@ -35,7 +35,5 @@ void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8
 void nb_i8_slice_channels(const void *x, int64_t pixels, int64_t c, int64_t start, int64_t len, void *y);
 /* Rounded steps (s32) plus the grid's zero point, saturated onto it */
 void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y);
-/* max(x, the grid's zero): ReLU on the integers of one grid */
-void nb_i8_relu(void *x, nb_i8_grid g, int64_t count);
 
 #endif
