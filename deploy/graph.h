@@ -95,4 +95,11 @@ int nb_deploy_lower(nb_model *m, const nb_tensor *x, const nb_tensor *y, const n
                     nb_deploy_graph *g);
 void nb_deploy_free(nb_deploy_graph *g);
 
+/* The nodes of g that read value t (indices into g->nodes; a node once however many of its inputs t is), at
+ * most max of them into out; returns how many there are */
+int nb_deploy_readers(const nb_deploy_graph *g, const nb_tensor *t, int *out, int max);
+/* Whether float constant c ([rows, cols]) selects: every row a single 1 among zeros, as the pixel map of nearest
+ * upsampling (core/ops_nn.c) is; the 1's column of each row into idx (rows of them) when idx is not NULL */
+bool nb_dconst_selects(const nb_dconst *c, int32_t *idx);
+
 #endif

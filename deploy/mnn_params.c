@@ -65,14 +65,10 @@ static bool grid_of(const nb_deploy_graph *g, const nb_tensor *v, grid *q) {
     return false;
 }
 
+/* how many nodes read v; *only: the first of them */
 static int readers(const nb_deploy_graph *g, const nb_tensor *v, const nb_dnode **only) {
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++)
-            if (g->nodes[i].in[k].value == v) {
-                n++;
-                *only = &g->nodes[i];
-            }
+    int first = -1, n = nb_deploy_readers(g, v, &first, 1);
+    if (n) *only = &g->nodes[first];
     return n;
 }
 
