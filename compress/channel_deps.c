@@ -37,6 +37,13 @@ int nb_channel_groups(nb_ctx *ctx, nb_channel_group *g, int max) {
             t = grp.act->out[0];
             k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);
         }
+        /* a full-integer network's activation quantizer: one grid for every channel, on which zero is exact, so a
+         * removed channel (all zero) stays zero through it */
+        if (k == 1 && c2[0]->op == NB_OP_FAKE_QUANT && c2[0]->attr.fake_quant.axis < 0) {
+            grp.quant = c2[0];
+            t = grp.quant->out[0];
+            k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);
+        }
         bool dense = k > 0 && k <= NB_CHANNEL_READERS_MAX;
         for (int j = 0; j < k && dense; j++)
             dense = c2[j]->op == NB_OP_CONV2D && c2[j]->in[0] == t && c2[j]->attr.conv.groups == 1;

@@ -14,7 +14,8 @@
 
 typedef struct {
     const nb_node *conv, *bn;
-    const nb_node *act; /* ReLU / ReLU6 between the batch norm and the readers, or NULL */
+    const nb_node *act;   /* ReLU / ReLU6 between the batch norm and the readers, or NULL */
+    const nb_node *quant; /* a per-tensor activation quantizer after that (fake_quant), or NULL */
     const nb_node *readers[NB_CHANNEL_READERS_MAX];
     int n_readers;
 } nb_channel_group;

@@ -525,8 +525,11 @@ static int lower_linear(lowerer *l, const nb_node *n) {
 /* ---- everything else ---- */
 
 /* element by element, so pruned channels pass through: the activations and the inference identities */
-static bool channelwise(nb_op op) {
-    return !strcmp(nb_op_attr_member(op), "eltwise") || nb_op_deploy_of(op) == NB_DEPLOY_IDENTITY;
+/* n computes each channel from the same channel alone, the same way for every channel: removed channels stay
+ * removed through it (a per-tensor quantizer too: zero is on its grid) */
+static bool channelwise(const nb_node *n) {
+    return !strcmp(nb_op_attr_member(n->op), "eltwise") || nb_op_deploy_of(n->op) == NB_DEPLOY_IDENTITY ||
+           (n->op == NB_OP_FAKE_QUANT && n->attr.fake_quant.axis < 0);
 }
 
 static int lower_node(lowerer *l, const nb_node *n) {
@@ -554,7 +557,7 @@ static int lower_node(lowerer *l, const nb_node *n) {
     }
     const uint8_t *keep = first ? first->keep : NULL;
     int64_t kept = first ? first->kept : 0;
-    bool chw = channelwise(n->op);
+    bool chw = channelwise(n);
     if (!chw)
         for (int k = 0; k < n->n_in; k++) {
             value *v = n->in[k] ? find(l, n->in[k]) : NULL;
