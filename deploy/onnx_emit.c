@@ -314,9 +314,34 @@ static int onnx_batchnorm2d(emitter *e, const nb_dnode *d, const char *const *in
     return 0;
 }
 
+/* A linear layer by a constant that selects (nearest upsampling's pixel map, deploy/graph.h): no bias, not a
+ * parameter */
+static bool selection(const emitter *e, const nb_dnode *d) {
+    if (d->node->op != NB_OP_LINEAR || d->in[1].konst < 0 || d->in[2].konst >= 0) return false;
+    const nb_dconst *w = &e->g->consts[d->in[1].konst];
+    return !w->is_param && nb_dconst_selects(w, NULL);
+}
+
 static int onnx_linear(emitter *e, const nb_dnode *d, const char *const *in) {
     char y[192];
     out_name(e, d->node, y, sizeof y);
+    if (selection(e, d)) {
+        /* a Gather of the selected columns: engines move the integers as they are, where a Gemm by a float
+         * constant is one ONNX Runtime quantizes on a grid of its own (QGemm), rounding differently */
+        const nb_dconst *w = &e->g->consts[d->in[1].konst];
+        int64_t rows = w->dims[0];
+        int32_t *idx = nb_xmalloc(sizeof(int32_t) * (size_t)rows);
+        int64_t *idx64 = nb_xmalloc(sizeof(int64_t) * (size_t)rows);
+        nb_dconst_selects(w, idx);
+        for (int64_t r = 0; r < rows; r++) idx64[r] = idx[r];
+        char ix[192];
+        const_i64(e, d->node, "indices", (int)rows, idx64, ix, sizeof ix);
+        free(idx);
+        free(idx64);
+        ox_attr_int(node(e, d->node, "Gather", 2, (const char *[]){in[0], ix}, 1, (const char *[]){y}), "axis", 1);
+        define(e, d->out, y);
+        return 0;
+    }
     Onnx__NodeProto *g = node(e, d->node, "Gemm", d->in[2].konst >= 0 ? 3 : 2, in, 1, (const char *[]){y});
     ox_attr_int(g, "transB", 1);
     define(e, d->out, y);
@@ -949,6 +974,8 @@ static int emit_node(emitter *e, const nb_dnode *d) {
         } else if (pbias && k == 2) {
             write_const(e, n, &pb, permuted_name(e, n, b, "bias", bias, sizeof bias));
             in[k] = bias;
+        } else if (k == 1 && selection(e, d)) {
+            in[k] = ""; /* written as the indices of a Gather, not as a matrix */
         } else {
             in[k] = input_name(e, d, k);
         }
