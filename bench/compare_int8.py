@@ -9,9 +9,11 @@ are freshly initialised and calibrated on a few random images. The file sizes ar
 Without AVX-512 VNNI (or AVX-VNNI, AMX) x86 computes u8 x s8 products in 16-bit pairs and three instructions
 where VNNI takes one: the int8 gain is smaller there, and the ratios below hold for this CPU only.
 
-nibble's own integer inference (bench_infer: infer/int8_net.h on oneDNN's int8 kernels) runs the same full-integer
-checkpoint on the line below each model, beside nibble's float forward of it, and is set against ONNX
-Runtime's int8 (a ratio above 1: nibble faster). An op it has no integer step for is reported instead.
+nibble's own integer inference (bench_infer: infer/net.h on oneDNN's int8 kernels) runs the same full-integer
+checkpoint on the line below each model, beside nibble's float network on the same inference path (oneDNN
+float convolutions, batch norms folded, NHWC), and is set against ONNX Runtime's int8 (a ratio above 1: nibble
+faster). An op it has no integer step for is reported instead. resnet18_pruned50 is ResNet-18 with half its
+prunable channels removed by channel pruning (no PyTorch peer: torchvision has no such network).
 
 Where MNN is built (scripts/mnn_setup.sh: build/mnn), MNN runs the same two networks too: the float export
 and the full-integer one as bin/export --mnn writes it (MNN's forms and its compression-parameter file),
@@ -27,7 +29,12 @@ import tempfile
 
 import numpy as np
 
-ARCHS = [("resnet18", 224), ("mobilenet_v2", 224), ("shufflenet_v2_x1_0", 224), ("lrssd_mobilenet_v2", 300)]
+ARCHS = [("resnet18", 224), ("resnet18_pruned50", 224), ("mobilenet_v2", 224), ("shufflenet_v2_x1_0", 224),
+         ("lrssd_mobilenet_v2", 300)]
+# a row that is a zoo network compressed first: its arch and the training overrides that compress it (channel
+# pruning of half the prunable channels, gone from both exports and from nibble's networks)
+VARIANTS = {"resnet18_pruned50": ("resnet18", ["compress.methods=prune", "compress.granularity=channel",
+                                               "compress.sparsity=0.5"])}
 
 TORCH_INT8 = r"""
 import sys, time, json, torch, torchvision
@@ -110,12 +117,13 @@ def models(build, d, arch, size):
     """A fresh checkpoint of arch, its float export (batch norms folded) and its full-integer export"""
     data = detection_data(d, size) if arch.startswith("lrssd") else classifier_data(d, size)
     cfg = os.path.join(d, f"{arch}.cfg")
+    base, overrides = VARIANTS.get(arch, (arch, []))
     with open(cfg, "w") as f:
-        f.write(data + f"arch = {arch}\nin_channels = 3\ninput_size = {size}\n"
+        f.write(data + f"arch = {base}\nin_channels = 3\ninput_size = {size}\n"
                 "[train]\nepochs = 1\nsteps = 1\nbatch = 2\neval_batch = 2\nlog_every = 100\n"
                 "[optim]\ntype = sgd\nlr = 0\nwarmup_epochs = 0\n")
     out = os.path.join(d, arch)
-    run([f"{build}/bin/train", cfg, f"train.out={out}"])
+    run([f"{build}/bin/train", cfg, f"train.out={out}"] + overrides)
     ckpt, q = os.path.join(out, "last.h5"), os.path.join(d, f"{arch}_w8a8.h5")
     run([f"{build}/bin/quantize", ckpt, q, "quantize.activations=8", "quantize.calibration=8"])
     fl, i8 = os.path.join(d, f"{arch}_float.onnx"), os.path.join(d, f"{arch}_int8.onnx")
@@ -175,7 +183,7 @@ def main():
             f = last_json(run(bench + [fl] + opts, env=env))
             q = last_json(run(bench + [i8] + opts, env=env))
             t = {"ms_batch1": float("nan"), "img_per_s": float("nan"), "engine": "-"}
-            if not arch.startswith("lrssd"):
+            if not arch.startswith("lrssd") and arch not in VARIANTS:
                 t = last_json(run([sys.executable, "-c", TORCH_INT8, arch, str(size), str(a.threads), str(a.batch),
                                    str(a.seconds)]))
             mb = lambda p: os.path.getsize(p) / 1e6

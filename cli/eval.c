@@ -11,7 +11,7 @@
  * --limit N compares the first N images only. --mnn MODEL.mnn does the same with MNN (the model converted by
  * MNNConvert from bin/export --mnn; its runner comes from scripts/mnn_setup.sh), under the key "mnn".
  *
- * --integer: the same images also go through nibble's own integer inference (infer/int8_net.h: oneDNN int8
+ * --integer: the same images also go through nibble's own integer inference (infer/net.h: oneDNN int8
  * kernels on the deploy graph), compared with the simulation the same way under the key "integer" (its steps
  * on stderr); with --onnx too, ONNX Runtime is compared with the integer inference instead of the simulation
  * (key "onnxruntime_vs_integer"). */
@@ -26,7 +26,7 @@
 #include "core/check.h"
 #include "deploy/ort_compare.h"
 #include "deploy/qweights.h"
-#include "infer/int8_net.h"
+#include "infer/net.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 #include "task/task.h"
@@ -53,7 +53,7 @@ static void repo_root(char *buf, size_t n) {
     if (access(probe, R_OK) != 0) snprintf(buf, n, ".");
 }
 
-static int int8_run(void *net, const float *x, int64_t k, float *y) { return nb_int8_net_run(net, x, k, y); }
+static int int8_run(void *net, const float *x, int64_t k, float *y) { return nb_infer_net_run(net, x, k, y); }
 
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
@@ -107,13 +107,13 @@ int main(int argc, char **argv) {
     task->eval_fields(task, &r, fields, sizeof fields);
     char versus[1024] = "";
     nb_qweights w = {0};
-    nb_int8_net *net = NULL;
+    nb_infer_net *net = NULL;
     if (integer) { /* nibble's integer inference beside the simulation */
-        if (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_int8_net_new(m, sim, &w))) return 1;
+        if (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_infer_net_new(m, sim, &w))) return 1;
         nb_ort_comparison c;
         if (nb_engine_compare(m, &val, &lc, int8_run, net, limit, &c)) return 1;
         char steps[16384];
-        nb_int8_net_describe(net, steps, sizeof steps);
+        nb_infer_net_describe(net, steps, sizeof steps);
         fprintf(stderr, "nibble: integer inference ran\n%s", steps);
         snprintf(versus, sizeof versus,
                  ", \"integer\": {\"n\": %lld, \"top1\": %.6f, \"top1_agreement\": %.6f, \"within_one_step\": %.6f, "
@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
         char root[1024];
         repo_root(root, sizeof root);
         nb_ort_comparison c;
-        nb_engine mine = {int8_run, net, net ? nb_int8_net_outputs(net) : 0};
+        nb_engine mine = {int8_run, net, net ? nb_infer_net_outputs(net) : 0};
         if (net ? nb_ort_compare_engine(&mine, m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c)
                 : nb_ort_compare(m, &val, &lc, onnx, root, omp_get_max_threads(), limit, &c))
             return 1;
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
                  engine, net ? "_vs_integer" : "", onnx, (long long)c.n, c.top1, c.top1_agreement, c.within_step, c.step,
                  c.max_abs_diff);
     }
-    nb_int8_net_free(net);
+    nb_infer_net_free(net);
     if (integer) nb_qweights_close(&w);
     printf("{\"checkpoint\": \"%s\", \"data\": \"%s\", \"n\": %lld, %s, \"loss\": %.6f, \"simulated\": %s%s}\n", ckpt,
            val.source, (long long)r.n, fields, r.loss, sim ? "true" : "false", versus);

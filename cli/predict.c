@@ -2,7 +2,7 @@
  * `images` dataset, preprocessed as in training (scaled, normalised), written as `logits` [N, num_classes]
  * into out.h5 (for a detector its raw outputs [N, 4 + C, P]: box offsets and class scores per default box).
  * A checkpoint with quantizers (quant/) runs as its simulated integer network, or with --integer on integers
- * (nibble's integer inference, infer/int8_net.h: what ONNX Runtime computes from its export). Runs on the
+ * (nibble's integer inference, infer/net.h: what ONNX Runtime computes from its export). Runs on the
  * device the configuration names (train.device), or on the CPU where there is no GPU. */
 #include <hdf5.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #include "core/context.h"
 #include "core/ops.h"
 #include "deploy/qweights.h"
-#include "infer/int8_net.h"
+#include "infer/net.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 
@@ -52,8 +52,8 @@ int main(int argc, char **argv) {
     nb_qsim *sim; /* a full-integer checkpoint predicts as its integer network */
     if (nb_qsim_for_checkpoint(m, s, ckpt, &sim)) return 1;
     nb_qweights w = {0};
-    nb_int8_net *net = NULL;
-    if (integer && (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_int8_net_new(m, sim, &w)))) return 1;
+    nb_infer_net *net = NULL;
+    if (integer && (nb_qweights_open(ctx, &w, ckpt) || !(net = nb_infer_net_new(m, sim, &w)))) return 1;
     nb_dataset ds;
     nb_dataset_load_hdf5_ex(ctx, &ds, in, 0, false);
     if (ds.c != m->spec.in_channels || ds.h != m->spec.input_size || ds.w != m->spec.input_size) {
@@ -74,11 +74,11 @@ int main(int argc, char **argv) {
     while ((b = nb_loader_next(l))) {
         if (net) { /* on integers: [N, outputs] */
             if (!logits) {
-                per = nb_int8_net_outputs(net);
+                per = nb_infer_net_outputs(net);
                 out_ndim = 2;
                 logits = nb_xmalloc(sizeof(float) * (size_t)ds.n * (size_t)per);
             }
-            if (nb_int8_net_run(net, b->x, b->n, logits + (size_t)done * (size_t)per)) return 1;
+            if (nb_infer_net_run(net, b->x, b->n, logits + (size_t)done * (size_t)per)) return 1;
             done += b->n;
             continue;
         }
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
         NB_FAIL(ctx, out, "cannot write the logits");
     }
     free(logits);
-    nb_int8_net_free(net);
+    nb_infer_net_free(net);
     if (integer) nb_qweights_close(&w);
     nb_dataset_free(&ds);
     nb_qsim_free(sim);

@@ -33,6 +33,17 @@ void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8
                   bool interleave, nb_i8_grid gy, void *y);
 /* Channels [start, start + len) of NHWC bytes with c channels */
 void nb_i8_slice_channels(const void *x, int64_t pixels, int64_t c, int64_t start, int64_t len, void *y);
+/* NHWC bytes [n, hw, c] to NCHW order [n, c, hw] (the same grid) */
+void nb_i8_to_nchw(const void *x, int64_t n, int64_t c, int64_t hw, void *y);
+/* Output pixel p of each image is input pixel src[p] (nearest upsampling: an NHWC gather of whole pixels), put
+ * onto gy from gx as DequantizeLinear, a float copy and QuantizeLinear would (bytes copied where the grids are
+ * one) */
+void nb_i8_gather_pixels(const void *x, nb_i8_grid gx, int64_t n, int64_t px_in, int64_t c, const int32_t *src,
+                         int64_t px_out, nb_i8_grid gy, void *y);
+/* A concatenation along the last axis of values in NCHW order: each of rows rows of the output is part 0's row
+ * (lens[0] values on grids[0]), then part 1's, ..., each put on gy as nb_i8_concat puts it */
+void nb_i8_concat_rows(const void *const *parts, const int64_t *lens, const nb_i8_grid *grids, int n, int64_t rows,
+                       nb_i8_grid gy, void *y);
 /* Rounded steps (s32) plus the grid's zero point, saturated onto it */
 void nb_i8_add_zero(const int32_t *steps, int64_t count, nb_i8_grid g, void *y);
 

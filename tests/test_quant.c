@@ -310,6 +310,33 @@ static void test_zoo_integer_graphs(void **st) {
     }
 }
 
+/* Channel pruning then W8A8: the pruned channels are gone from the integer network (as from its export), in
+ * nibble's integer inference too (its ResNet-18 block convolutions read and write half the channels), and the
+ * two still compute the same */
+static void test_pruned_integer(void **st) {
+    (void)st;
+    char ckpt[600], q[600], onnx[600], fl[600];
+    train(ckpt, sizeof ckpt, "r18_pruned", "rgb.cfg",
+          ARGV("compress.methods=prune", "compress.granularity=channel", "compress.sparsity=0.5"));
+    full_integer(ckpt, "r18_pruned", "quantize.calibration=16", q, onnx, fl, sizeof q);
+    run_result r;
+    run_ok("bin/export", ARGV("export", q, "-o", onnx), &r);
+    long removed = 0, prunable = 0;
+    const char *p = strstr(r.out, "prunable channels removed");
+    if (!p) fail_msg("no channel count in:\n%s", r.out);
+    while (p > r.out && p[-1] != ';') p--;
+    if (sscanf(p, " %ld of %ld", &removed, &prunable) != 2 || removed * 2 != prunable)
+        fail_msg("half of the prunable channels should be gone from the integer export:\n%s", r.out);
+    run_ok("bin/eval --integer --onnx", ARGV("eval", q, "--integer", "--onnx", onnx), &r);
+    const char *vs = strstr(r.out, "\"onnxruntime_vs_integer\"");
+    assert_non_null(vs);
+    if (json_number(vs, "top1_agreement") < 0.999 || json_number(vs, "within_one_step") < 0.999)
+        fail_msg("the pruned network: nibble's integer inference and ONNX Runtime differ:\n%s", r.out);
+    /* the steps it ran, on stderr */
+    if (!strstr(r.err, "layer1.0.conv1 conv [in 64, out 32,") || !strstr(r.err, "layer1.0.conv2 conv [in 32, out 64,"))
+        fail_msg("the pruned channels are still in nibble's integer network:\n%s", r.err);
+}
+
 static bool contains(ckpt_bytes b, const char *s) {
     size_t n = strlen(s);
     for (size_t i = 0; i + n <= b.len; i++)
@@ -530,8 +557,15 @@ static void test_lrssd_integer_graph(void **st) {
     double close = json_number(r.out, "within_one_step");
     fprintf(stderr, "lrssd: within one step %.4f\n", close);
     if (close < 0.9) fail_msg("LRSSD: ONNX Runtime and the simulation differ:\n%s", r.out);
-    /* nibble's integer inference has no step yet for the shared head's weight: the layer is named, nothing runs */
-    run_fails(ARGV("eval", q, "--integer"), "head.shared");
+    /* nibble's integer inference runs the detector (its shared 3x3 predictor, the cascade's nearest upsampling,
+     * the outputs concatenated along their last axis) and computes what ONNX Runtime computes */
+    run_ok("bin/eval --integer --onnx", ARGV("eval", q, "--integer", "--onnx", onnx), &r);
+    const char *vs = strstr(r.out, "\"onnxruntime_vs_integer\"");
+    assert_non_null(vs);
+    fprintf(stderr, "lrssd integer inference: within one step of ONNX Runtime %.4f, largest difference %g\n",
+            json_number(vs, "within_one_step"), json_number(vs, "max_abs_diff"));
+    if (json_number(vs, "within_one_step") < 0.999)
+        fail_msg("LRSSD: nibble's integer inference and ONNX Runtime differ:\n%s", r.out);
     /* a ReLU6's quantizer with its grid's top a hair above 6 (as LSQ trains it): the Clip changes no code and is
      * not written; ONNX Runtime, which keeps such a Clip, failed on it ("two nodes with same node name") */
     char wide[600], wide_onnx[600];
@@ -689,6 +723,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet20_matches_onnxruntime),
         cmocka_unit_test(test_zoo_integer_graphs),
+        cmocka_unit_test(test_pruned_integer),
         cmocka_unit_test(test_data_free),
         cmocka_unit_test(test_lrssd_integer_graph),
         cmocka_unit_test(test_bn_ranges_probe),
