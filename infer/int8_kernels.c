@@ -99,11 +99,47 @@ void nb_i8_dequantize(const void *x, int64_t n, int64_t c, int64_t hw, nb_i8_gri
  * fmaf is a library call */
 INLINE float fma8(float x, float y, float z) { return (float)((double)x * (double)y + (double)z); }
 
+/* x y + z rounded once: the CPU's fused multiply-add (hw, in a function compiled for it) or fma8 */
+INLINE float fused(bool hw, float x, float y, float z) { return hw ? __builtin_fmaf(x, y, z) : fma8(x, y, z); }
+
 INLINE void add_body(const void *a, bool sa, const void *b, bool sb, void *y, bool sy, int64_t from, int64_t to,
-                     float ra, float rb, float k, float lo, float hi) {
+                     float ra, float rb, float k, float lo, float hi, bool hw) {
     for (int64_t i = from; i < to; i++)
-        store(y, sy, i, onto(fma8(load(a, sa, i), ra, fma8(load(b, sb, i), rb, k)), lo, hi));
+        store(y, sy, i, onto(fused(hw, load(a, sa, i), ra, fused(hw, load(b, sb, i), rb, k)), lo, hi));
 }
+
+/* add_body for the input and output types (bits 0, 1, 2: a, b, y signed) */
+INLINE void add_types(int types, const void *a, const void *b, void *y, int64_t from, int64_t to, float ra, float rb,
+                      float k, float lo, float hi, bool hw) {
+    switch (types) {
+    case 0: add_body(a, false, b, false, y, false, from, to, ra, rb, k, lo, hi, hw); break;
+    case 1: add_body(a, true, b, false, y, false, from, to, ra, rb, k, lo, hi, hw); break;
+    case 2: add_body(a, false, b, true, y, false, from, to, ra, rb, k, lo, hi, hw); break;
+    case 3: add_body(a, true, b, true, y, false, from, to, ra, rb, k, lo, hi, hw); break;
+    case 4: add_body(a, false, b, false, y, true, from, to, ra, rb, k, lo, hi, hw); break;
+    case 5: add_body(a, true, b, false, y, true, from, to, ra, rb, k, lo, hi, hw); break;
+    case 6: add_body(a, false, b, true, y, true, from, to, ra, rb, k, lo, hi, hw); break;
+    default: add_body(a, true, b, true, y, true, from, to, ra, rb, k, lo, hi, hw); break;
+    }
+}
+
+static void add_range(int types, const void *a, const void *b, void *y, int64_t from, int64_t to, float ra, float rb,
+                      float k, float lo, float hi) {
+    add_types(types, a, b, y, from, to, ra, rb, k, lo, hi, false);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* the same for CPUs with AVX2 and FMA (every x86 since 2013): eight lanes and the fused instruction itself */
+__attribute__((target("avx2,fma"))) static void add_range_fma(int types, const void *a, const void *b, void *y,
+                                                               int64_t from, int64_t to, float ra, float rb, float k,
+                                                               float lo, float hi) {
+    add_types(types, a, b, y, from, to, ra, rb, k, lo, hi, true);
+}
+#define HAVE_FMA() (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#else
+#define add_range_fma add_range
+#define HAVE_FMA() false
+#endif
 
 void nb_i8_add(const void *a, nb_i8_grid ga, const void *b, nb_i8_grid gb, int64_t count, bool relu, nb_i8_grid gy,
                void *y) {
@@ -116,20 +152,13 @@ void nb_i8_add(const void *a, nb_i8_grid ga, const void *b, nb_i8_grid gb, int64
     /* a ReLU clamps at the output's zero point (zero itself) */
     float lo = relu ? (float)gy.zero : (float)gy.qmin, hi = (float)gy.qmax;
     int types = nb_i8_signed(ga) | nb_i8_signed(gb) << 1 | nb_i8_signed(gy) << 2;
+    bool hw = HAVE_FMA();
 #pragma omp parallel
     {
         int64_t from, to;
         share(count, &from, &to);
-        switch (types) {
-        case 0: add_body(a, false, b, false, y, false, from, to, ra, rb, k, lo, hi); break;
-        case 1: add_body(a, true, b, false, y, false, from, to, ra, rb, k, lo, hi); break;
-        case 2: add_body(a, false, b, true, y, false, from, to, ra, rb, k, lo, hi); break;
-        case 3: add_body(a, true, b, true, y, false, from, to, ra, rb, k, lo, hi); break;
-        case 4: add_body(a, false, b, false, y, true, from, to, ra, rb, k, lo, hi); break;
-        case 5: add_body(a, true, b, false, y, true, from, to, ra, rb, k, lo, hi); break;
-        case 6: add_body(a, false, b, true, y, true, from, to, ra, rb, k, lo, hi); break;
-        default: add_body(a, true, b, true, y, true, from, to, ra, rb, k, lo, hi); break;
-        }
+        if (hw) add_range_fma(types, a, b, y, from, to, ra, rb, k, lo, hi);
+        else add_range(types, a, b, y, from, to, ra, rb, k, lo, hi);
     }
 }
 
@@ -179,6 +208,22 @@ void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8
     for (int j = 0; j < n; j++) cy += channels[j];
     uint8_t *out = y;
     bool sy = nb_i8_signed(gy);
+    if (interleave && n == 2 && channels[0] == channels[1] && same_grid(grids[0], gy) && same_grid(grids[1], gy)) {
+        /* ShuffleNet's concatenation and shuffle on one grid: both parts in one pass, a byte from each in turn
+         * (one loop the compiler vectorizes with unpacks, where a part at a time stores every other byte) */
+        const uint8_t *a = parts[0], *b = parts[1];
+        int64_t c = channels[0];
+#pragma omp parallel for schedule(static)
+        for (int64_t p = 0; p < pixels; p++) {
+            const uint8_t *ap = a + p * c, *bp = b + p * c;
+            uint8_t *dst = out + p * cy;
+            for (int64_t k = 0; k < c; k++) {
+                dst[2 * k] = ap[k];
+                dst[2 * k + 1] = bp[k];
+            }
+        }
+        return;
+    }
     for (int j = 0, first = 0; j < n; first += (int)channels[j], j++) {
         const uint8_t *in = parts[j];
         int64_t cj = channels[j];

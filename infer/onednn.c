@@ -75,24 +75,18 @@ static dnnl_memory_t weights(dnnl_engine_t eng, dnnl_stream_t st, const nb_infer
     return ok ? to : NULL;
 }
 
-nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_conv *s, const char *layer) {
+/* The convolution of s (see nb_infer_conv_new), its output zero point (zero_after) applied by the post-ops
+ * (fused) or after it on s32 steps; NULL when oneDNN has no such primitive. */
+static nb_infer_prim *conv_prim(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_conv *s, const dnnl_memory_desc_t *xmd_in,
+                                const dnnl_dims_t xd, const dnnl_dims_t yd, const dnnl_dims_t bd, const float *scales,
+                                const int32_t *bias, bool zero_after, bool fused) {
+    (void)ctx;
+    (void)xd;
     int64_t O = s->o;
-    float *scales = s->f32 ? NULL : nb_xmalloc(sizeof(float) * (size_t)O);
-    int32_t *bias = s->bias && !s->f32 ? nb_xmalloc(sizeof(int32_t) * (size_t)O) : NULL;
-    for (int64_t k = 0; k < O && !s->f32; k++) {
-        /* as deploy/onnx_emit.c writes the int32 bias and ONNX Runtime's QLinearConv requantizes: s_x s_w / s_y
-         * in float32 */
-        float sw = s->in.scale * s->wscale[s->per_channel ? k : 0];
-        scales[k] = s->out_float ? sw : sw / s->out.scale;
-        if (bias) bias[k] = (int32_t)fmin(fmax(nearbyint((double)s->bias[k] / (double)sw), -2147483648.0), 2147483647.0);
-    }
-    dnnl_memory_desc_t xmd, wmd, bmd, ymd;
-    dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
-    dnnl_memory_desc_init_by_tag(&xmd, 4, xd, s->f32 ? dnnl_f32 : act_type(s->in), dnnl_nhwc);
-    /* a zero point, or a grid narrower than the bytes (2 to 7 bits), is applied after oneDNN, on the integers */
-    bool narrow = nb_i8_signed(s->out) ? s->out.qmin > -128 || s->out.qmax < 127 : s->out.qmin > 0 || s->out.qmax < 255;
-    bool zero_after = !s->f32 && !s->out_float && (s->out.zero != 0 || narrow);
-    dnnl_memory_desc_init_by_tag(&ymd, 4, yd, s->f32 || s->out_float ? dnnl_f32 : zero_after ? dnnl_s32 : act_type(s->out),
+    dnnl_memory_desc_t xmd = *xmd_in, wmd, bmd, ymd;
+    dnnl_memory_desc_init_by_tag(&ymd, 4, yd, s->f32 || s->out_float      ? dnnl_f32
+                                              : zero_after && !fused ? dnnl_s32
+                                                                     : act_type(s->out),
                                  dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&bmd, 1, bd, s->f32 ? dnnl_f32 : dnnl_s32, dnnl_x);
     weight_md(s, true, &wmd);
@@ -108,12 +102,18 @@ nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_
         dnnl_primitive_attr_set_output_scales(attr, O, 1 << 1, scales); /* per output channel (a per-tensor scale repeated) */
         if (s->in.zero) dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, (const int32_t[]){s->in.zero});
     }
-    if (s->act != NB_INFER_ACT_NONE) {
+    if (s->act != NB_INFER_ACT_NONE || fused) {
         /* after the output scales, in the output's units: a step of the grid (or 1 for float) */
         float six = s->f32 || s->out_float ? 6.0f : 6.0f / s->out.scale;
         dnnl_post_ops_create(&po);
         if (s->act == NB_INFER_ACT_RELU) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-        else dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, six);
+        else if (s->act == NB_INFER_ACT_RELU6) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, six);
+        if (fused) { /* rounded steps on the grid, then the zero point added to integers */
+            dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_round, 0.0f, 0.0f);
+            dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, (float)(s->out.qmin - s->out.zero),
+                                         (float)(s->out.qmax - s->out.zero));
+            if (s->out.zero) dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, (const int32_t[]){s->out.zero});
+        }
         dnnl_primitive_attr_set_post_ops(attr, po);
     }
     dnnl_convolution_desc_t cd;
@@ -139,7 +139,7 @@ nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_
                 memcpy(h, bias ? (const void *)bias : (const void *)s->bias, 4 * (size_t)O);
         }
         ok = p->wei && p->src && p->dst && (!s->bias || p->bias);
-        if (zero_after) {
+        if (zero_after && !fused) {
             p->count = s->n * s->o * s->oh * s->ow;
             p->steps = nb_xmalloc(sizeof(int32_t) * (size_t)p->count);
             p->out = s->out;
@@ -149,17 +149,49 @@ nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
-    free(scales);
-    free(bias);
     if (!ok) {
         nb_infer_prim_free(p);
-        NB_FAIL(ctx, layer, "oneDNN has no %s convolution for input [%lld, %lld, %lld, %lld] (%s), weight [%lld, %lld, "
-                "%lld, %lld], groups %d, output %s", s->f32 ? "float" : "int8", (long long)s->n, (long long)s->c,
-                (long long)s->h, (long long)s->w, s->f32 ? "f32" : nb_i8_signed(s->in) ? "s8" : "u8", (long long)s->o, (long long)(s->c / s->groups), (long long)s->kh,
-                (long long)s->kw, s->groups, s->f32 || s->out_float ? "f32" : nb_i8_signed(s->out) ? "s8" : "u8");
         return NULL;
     }
     return p;
+}
+
+nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_conv *s, const char *layer) {
+    int64_t O = s->o;
+    float *scales = s->f32 ? NULL : nb_xmalloc(sizeof(float) * (size_t)O);
+    int32_t *bias = s->bias && !s->f32 ? nb_xmalloc(sizeof(int32_t) * (size_t)O) : NULL;
+    for (int64_t k = 0; k < O && !s->f32; k++) {
+        /* as deploy/onnx_emit.c writes the int32 bias and ONNX Runtime's QLinearConv requantizes: s_x s_w / s_y
+         * in float32 */
+        float sw = s->in.scale * s->wscale[s->per_channel ? k : 0];
+        scales[k] = s->out_float ? sw : sw / s->out.scale;
+        if (bias) bias[k] = (int32_t)fmin(fmax(nearbyint((double)s->bias[k] / (double)sw), -2147483648.0), 2147483647.0);
+    }
+    dnnl_memory_desc_t xmd;
+    dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
+    dnnl_memory_desc_init_by_tag(&xmd, 4, xd, s->f32 ? dnnl_f32 : act_type(s->in), dnnl_nhwc);
+    /* An output zero point, or a grid narrower than the bytes (2 to 7 bits), must come after the rounding: oneDNN
+     * adds a zero point in float before it converts, and a value a hair under a half step then rounds the other
+     * way (ONNX Runtime rounds first). So the post-ops round (half to even) and clamp to the grid's steps first,
+     * and the zero point is added to an integer; where oneDNN refuses that chain, the rounded steps come out as
+     * s32 and the zero point is added after, on the integers (the slower way, a pass over 4-byte values). */
+    bool narrow = nb_i8_signed(s->out) ? s->out.qmin > -128 || s->out.qmax < 127 : s->out.qmin > 0 || s->out.qmax < 255;
+    bool zero_after = !s->f32 && !s->out_float && (s->out.zero != 0 || narrow);
+    for (int fused = zero_after; fused >= 0; fused--) {
+        nb_infer_prim *p = conv_prim(ctx, eng, s, &xmd, xd, yd, bd, scales, bias, zero_after, fused);
+        if (p || !fused) {
+            free(scales);
+            free(bias);
+            if (!p)
+                NB_FAIL(ctx, layer, "oneDNN has no %s convolution for input [%lld, %lld, %lld, %lld] (%s), weight [%lld, "
+                        "%lld, %lld, %lld], groups %d, output %s", s->f32 ? "float" : "int8", (long long)s->n,
+                        (long long)s->c, (long long)s->h, (long long)s->w, s->f32 ? "f32" : nb_i8_signed(s->in) ? "s8" : "u8",
+                        (long long)s->o, (long long)(s->c / s->groups), (long long)s->kh, (long long)s->kw, s->groups,
+                        s->f32 || s->out_float ? "f32" : nb_i8_signed(s->out) ? "s8" : "u8");
+            return p;
+        }
+    }
+    return NULL;
 }
 
 nb_infer_prim *nb_infer_maxpool_new(nb_ctx *ctx, dnnl_engine_t eng, int64_t n, int64_t c, int64_t h, int64_t w,
