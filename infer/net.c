@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "core/ops.h"
 #include "deploy/graph.h"
 #include "infer/onednn.h"
 #include "infer/float_kernels.h"
@@ -760,6 +761,45 @@ void nb_infer_net_describe(const nb_infer_net *net, char *buf, size_t len) {
                          s->prim ? nb_infer_prim_impl(s->prim) : "", took);
         used += k > 0 ? (size_t)k : 0;
     }
+}
+
+/* ---- the network as a model ---- */
+
+typedef struct {
+    nb_infer_net *net;
+    int ndim;
+    int64_t dims[3]; /* of one image's output: [classes], or a detector's [4 + C, P] */
+} infer_model;
+
+static nb_tensor *infer_forward(nb_model *m, nb_tensor *x, bool training) {
+    infer_model *im = m->impl;
+    nb_ctx *ctx = m->ctx;
+    NB_REQUIRE(ctx, x && !training, NULL, "inference", "nibble's inference runs evaluation only");
+    int64_t n = x->shape[0], per = nb_infer_net_outputs(im->net);
+    float *xh = nb_xmalloc(sizeof(float) * (size_t)nb_numel(x)), *yh = nb_xmalloc(sizeof(float) * (size_t)(n * per));
+    nb_tensor *y = NULL;
+    if (nb_tensor_to_host(x, xh, sizeof(float) * (size_t)nb_numel(x)) == 0 && nb_infer_net_run(im->net, xh, n, yh) == 0) {
+        int64_t shape[4] = {n, im->dims[0], im->dims[1], im->dims[2]};
+        nb_tensor *h = nb_tensor_from_host(ctx, NB_F32, 1 + im->ndim, shape, yh);
+        y = h ? nb_reshape(h, 1 + im->ndim, shape) : NULL; /* an op's output: the caller's scope owns it */
+        nb_release(h);
+    }
+    free(xh);
+    free(yh);
+    return y;
+}
+
+nb_model *nb_infer_model(nb_model *m, nb_infer_net *net) {
+    nb_model *w = nb_model_alloc(m->ctx, &m->spec, sizeof(infer_model), infer_forward, NULL);
+    infer_model *im = w->impl;
+    im->net = net;
+    w->priors = m->priors;
+    int64_t per = nb_infer_net_outputs(net);
+    im->ndim = m->priors ? 2 : 1;
+    im->dims[0] = m->priors ? 4 + m->spec.num_classes : per;
+    im->dims[1] = m->priors ? per / im->dims[0] : 1;
+    im->dims[2] = 1;
+    return w;
 }
 
 void nb_infer_net_profile(nb_infer_net *net, bool on) {

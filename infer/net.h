@@ -38,6 +38,9 @@ int64_t nb_infer_net_outputs(const nb_infer_net *net);
 /* n images x ([n, c, h, w] floats, as the model takes them) to y ([n, outputs] floats). 0, or -1 after
  * reporting. */
 int nb_infer_net_run(nb_infer_net *net, const float *x, int64_t n, float *y);
+/* A model whose forward pass (evaluation only) runs net, which m compiled: what a task evaluates to score the
+ * network as it deploys (top-1, a detector's mAP). Free it with nb_model_free before net. */
+nb_model *nb_infer_model(nb_model *m, nb_infer_net *net);
 /* Time every step of the runs from here (on) and report the mean in nb_infer_net_describe, or stop; the times
  * start from zero */
 void nb_infer_net_profile(nb_infer_net *net, bool on);

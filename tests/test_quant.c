@@ -214,6 +214,11 @@ static void test_resnet20_matches_onnxruntime(void **st) {
     assert_non_null(in);
     if (json_number(in, "top1_agreement") < 0.999 || json_number(in, "within_one_step") < 0.999)
         fail_msg("nibble's integer inference and the simulation differ:\n%s", r.out);
+    /* the integer network scored as the simulation is: the same top-1 within a tenth of a point */
+    const char *scored = strstr(in, "\"scored\"");
+    assert_non_null(scored);
+    if (fabs(json_number(scored, "top1") - json_number(r.out, "top1")) > 0.001)
+        fail_msg("the integer network's top-1 is not the simulation's:\n%s", r.out);
     /* bin/predict --integer writes the integer network's logits for a file of images: those of the simulation
      * (bin/predict) within one step of the logits' range */
     char images[600], lsim[600], lint[600];
@@ -566,6 +571,11 @@ static void test_lrssd_integer_graph(void **st) {
             json_number(vs, "within_one_step"), json_number(vs, "max_abs_diff"));
     if (json_number(vs, "within_one_step") < 0.999)
         fail_msg("LRSSD: nibble's integer inference and ONNX Runtime differ:\n%s", r.out);
+    /* and scored as a detector: its VOC mAP, a number between 0 and 1 */
+    const char *scored = strstr(r.out, "\"scored\"");
+    assert_non_null(scored);
+    double map07 = json_number(scored, "map07");
+    if (!(map07 >= 0 && map07 <= 1)) fail_msg("no mAP for the integer detector:\n%s", r.out);
     /* a ReLU6's quantizer with its grid's top a hair above 6 (as LSQ trains it): the Clip changes no code and is
      * not written; ONNX Runtime, which keeps such a Clip, failed on it ("two nodes with same node name") */
     char wide[600], wide_onnx[600];
