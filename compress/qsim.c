@@ -373,13 +373,17 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
     }
     case NB_QUANT_REQUANT:
         q->n_cat_in = 0;
+        /* a concatenation's inputs share its output's grid (quantize.concat_grid = shared): each one must be
+         * remembered until the output's quantizer exists, never some of them */
+        NB_REQUIRE(q->ctx, op != NB_OP_CONCAT || n_in <= (int)(sizeof q->cat_in / sizeof *q->cat_in), -1,
+                   q->ctx->scope_name, "a concatenation of %d inputs: the quantization simulation ties at most %d to "
+                   "one grid", n_in, (int)(sizeof q->cat_in / sizeof *q->cat_in));
         for (int i = 0; i < n_in; i++) {
             if (!in[i]) continue;
             if (n_in == 1) snprintf(role, sizeof role, "%s.in", nb_op_name(op));
             else snprintf(role, sizeof role, "%s.in%d", nb_op_name(op), i);
             if (!(in[i] = act(q, in[i], op, role, &pt))) return -1;
-            if (op == NB_OP_CONCAT && q->n_cat_in < (int)(sizeof q->cat_in / sizeof *q->cat_in))
-                q->cat_in[q->n_cat_in++] = pt;
+            if (op == NB_OP_CONCAT) q->cat_in[q->n_cat_in++] = pt;
         }
         return 0;
     case NB_QUANT_SHARED: {
