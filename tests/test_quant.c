@@ -608,6 +608,25 @@ static void test_qat_exact_resume(void **st) {
     assert_true(contains(x, "momentum_buffer/quant.act.conv1.in.scale"));
     free(x.buf);
     free(y.buf);
+    /* distillation during quantization-aware training (experiments/fmnist_kd_qat_w4a4.cfg's combination)
+     * resumes as exactly: the teacher is read again, everything the student learns is in the checkpoint */
+    char teacher[600], tkv[700], ka[600], kb[600], kout[600], koutkv[700];
+    pathf(teacher, sizeof teacher, "r20/last.h5");
+    struct stat sb;
+    if (stat(teacher, &sb) != 0) train(teacher, sizeof teacher, "r20", "gray.cfg", ARGV("train.steps=16"));
+    snprintf(tkv, sizeof tkv, "compress.teacher=%s", teacher);
+    train(ka, sizeof ka, "kdqat_a", "gray.cfg", ARGV("compress.methods=qat,kd", tkv, "train.steps=4"));
+    train(kb, sizeof kb, "kdqat_b", "gray.cfg", ARGV("compress.methods=qat,kd", tkv, "train.steps=2"));
+    pathf(kout, sizeof kout, "kdqat_b");
+    snprintf(koutkv, sizeof koutkv, "train.out=%s", kout);
+    run_ok("bin/train --resume (qat, kd)",
+           ARGV("train", cfgp, koutkv, "compress.methods=qat,kd", tkv, "train.steps=4", "--resume"), &r);
+    x = ckpt_bytes_read(ka);
+    y = ckpt_bytes_read(kb);
+    if (x.len != y.len || memcmp(x.buf, y.buf, x.len)) fail_msg("qat + kd: %s and %s differ", ka, kb);
+    assert_true(contains(x, "quant/act/conv1.in/scale"));
+    free(x.buf);
+    free(y.buf);
     /* the checkpoint evaluates as the integer network and exports as one */
     run_ok("bin/eval", ARGV("eval", a), &r);
     assert_non_null(strstr(r.out, "\"simulated\": true"));
