@@ -202,6 +202,12 @@ static bool same_grid(nb_i8_grid a, nb_i8_grid b) {
     return a.scale == b.scale && a.zero == b.zero && a.qmin == b.qmin && a.qmax == b.qmax;
 }
 
+/* One input of a concatenation onto the output's grid: its steps times the ratio of the scales, rounded, the
+ * output's zero point added (lo, hi: the output's bounds less its zero point) */
+INLINE float concat_requant(float x, nb_i8_grid gx, nb_i8_grid gy, float lo, float hi) {
+    return onto((x - (float)gx.zero) * (gx.scale / gy.scale), lo, hi) + (float)gy.zero;
+}
+
 void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8_grid *grids, int n, int64_t pixels,
                   bool interleave, nb_i8_grid gy, void *y) {
     int64_t cy = 0;
@@ -228,8 +234,7 @@ void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8
         const uint8_t *in = parts[j];
         int64_t cj = channels[j];
         bool copy = same_grid(grids[j], gy), sj = nb_i8_signed(grids[j]);
-        float ratio = grids[j].scale / gy.scale, zj = (float)grids[j].zero, zy = (float)gy.zero;
-        float lo = (float)gy.qmin - zy, hi = (float)gy.qmax - zy;
+        float lo = (float)(gy.qmin - gy.zero), hi = (float)(gy.qmax - gy.zero);
 #pragma omp parallel for schedule(static)
         for (int64_t p = 0; p < pixels; p++) {
             const uint8_t *src = in + p * cj;
@@ -241,7 +246,7 @@ void nb_i8_concat(const void *const *parts, const int64_t *channels, const nb_i8
             for (int64_t k = 0; k < cj; k++) {
                 int64_t at = p * cy + (interleave ? k * n + j : first + k);
                 if (copy) out[at] = src[k];
-                else store(y, sy, at, onto((load(in, sj, p * cj + k) - zj) * ratio, lo, hi) + zy);
+                else store(y, sy, at, concat_requant(load(in, sj, p * cj + k), grids[j], gy, lo, hi));
             }
         }
     }
@@ -289,7 +294,7 @@ void nb_i8_concat_rows(const void *const *parts, const int64_t *lens, const nb_i
     int64_t len = 0;
     for (int j = 0; j < n; j++) len += lens[j];
     bool sy = nb_i8_signed(gy);
-    float zy = (float)gy.zero, lo = (float)gy.qmin - zy, hi = (float)gy.qmax - zy;
+    float lo = (float)(gy.qmin - gy.zero), hi = (float)(gy.qmax - gy.zero);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t at = r * len;
@@ -297,11 +302,9 @@ void nb_i8_concat_rows(const void *const *parts, const int64_t *lens, const nb_i
             const uint8_t *in = (const uint8_t *)parts[j] + r * lens[j];
             if (same_grid(grids[j], gy)) {
                 memcpy((uint8_t *)y + at, in, (size_t)lens[j]);
-            } else { /* as nb_i8_concat requantizes */
+            } else {
                 bool sj = nb_i8_signed(grids[j]);
-                float ratio = grids[j].scale / gy.scale, zj = (float)grids[j].zero;
-                for (int64_t k = 0; k < lens[j]; k++)
-                    store(y, sy, at + k, onto((load(in, sj, k) - zj) * ratio, lo, hi) + zy);
+                for (int64_t k = 0; k < lens[j]; k++) store(y, sy, at + k, concat_requant(load(in, sj, k), grids[j], gy, lo, hi));
             }
             at += lens[j];
         }

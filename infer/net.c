@@ -102,6 +102,21 @@ static step *new_step(nb_infer_net *net, step_kind kind, const nb_node *n) {
     return s;
 }
 
+/* A step of kind ST_TO_NCHW (the same values) or ST_DEQUANTIZE (as floats) that writes slot x's values in NCHW
+ * order into a new slot of x's shape; returns that slot. n: the layer it belongs to (NULL: the network). */
+static int nchw_step(nb_infer_net *net, step_kind kind, int x, const nb_node *n) {
+    step *s = new_step(net, kind, n);
+    bool q = kind == ST_TO_NCHW && net->slots[x].q;
+    s->in0 = x;
+    s->out = new_slot(net, NULL, q, q ? net->slots[x].g : (nb_i8_grid){0});
+    slot *o = &net->slots[s->out], *src = &net->slots[x];
+    o->c = src->c;
+    o->h = src->h;
+    o->w = src->w;
+    o->nchw = true;
+    return s->out;
+}
+
 /* A per-tensor fake_quant node's grid */
 static int grid_of(nb_ctx *ctx, const nb_deploy_graph *g, const nb_dnode *d, nb_i8_grid *out) {
     const nb_fake_quant_attr *a = &d->node->attr.fake_quant;
@@ -217,21 +232,14 @@ static int compile_conv(nb_infer_net *net, const nb_deploy_graph *g, int i, bool
     c->in = xs->g;
     c->act = d->bn && d->bn->attr.bn.relu ? NB_INFER_ACT_RELU : NB_INFER_ACT_NONE;
     s->in0 = x;
-    if (!net->integer) {
-        int a = act_after(g, i, &c->act, used);
-        c->out_float = true;
-        s->out = new_slot(net, a >= 0 ? g->nodes[a].out : d->out, false, (nb_i8_grid){0});
-        net->slots[s->out].c = c->o;
-        net->slots[s->out].h = c->oh;
-        net->slots[s->out].w = c->ow;
-        return 0;
-    }
-    int fq = quantized_after(g, i, &c->act, used);
+    /* the node whose value the step computes: the quantizer after it (integer), or the ReLU it fuses (float) */
+    int last = net->integer ? quantized_after(g, i, &c->act, used) : act_after(g, i, &c->act, used);
+    bool quantized = net->integer && last >= 0;
     nb_i8_grid out = {0};
-    if (fq >= 0 && grid_of(ctx, g, &g->nodes[fq], &out)) return -1;
-    c->out_float = fq < 0;
+    if (quantized && grid_of(ctx, g, &g->nodes[last], &out)) return -1;
+    c->out_float = !quantized;
     c->out = out;
-    s->out = new_slot(net, fq >= 0 ? g->nodes[fq].out : d->out, fq >= 0, out);
+    s->out = new_slot(net, g->nodes[last >= 0 ? last : i].out, quantized, out);
     slot *ys = &net->slots[s->out];
     ys->c = c->o;
     ys->h = c->oh;
@@ -292,7 +300,10 @@ static int compile_gather(nb_infer_net *net, const nb_deploy_graph *g, int i, in
         return -1;
     }
     nb_i8_grid gr = net->slots[x].g; /* the quantizer's between the linear layer and the reshape, where there is one */
-    if (quant >= 0 && grid_of(ctx, g, &g->nodes[quant], &gr)) return -1;
+    if (quant >= 0 && grid_of(ctx, g, &g->nodes[quant], &gr)) {
+        free(src);
+        return -1;
+    }
     step *s = new_step(net, ST_GATHER, d->node);
     s->in0 = x;
     s->src = src;
@@ -321,17 +332,7 @@ static int compile_concat_rows(nb_infer_net *net, const nb_deploy_graph *g, int 
         NB_REQUIRE(ctx, p >= 0 && net->slots[p].q == net->integer && net->slots[p].nchw &&
                             net->slots[p].c == d->out->shape[1],
                    -1, n->scope, "a concatenation of values nibble's inference does not have in NCHW order");
-        if (net->integer && fq < 0) { /* a float result (the network's output): each part dequantized first */
-            step *dq = new_step(net, ST_DEQUANTIZE, n);
-            dq->in0 = p;
-            dq->out = new_slot(net, NULL, false, (nb_i8_grid){0});
-            slot *o = &net->slots[dq->out];
-            o->c = net->slots[p].c;
-            o->h = net->slots[p].h;
-            o->w = net->slots[p].w;
-            o->nchw = true;
-            p = dq->out;
-        }
+        if (net->integer && fq < 0) p = nchw_step(net, ST_DEQUANTIZE, p, n); /* a float result: parts dequantized */
         parts[k] = p;
     }
     step *s = new_step(net, ST_CONCAT_ROWS, n);
@@ -494,15 +495,7 @@ static int compile_node(nb_infer_net *net, const nb_deploy_graph *g, int i, bool
                    "inference", (long long)d->in[0].value->shape[0], (long long)d->out->shape[0]);
         const slot *xs = &net->slots[x];
         if (!xs->nchw && xs->h * xs->w > 1) { /* NHWC values flattened in NCHW order (AlexNet's, the detectors') */
-            step *s = new_step(net, ST_TO_NCHW, n);
-            s->in0 = x;
-            s->out = new_slot(net, NULL, xs->q, xs->g);
-            slot *o = &net->slots[s->out];
-            o->c = net->slots[x].c;
-            o->h = net->slots[x].h;
-            o->w = net->slots[x].w;
-            o->nchw = true;
-            x = s->out;
+            x = nchw_step(net, ST_TO_NCHW, x, n);
             xs = &net->slots[x];
         }
         int base = xs->alias >= 0 ? xs->alias : x; /* new_slot may move the slots */
@@ -541,27 +534,11 @@ static int compile(nb_infer_net *net, const nb_deploy_graph *g) {
     if (rc) return -1;
     int y = slot_of(net, g->output_value);
     NB_REQUIRE(net->ctx, y >= 0, -1, "network", "its output is not computed by nibble's integer inference");
-    if (net->slots[y].q) {
-        step *s = new_step(net, ST_DEQUANTIZE, NULL);
-        s->in0 = y;
-        y = s->out = new_slot(net, NULL, false, (nb_i8_grid){0});
-        slot *o = &net->slots[y], *src = &net->slots[net->steps[net->n_steps - 1].in0];
-        o->c = src->c;
-        o->h = src->h;
-        o->w = src->w;
-        o->nchw = true;
-    }
+    if (net->slots[y].q) y = nchw_step(net, ST_DEQUANTIZE, y, NULL);
     if (!net->slots[y].nchw && net->slots[y].h * net->slots[y].w > 1) { /* NHWC floats back to NCHW */
         NB_REQUIRE(net->ctx, net->slots[y].alias < 0, -1, "network",
                    "its output is a reshape of NHWC values with a spatial extent: not in NCHW order here");
-        step *s = new_step(net, ST_TO_NCHW, NULL);
-        s->in0 = y;
-        y = s->out = new_slot(net, NULL, false, (nb_i8_grid){0});
-        slot *o = &net->slots[y], *src = &net->slots[s->in0];
-        o->c = src->c;
-        o->h = src->h;
-        o->w = src->w;
-        o->nchw = true;
+        y = nchw_step(net, ST_TO_NCHW, y, NULL);
     }
     net->output = y;
     return 0;

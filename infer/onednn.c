@@ -77,13 +77,12 @@ static dnnl_memory_t weights(dnnl_engine_t eng, dnnl_stream_t st, const nb_infer
 
 /* The convolution of s (see nb_infer_conv_new), its output zero point (zero_after) applied by the post-ops
  * (fused) or after it on s32 steps; NULL when oneDNN has no such primitive. */
-static nb_infer_prim *conv_prim(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_conv *s, const dnnl_memory_desc_t *xmd_in,
-                                const dnnl_dims_t xd, const dnnl_dims_t yd, const dnnl_dims_t bd, const float *scales,
-                                const int32_t *bias, bool zero_after, bool fused) {
-    (void)ctx;
-    (void)xd;
+static nb_infer_prim *conv_prim(dnnl_engine_t eng, const nb_infer_conv *s, const float *scales, const int32_t *bias,
+                                bool zero_after, bool fused) {
     int64_t O = s->o;
-    dnnl_memory_desc_t xmd = *xmd_in, wmd, bmd, ymd;
+    dnnl_memory_desc_t xmd, wmd, bmd, ymd;
+    dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
+    dnnl_memory_desc_init_by_tag(&xmd, 4, xd, s->f32 ? dnnl_f32 : act_type(s->in), dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&ymd, 4, yd, s->f32 || s->out_float      ? dnnl_f32
                                               : zero_after && !fused ? dnnl_s32
                                                                      : act_type(s->out),
@@ -167,9 +166,6 @@ nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_
         scales[k] = s->out_float ? sw : sw / s->out.scale;
         if (bias) bias[k] = (int32_t)fmin(fmax(nearbyint((double)s->bias[k] / (double)sw), -2147483648.0), 2147483647.0);
     }
-    dnnl_memory_desc_t xmd;
-    dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
-    dnnl_memory_desc_init_by_tag(&xmd, 4, xd, s->f32 ? dnnl_f32 : act_type(s->in), dnnl_nhwc);
     /* An output zero point, or a grid narrower than the bytes (2 to 7 bits), must come after the rounding: oneDNN
      * adds a zero point in float before it converts, and a value a hair under a half step then rounds the other
      * way (ONNX Runtime rounds first). So the post-ops round (half to even) and clamp to the grid's steps first,
@@ -177,21 +173,17 @@ nb_infer_prim *nb_infer_conv_new(nb_ctx *ctx, dnnl_engine_t eng, const nb_infer_
      * s32 and the zero point is added after, on the integers (the slower way, a pass over 4-byte values). */
     bool narrow = nb_i8_signed(s->out) ? s->out.qmin > -128 || s->out.qmax < 127 : s->out.qmin > 0 || s->out.qmax < 255;
     bool zero_after = !s->f32 && !s->out_float && (s->out.zero != 0 || narrow);
-    for (int fused = zero_after; fused >= 0; fused--) {
-        nb_infer_prim *p = conv_prim(ctx, eng, s, &xmd, xd, yd, bd, scales, bias, zero_after, fused);
-        if (p || !fused) {
-            free(scales);
-            free(bias);
-            if (!p)
-                NB_FAIL(ctx, layer, "oneDNN has no %s convolution for input [%lld, %lld, %lld, %lld] (%s), weight [%lld, "
-                        "%lld, %lld, %lld], groups %d, output %s", s->f32 ? "float" : "int8", (long long)s->n,
-                        (long long)s->c, (long long)s->h, (long long)s->w, s->f32 ? "f32" : nb_i8_signed(s->in) ? "s8" : "u8",
-                        (long long)s->o, (long long)(s->c / s->groups), (long long)s->kh, (long long)s->kw, s->groups,
-                        s->f32 || s->out_float ? "f32" : nb_i8_signed(s->out) ? "s8" : "u8");
-            return p;
-        }
-    }
-    return NULL;
+    nb_infer_prim *p = zero_after ? conv_prim(eng, s, scales, bias, true, true) : NULL;
+    if (!p) p = conv_prim(eng, s, scales, bias, zero_after, false);
+    free(scales);
+    free(bias);
+    if (!p)
+        NB_FAIL(ctx, layer, "oneDNN has no %s convolution for input [%lld, %lld, %lld, %lld] (%s), weight [%lld, %lld, "
+                "%lld, %lld], groups %d, output %s", s->f32 ? "float" : "int8", (long long)s->n, (long long)s->c,
+                (long long)s->h, (long long)s->w, s->f32 ? "f32" : nb_i8_signed(s->in) ? "s8" : "u8", (long long)s->o,
+                (long long)(s->c / s->groups), (long long)s->kh, (long long)s->kw, s->groups,
+                s->f32 || s->out_float ? "f32" : nb_i8_signed(s->out) ? "s8" : "u8");
+    return p;
 }
 
 nb_infer_prim *nb_infer_maxpool_new(nb_ctx *ctx, dnnl_engine_t eng, int64_t n, int64_t c, int64_t h, int64_t w,
