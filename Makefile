@@ -27,10 +27,10 @@ OPT := -O3 -g
 LDSAN :=
 endif
 
-# protoc-c's C code for deploy/onnx.proto (ONNX's schema) is generated here, shared by every build
+# protoc-c's C code for formats/onnx.proto (ONNX's schema) is generated here, shared by every build
 GEN := build/gen
-GEN_SRCS := $(GEN)/deploy/onnx.pb-c.c
-GEN_HDRS := $(GEN)/deploy/onnx.pb-c.h
+GEN_SRCS := $(GEN)/formats/onnx.pb-c.c
+GEN_HDRS := $(GEN)/formats/onnx.pb-c.h
 
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/usr/include/hdf5/serial -I/usr/include/libxml2 $(EXTRA_CFLAGS)
 LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lxml2 -lz -lm
@@ -45,7 +45,7 @@ LDLIBS += $(shell mpicc --showme:link)
 endif
 
 LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c setup/*.c task/*.c compress/*.c train/*.c detect/*.c \
-              deploy/*.c infer/*.c) $(GEN_SRCS)
+              import/*.c deploy/*.c infer/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda
@@ -101,10 +101,10 @@ deps:
 	@scripts/install-ort.sh
 	@mkdir -p build && touch $(DEPS_STAMP)
 
-$(GEN)/deploy/onnx.pb-c.c: deploy/onnx.proto | $(DEPS_STAMP)
+$(GEN)/formats/onnx.pb-c.c: formats/onnx.proto | $(DEPS_STAMP)
 	@mkdir -p $(GEN)
-	protoc-c --c_out=$(GEN) deploy/onnx.proto
-$(GEN)/deploy/onnx.pb-c.h: $(GEN)/deploy/onnx.pb-c.c
+	protoc-c --c_out=$(GEN) formats/onnx.proto
+$(GEN)/formats/onnx.pb-c.h: $(GEN)/formats/onnx.pb-c.c
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP) $(GEN_HDRS)
 	@mkdir -p $(dir $@)
@@ -195,9 +195,11 @@ paper-detect: all
 
 fixtures:
 	@scripts/install-deps.sh --check bench 2>/dev/null || scripts/install-deps.sh bench
+	@scripts/install-deps.sh --check export 2>/dev/null || scripts/install-deps.sh export
 	$(PYTHON) scripts/gen_fixtures.py tests/fixtures
 	$(PYTHON) scripts/gen_model_fixtures.py tests/fixtures/models.h5
 	$(PYTHON) scripts/gen_detect_fixtures.py tests/fixtures/multibox.h5
+	$(PYTHON) scripts/gen_import_fixtures.py tests/fixtures
 
 clean:
 	rm -rf build bin

@@ -2,17 +2,22 @@
  * cross-entropy, backward and an SGD step, as bin/train runs them (the loss read back every step), without
  * the data loader. Prints one JSON line, with the step's multiply-accumulates per image (forward, gradient of
  * the weights, and gradient of the input wherever the input needs one) and the GFLOP/s they come to.
+ * ARCH import:NAME times the zoo model NAME exported to ONNX (bin/export's code) and imported again
+ * (model.arch = onnx): what the import costs in throughput.
  * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE [cpu|cuda [CLASSES]]]]]]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "backend/select.h"
 #include "bench/clock.h"
 #include "core/arith.h"
 #include "core/context.h"
 #include "core/ops.h"
+#include "deploy/export.h"
+#include "import/onnx_import.h"
 #include "models/model.h"
 #include "optim/optim.h"
 
@@ -23,7 +28,8 @@ static double step_macs(const nb_ctx *ctx) {
     double macs = 0;
     for (size_t i = 0; i < nb_tape_size(ctx); i++) {
         const nb_node *n = nb_tape_node(ctx, i);
-        int passes = 1 + (n->in[0] && n->in[0]->requires_grad) + (n->in[1] && n->in[1]->requires_grad);
+        int passes = 1 + (n->n_in > 0 && n->in[0] && n->in[0]->requires_grad) +
+                     (n->n_in > 1 && n->in[1] && n->in[1]->requires_grad);
         macs += (double)nb_node_macs(n) * passes;
     }
     return macs;
@@ -38,9 +44,23 @@ int main(int argc, char **argv) {
     int classes = argc > 8 ? atoi(argv[8]) : 10;
     nb_ctx *ctx = nb_ctx_new(gpu ? NB_DEVICE_CUDA : NB_DEVICE_CPU);
     if (!ctx) return 1;
-    nb_model_spec spec = {.arch = arch, .num_classes = classes, .in_channels = cin, .input_size = size, .width = width, .seed = 1};
+    bool import = !strncmp(arch, "import:", 7);
+    nb_model_spec spec = {.arch = import ? arch + 7 : arch, .num_classes = classes, .in_channels = cin,
+                          .input_size = size, .width = width, .seed = 1};
     nb_model *m = nb_model_create(ctx, &spec);
     if (!m) return 1;
+    if (import) {
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/nb_bench_import_%d.onnx", (int)getpid());
+        nb_export_opts eo = {.opset = 17};
+        nb_export_report er;
+        if (nb_export_onnx(m, NULL, &eo, path, &er)) return 1;
+        nb_model_free(m);
+        spec.arch = "onnx";
+        m = nb_onnx_import(ctx, &spec, path);
+        unlink(path);
+        if (!m) return 1;
+    }
     nb_tensor *params[512];
     int np = 0;
     for (int i = 0; i < m->params.n && np < 512; i++)

@@ -9,6 +9,7 @@
 
 #include "core/context.h"
 #include "core/check.h"
+#include "import/onnx_import.h"
 #include "setup/assemble.h"
 #include "train/trainer.h"
 
@@ -67,6 +68,7 @@ static int run(int argc, char **argv, nb_dist *dist) {
     nb_ctx *ctx = nb_ctx_for(s, NB_DEVICE_AS_ASKED); /* errors print and exit 1 */
     if (summary) {
         nb_model *m = nb_model_for(ctx, s);
+        if (nb_onnx_is_imported(m)) nb_onnx_describe(m, stdout);
         nb_print_summary(m, stdout);
         nb_model_free(m);
         nb_ctx_free(ctx);

@@ -74,6 +74,7 @@ static double eltwise(nb_op op, float alpha, double x) {
     case NB_OP_HARDSIGMOID: return fmin(fmax(x + 3, 0), 6) / 6;
     case NB_OP_HARDSWISH: return x * fmin(fmax(x + 3, 0), 6) / 6;
     case NB_OP_SQUARE: return x * x;
+    case NB_OP_SILU: return x / (1 + exp(-x));
     default: return x;
     }
 }
@@ -92,9 +93,11 @@ static void through(nb_op op, float alpha, const moments *x, int64_t c, moments 
     }
     y->mu[c] = e1 / wsum;
     y->var[c] = fmax(e2 / wsum - y->mu[c] * y->mu[c], 0);
-    /* the extremes of f over [lo, hi] (f is monotone there but for leaky/hardswish/square's one turn) */
-    double pts[4] = {x->lo[c], x->hi[c], fmin(fmax(-1.5, x->lo[c]), x->hi[c]), fmin(fmax(0, x->lo[c]), x->hi[c])};
-    for (int k = 0; k < 4; k++) {
+    /* the extremes of f over [lo, hi] (f is monotone there but for leaky/hardswish/square/silu's one turn: at
+     * -1.5, 0 and -1.2785) */
+    double pts[5] = {x->lo[c], x->hi[c], fmin(fmax(-1.5, x->lo[c]), x->hi[c]), fmin(fmax(0, x->lo[c]), x->hi[c]),
+                     fmin(fmax(-1.2785, x->lo[c]), x->hi[c])};
+    for (int k = 0; k < 5; k++) {
         double v = isinf(pts[k]) ? eltwise(op, alpha, pts[k] < 0 ? -1e30 : 1e30) : eltwise(op, alpha, pts[k]);
         if (isnan(v)) continue;
         lo = fmin(lo, v);
@@ -230,6 +233,7 @@ static int step(nb_ctx *ctx, walk *w, const nb_node *n) {
     case NB_OP_HARDSIGMOID:
     case NB_OP_HARDSWISH:
     case NB_OP_SQUARE:
+    case NB_OP_SILU:
         for (int64_t c = 0; c < y->C; c++) through(op, n->attr.eltwise.alpha, x, c, y);
         return 0;
     case NB_OP_MAXPOOL2D:

@@ -32,7 +32,11 @@ int nb_channel_groups(nb_ctx *ctx, nb_channel_group *g, int max) {
         const nb_tensor *t = grp.bn->out[0];
         const nb_node *c2[NB_CHANNEL_READERS_MAX];
         int k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);
-        if (k == 1 && (c2[0]->op == NB_OP_RELU || c2[0]->op == NB_OP_RELU6)) {
+        /* an activation with f(0) = 0 keeps a removed channel (its batch norm's output is 0) at zero */
+        bool zero_at_zero = k == 1 && (c2[0]->op == NB_OP_RELU || c2[0]->op == NB_OP_RELU6 ||
+                                       c2[0]->op == NB_OP_LEAKY_RELU || c2[0]->op == NB_OP_HARDSWISH ||
+                                       c2[0]->op == NB_OP_SILU);
+        if (zero_at_zero) {
             grp.act = c2[0];
             t = grp.act->out[0];
             k = nb_tape_consumers(ctx, t, c2, NB_CHANNEL_READERS_MAX);

@@ -1,6 +1,7 @@
 /* Which convolutions' output channels can be removed one by one: found on a recorded forward pass (the tape).
  * A channel of convolution C is independent when C feeds only a batch norm, the batch norm (through at most
- * a ReLU or ReLU6) feeds only dense convolutions, and nothing else reads it: a residual sum, a concatenation,
+ * one activation that is zero at zero: ReLU, ReLU6, leaky ReLU, hard-swish, SiLU) feeds only dense
+ * convolutions, and nothing else reads it: a residual sum, a concatenation,
  * a grouped or depthwise convolution or a linear layer ties the channel's index to other layers. Channel
  * pruning zeroes such channels (filter, BN scale and shift); export then removes them with the readers'
  * matching input channels, and the network computes the same function. */
@@ -14,7 +15,7 @@
 
 typedef struct {
     const nb_node *conv, *bn;
-    const nb_node *act;   /* ReLU / ReLU6 between the batch norm and the readers, or NULL */
+    const nb_node *act;   /* the activation between the batch norm and the readers, or NULL */
     const nb_node *quant; /* a per-tensor activation quantizer after that (fake_quant), or NULL */
     const nb_node *readers[NB_CHANNEL_READERS_MAX];
     int n_readers;

@@ -42,6 +42,7 @@
     X(LEAKY_RELU,      leaky_relu,      eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
     X(SIGMOID,         sigmoid,         eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
     X(HARDSWISH,       hardswish,       eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
+    X(SILU,            silu,            eltwise,    none,   KERNEL, EXPORT,   FLOAT)             \
     X(HARDSIGMOID,     hardsigmoid,     eltwise,    none,   UNARY,  EXPORT,   FLOAT)             \
     X(SQUARE,          square,          eltwise,    none,   UNARY,  EXPORT,   FLOAT)             \
     X(MAXPOOL2D,       maxpool2d,       pool,       none,   KERNEL, EXPORT,   SHARED)            \

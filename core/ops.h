@@ -32,6 +32,7 @@ nb_tensor *nb_relu6(nb_tensor *x);
 nb_tensor *nb_leaky_relu(nb_tensor *x, float slope);
 nb_tensor *nb_sigmoid(nb_tensor *x);
 nb_tensor *nb_hardswish(nb_tensor *x);
+nb_tensor *nb_silu(nb_tensor *x); /* x * sigmoid(x) (swish), as torch.nn.functional.silu */
 
 nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a);
 nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a);

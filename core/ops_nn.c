@@ -131,6 +131,7 @@ nb_tensor *nb_relu6(nb_tensor *x) { return nb_eltwise_node(NB_OP_RELU6, x, 0.0f)
 nb_tensor *nb_leaky_relu(nb_tensor *x, float slope) { return nb_eltwise_node(NB_OP_LEAKY_RELU, x, slope); }
 nb_tensor *nb_sigmoid(nb_tensor *x) { return nb_eltwise_node(NB_OP_SIGMOID, x, 0.0f); }
 nb_tensor *nb_hardswish(nb_tensor *x) { return nb_eltwise_node(NB_OP_HARDSWISH, x, 0.0f); }
+nb_tensor *nb_silu(nb_tensor *x) { return nb_eltwise_node(NB_OP_SILU, x, 0.0f); }
 
 static nb_tensor *pool(nb_op op, nb_tensor *x, nb_pool_attr a) {
     if (!x) return NULL;

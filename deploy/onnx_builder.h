@@ -1,4 +1,4 @@
-/* Building an ONNX ModelProto in memory (protoc-c's structures for deploy/onnx.proto) and writing it: nodes
+/* Building an ONNX ModelProto in memory (protoc-c's structures for formats/onnx.proto) and writing it: nodes
  * with their attributes, initializers of every element type nibble exports, graph inputs and outputs. Every
  * string and array is malloc'd, so onnx__model_proto__free_unpacked frees a built model whole. */
 #ifndef NB_ONNX_BUILDER_H
@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "deploy/onnx.pb-c.h"
+#include "formats/onnx.pb-c.h"
 
 /* ONNX TensorProto.DataType values */
 enum { OX_FLOAT = 1, OX_UINT8 = 2, OX_INT8 = 3, OX_INT32 = 6, OX_INT64 = 7, OX_UINT4 = 21, OX_INT4 = 22 };

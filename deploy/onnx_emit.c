@@ -370,6 +370,17 @@ static int onnx_hardswish(emitter *e, const nb_dnode *d, const char *const *in) 
     return 0;
 }
 
+/* x * sigmoid(x): what PyTorch exports SiLU as (ONNX has no op of its own for it before opset 24) */
+static int onnx_silu(emitter *e, const nb_dnode *d, const char *const *in) {
+    char y[192], sg[192];
+    out_name(e, d->node, y, sizeof y);
+    fresh(e, d->node, "Sigmoid", sg, sizeof sg);
+    node(e, d->node, "Sigmoid", 1, in, 1, (const char *[]){sg});
+    node(e, d->node, "Mul", 2, (const char *[]){in[0], sg}, 1, (const char *[]){y});
+    define(e, d->out, y);
+    return 0;
+}
+
 static int onnx_hardsigmoid(emitter *e, const nb_dnode *d, const char *const *in) {
     char y[192];
     out_name(e, d->node, y, sizeof y);
@@ -839,6 +850,7 @@ static bool reads_any_order(const emitter *e, const nb_dnode *d, bool *depthwise
     case NB_OP_SIGMOID:
     case NB_OP_HARDSWISH:
     case NB_OP_HARDSIGMOID:
+    case NB_OP_SILU:
     case NB_OP_SQUARE: return true;
     case NB_OP_FAKE_QUANT: return n->attr.fake_quant.axis < 0;
     case NB_OP_CONV2D: {

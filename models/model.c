@@ -39,12 +39,14 @@ nb_model *nb_model_create(nb_ctx *ctx, const nb_model_spec *spec) {
         if (!*end && depth >= 8 && depth <= 1202 && (depth - 2) % 6 == 0)
             return nb_resnet_cifar_create(ctx, spec, (int)depth);
     }
+    NB_REQUIRE(ctx, strcmp(spec->arch, "onnx") != 0, NULL, "model",
+               "model.arch = onnx is imported from model.onnx by setup/assemble.c (nb_model_for), not built here");
     NB_FAIL(ctx, "model", "unknown architecture '%s' (known: %s)", spec->arch, nb_model_arch_list());
     return NULL;
 }
 
 const char *nb_model_arch_list(void) {
-    return "smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
+    return "onnx (model.onnx: any ONNX CNN); smallcnn; ImageNet resnet18, resnet34, resnet50, resnet101, resnet152; CIFAR-style resnetD for other "
            "D = 6n+2 (resnet8, resnet20, resnet32, resnet56, resnet110); shufflenet_v2_x0_5, shufflenet_v2_x1_0, "
            "shufflenet_v2_x1_5, shufflenet_v2_x2_0; mobilenet_v2 (model.width: its width multiplier); alexnet; "
            "muffnet_x0_5, muffnet_x1_0; detectors ssd_mobilenet_v2, ssdlite_mobilenet_v2, lrssd_mobilenet_v2, ssd_resnet18, "

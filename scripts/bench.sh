@@ -15,6 +15,9 @@ echo
 echo
 "$PYTHON" bench/compare_zoo.py "$BUILD" --rounds "${BENCH_ZOO_ROUNDS:-2}"
 echo
+# ONNX import: a zoo model against its export imported again (the import must cost no throughput)
+"$PYTHON" bench/compare_import.py "$BUILD" resnet18 mobilenet_v2 --rounds "${BENCH_ROUNDS:-3}"
+echo
 "$PYTHON" bench/compare_dist.py "$BUILD"
 echo
 # full-integer inference: ONNX Runtime float32 against nibble's int8 export, PyTorch's int8 beside

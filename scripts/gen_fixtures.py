@@ -186,6 +186,7 @@ def main(out):
             "hardswish": lambda x: F.hardswish(x),
             "hardsigmoid": lambda x: F.hardsigmoid(x),
             "square": lambda x: torch.square(x),
+            "silu": lambda x: F.silu(x),
         }
         for i, (name, fn) in enumerate(acts.items()):
             x = rnd(2, 12, 5, 5, seed=600 + i) * 4

@@ -16,10 +16,11 @@ import sys
 
 # bottom to top; folders on one line are at one level and must not include each other
 LAYERS = [
-    ["core"],
+    ["core", "formats"],
     ["backend"],
     ["layers", "optim", "detect"],
     ["datasets", "models"],
+    ["import"],
     ["setup"],
     ["task", "compress"],
     ["train", "deploy"],

@@ -9,6 +9,7 @@
 #include "backend/select.h"
 #include "core/check.h"
 #include "datasets/det_data.h"
+#include "import/onnx_import.h"
 #include "setup/checkpoint.h"
 
 int nb_cfg_for_checkpoint(nb_ctx *ctx, nb_cfg *cfg, const char *ckpt, const char *cfg_path, int n_args,
@@ -57,6 +58,7 @@ nb_model *nb_model_for(nb_ctx *ctx, const nb_settings *s) {
     spec.det.score_min = (float)s->detect.score_min;
     spec.det.nms_iou = (float)s->detect.nms_iou;
     spec.det.top_k = (int)s->detect.top_k;
+    if (!strcmp(spec.arch, "onnx")) return nb_onnx_import(ctx, &spec, s->model.onnx);
     return nb_model_create(ctx, &spec);
 }
 

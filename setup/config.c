@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -173,7 +174,7 @@ static bool known_section(const char *s) {
     return false;
 }
 
-static int parse(nb_cfg *c, const char *text, const char *file, int depth);
+static int parse(nb_cfg *c, const char *text, const char *file, int depth, bool from_file);
 
 static int load_file(nb_cfg *c, const char *path, int depth) {
     if (depth > 8) return fail(c, path, 0, "includes nest more than 8 deep (an include cycle?)");
@@ -186,12 +187,30 @@ static int load_file(nb_cfg *c, const char *path, int depth) {
     size_t got = fread(text, 1, (size_t)n, f);
     fclose(f);
     text[got] = 0;
-    int rc = parse(c, text, path, depth);
+    int rc = parse(c, text, path, depth, true);
     free(text);
     return rc;
 }
 
-static int parse(nb_cfg *c, const char *text, const char *file, int depth) {
+/* Keys that name a file relative to the cfg that sets them (includes are resolved the same way) */
+static bool relative_to_cfg(const char *section, const char *key) { return !strcmp(section, "model") && !strcmp(key, "onnx"); }
+
+/* value, relative to file's directory, as an absolute path (checkpoints carry the resolved configuration, which
+ * must still name the file when read from elsewhere); value itself when it is absolute or empty */
+static void resolve_path(const char *file, const char *value, char *out, size_t n) {
+    if (!value[0] || value[0] == '/') {
+        snprintf(out, n, "%s", value);
+        return;
+    }
+    char dir[NB_CFG_PATH_MAX], real[PATH_MAX];
+    /* a path too long for the value is cut; the import then reports the file it cannot open */
+    const char *slash = strrchr(file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    const char *base = realpath(dir, real) ? real : dir;
+    if (snprintf(out, n, "%s/%s", base, value) >= (int)n) snprintf(out, n, "%s", value);
+}
+
+static int parse(nb_cfg *c, const char *text, const char *file, int depth, bool from_file) {
     char section[64] = "";
     int line_no = 0;
     const char *p = text;
@@ -239,6 +258,11 @@ static int parse(nb_cfg *c, const char *text, const char *file, int depth) {
             continue;
         }
         if (!section[0]) return fail(c, file, line_no, "key '%s' outside any [section]", key);
+        char resolved[NB_CFG_VALUE_MAX];
+        if (from_file && relative_to_cfg(section, key)) {
+            resolve_path(file, value, resolved, sizeof resolved);
+            value = resolved;
+        }
         if (set(c, section, key, value, file, line_no)) return -1;
     }
     return 0;
@@ -249,7 +273,7 @@ int nb_cfg_load(nb_cfg *c, const char *path) {
     return load_file(c, path, 0);
 }
 
-int nb_cfg_load_string(nb_cfg *c, const char *text, const char *name) { return parse(c, text, name, 0); }
+int nb_cfg_load_string(nb_cfg *c, const char *text, const char *name) { return parse(c, text, name, 0, false); }
 
 int nb_cfg_override(nb_cfg *c, const char *assignment) {
     const char *eq = strchr(assignment, '='), *dot = strchr(assignment, '.');

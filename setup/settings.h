@@ -19,7 +19,7 @@
 
 #define NB_SETTINGS_MODEL(X)                                                                                           \
     X(model, arch, STR, "resnet20", NULL,                                                                              \
-      "architecture: smallcnn; CIFAR-style resnet20, resnet56 (any 6n+2); resnet18, resnet34, resnet50, resnet101, "   \
+      "architecture: onnx (the model of model.onnx); smallcnn; CIFAR-style resnet20, resnet56 (any 6n+2); resnet18, resnet34, resnet50, resnet101, "   \
       "resnet152; alexnet; mobilenet_v2; shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0; muffnet_x0_5, muffnet_x1_0")         \
     X(model, num_classes, INT, "10", NULL,                                                                             \
       "classifier outputs")                                                                                            \
@@ -35,7 +35,11 @@
       "false: model.init fills the parameters whose names it has (a classifier's backbone for a detector) and leaves " \
       "the rest as initialised")                                                                                       \
     X(model, zero_init_residual, BOOL, "false", NULL,                                                                  \
-      "ResNets: each block's last BN scale starts at 0")
+      "ResNets: each block's last BN scale starts at 0")                                                               \
+    X(model, onnx, STR, "", NULL,                                                                                      \
+      "model.arch = onnx: the ONNX file to import (relative to the cfg that names it); its initializers become the "  \
+      "parameters, model.num_classes and model.in_channels make the classifier and first convolution anew where they "\
+      "differ from the file's")
 
 #define NB_SETTINGS_DATA(X)                                                                                            \
     X(data, format, ENUM, "idx", "idx|hdf5|folder|cifar|voc",                                                          \

@@ -9,6 +9,7 @@ static dnnl_alg_kind_t alg_of(nb_op op, float *alpha, float *beta) {
     case NB_OP_RELU6: *alpha = 0.0f; *beta = 6.0f; return dnnl_eltwise_clip_v2; /* zero gradient at both bounds, as torch */
     case NB_OP_SIGMOID: *alpha = 0.0f; return dnnl_eltwise_logistic_use_dst_for_bwd;
     case NB_OP_HARDSWISH: *alpha = 0.0f; return dnnl_eltwise_hardswish;
+    case NB_OP_SILU: *alpha = 1.0f; return dnnl_eltwise_swish; /* x * sigmoid(alpha x) */
     default: return dnnl_alg_kind_undef;
     }
 }

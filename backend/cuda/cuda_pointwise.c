@@ -9,6 +9,7 @@ static int act_kind(nb_op op) {
     case NB_OP_LEAKY_RELU: return NBK_LEAKY;
     case NB_OP_SIGMOID: return NBK_SIGMOID;
     case NB_OP_HARDSWISH: return NBK_HARDSWISH;
+    case NB_OP_SILU: return NBK_SILU;
     default: return -1;
     }
 }

@@ -71,6 +71,7 @@ static __device__ __forceinline__ float act(int kind, float x, float alpha) {
     case NBK_RELU6: return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
     case NBK_LEAKY: return x > 0.0f ? x : alpha * x;
     case NBK_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case NBK_SILU: return x / (1.0f + expf(-x));
     default: { /* hardswish */
         float r = x + 3.0f;
         r = r < 0.0f ? 0.0f : (r > 6.0f ? 6.0f : r);
@@ -79,13 +80,18 @@ static __device__ __forceinline__ float act(int kind, float x, float alpha) {
     }
 }
 
-/* torch's derivatives: zero at the kinks of relu and relu6, x/3 + 1/2 on [-3, 3] for hardswish */
+/* torch's derivatives: zero at the kinks of relu and relu6, x/3 + 1/2 on [-3, 3] for hardswish; given the output
+ * for sigmoid, the input for the others */
 static __device__ __forceinline__ float act_grad(int kind, float xy, float g, float alpha) {
     switch (kind) {
     case NBK_RELU: return xy > 0.0f ? g : 0.0f;
     case NBK_RELU6: return xy > 0.0f && xy < 6.0f ? g : 0.0f;
     case NBK_LEAKY: return xy > 0.0f ? g : alpha * g;
     case NBK_SIGMOID: return g * xy * (1.0f - xy);
+    case NBK_SILU: { /* xy is x: s (1 + x (1 - s)) */
+        float s = 1.0f / (1.0f + expf(-xy));
+        return g * s * (1.0f + xy * (1.0f - s));
+    }
     default: return xy < -3.0f ? 0.0f : (xy <= 3.0f ? g * (xy / 3.0f + 0.5f) : g);
     }
 }

@@ -24,7 +24,7 @@ int nbk_fill(cudaStream_t s, void *p, int elem_size, int64_t n, uint64_t pattern
 int nbk_add_i64(cudaStream_t s, int64_t *p, int64_t n, int64_t v);
 
 /* ---- element-wise ---- */
-enum { NBK_RELU = 0, NBK_RELU6, NBK_LEAKY, NBK_SIGMOID, NBK_HARDSWISH };
+enum { NBK_RELU = 0, NBK_RELU6, NBK_LEAKY, NBK_SIGMOID, NBK_HARDSWISH, NBK_SILU };
 int nbk_act_forward(cudaStream_t s, int kind, float *y, const float *x, float alpha, int64_t n);
 /* xy is x, or y for the sigmoid (whose derivative is written in its output) */
 int nbk_act_backward(cudaStream_t s, int kind, float *gx, const float *xy, const float *gy, float alpha, int64_t n);

@@ -29,6 +29,7 @@ static int input_names(nb_op op, const char **names) {
     case NB_OP_LEAKY_RELU:
     case NB_OP_SIGMOID:
     case NB_OP_HARDSWISH:
+    case NB_OP_SILU:
     case NB_OP_MAXPOOL2D:
     case NB_OP_AVGPOOL2D:
     case NB_OP_GLOBAL_AVGPOOL:
@@ -132,6 +133,7 @@ nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
     case NB_OP_LEAKY_RELU: return nb_leaky_relu(in[0], s->alpha);
     case NB_OP_SIGMOID: return nb_sigmoid(in[0]);
     case NB_OP_HARDSWISH: return nb_hardswish(in[0]);
+    case NB_OP_SILU: return nb_silu(in[0]);
     case NB_OP_MAXPOOL2D: return nb_maxpool2d(in[0], pa);
     case NB_OP_AVGPOOL2D: return nb_avgpool2d(in[0], pa);
     case NB_OP_GLOBAL_AVGPOOL: return nb_global_avgpool(in[0]);
