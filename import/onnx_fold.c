@@ -121,7 +121,7 @@ int ox_read_initializer(nb_ctx *ctx, const ox_graph *g, ox_value *v) {
 bool ox_foldable(const char *op) {
     static const char *const ops[] = {"Constant", "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze",
                                       "Concat", "Slice", "Reshape", "Flatten", "Add", "Sub", "Mul", "Div",
-                                      "ConstantOfShape", "Range", NULL};
+                                      "ConstantOfShape", "Range", "Transpose", NULL};
     for (int k = 0; ops[k]; k++)
         if (!strcmp(op, ops[k])) return true;
     return false;
@@ -466,6 +466,34 @@ static int fold_arith(folder *f, const char *op, const ox_value *a, const ox_val
     return rc;
 }
 
+static int fold_transpose(folder *f, const ox_value *x) {
+    int n = 0;
+    const int64_t *perm = ox_get_ints(f->s->node, "perm", &n);
+    int64_t p[NB_MAX_DIMS], dims[NB_MAX_DIMS];
+    for (int k = 0; k < x->ndim; k++) p[k] = perm ? perm[k] : x->ndim - 1 - k; /* default: reversed */
+    NB_REQUIRE(f->ctx, !perm || n == x->ndim, -1, f->where, "perm of %d for %d dimensions", n, x->ndim);
+    for (int k = 0; k < x->ndim; k++) {
+        NB_REQUIRE(f->ctx, p[k] >= 0 && p[k] < x->ndim, -1, f->where, "perm out of range");
+        dims[k] = x->dims[p[k]];
+    }
+    ox_value *y = out_v(f, 0);
+    make_const(y, x->is_int, x->ndim, dims);
+    int64_t xs[NB_MAX_DIMS], stride = 1;
+    for (int k = x->ndim - 1; k >= 0; k--) {
+        xs[k] = stride;
+        stride *= x->dims[k];
+    }
+    for (int64_t j = 0; j < y->n; j++) {
+        int64_t rem = j, src = 0;
+        for (int k = x->ndim - 1; k >= 0; k--) {
+            src += (rem % dims[k]) * xs[p[k]];
+            rem /= dims[k];
+        }
+        copy_elem(y, j, x, src);
+    }
+    return 0;
+}
+
 static int fold_constant_of_shape(folder *f, const ox_value *shape) {
     NB_REQUIRE(f->ctx, shape->is_int && shape->n <= NB_MAX_DIMS, -1, f->where, "a shape of at most %d integers",
                NB_MAX_DIMS);
@@ -553,6 +581,7 @@ int ox_fold(nb_ctx *ctx, ox_graph *g, ox_step *s) {
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
         return fold_arith(&f, op, x, in_v(&f, 1));
     if (!strcmp(op, "ConstantOfShape")) return fold_constant_of_shape(&f, x);
+    if (!strcmp(op, "Transpose")) return fold_transpose(&f, x);
     if (!strcmp(op, "Range")) return fold_range(&f, x, in_v(&f, 1), in_v(&f, 2));
     NB_FAIL(ctx, f.where, "every input is a constant, but nibble cannot evaluate this op at import");
     return -1;

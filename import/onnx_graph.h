@@ -60,10 +60,12 @@ typedef struct {
     char scope[NB_NAME_MAX]; /* the layer name its nibble ops record (its weight's name less ".weight") */
     char note[160];      /* what import made of it, for the listing */
     nb_tensor *nbt;      /* batch norm: num_batches_tracked, when its scale is named <layer>.weight */
-    nb_tensor *select;   /* Gather of constant indices: the 0/1 selection matrix, made at the first pass */
+    nb_tensor *select;   /* Gather of constant indices, Resize: the matrix it multiplies by, made at the first pass */
+    nb_tensor *operand;  /* Mul or Div by a per-channel constant: its [1,C,1,1] scale, made at the first pass */
     bool replaced;       /* a layer import made anew (model.num_classes, model.in_channels) */
     bool absorbed;       /* run as part of a later step (a Sigmoid of x whose product with x is a SiLU) */
     int silu_in;         /* the SiLU's Mul: which input is x */
+    int extra_pad[2];    /* a convolution: the zero padding of a Pad before it that alone fed it (height, width) */
     int relu_out;        /* a batch norm or Add that runs the Relu after it fused (nibble's residual joins and
                           * BN + ReLU, one pass each): the Relu's output value, else -1 */
 } ox_step;

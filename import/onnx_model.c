@@ -185,7 +185,7 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
         bool all_const = s->n_in > 0 || !strcmp(op, "Constant");
         for (int k = 0; k < s->n_in; k++)
             if (s->in[k] >= 0 && g->v[s->in[k]].kind != OXV_CONST) all_const = false;
-        if (all_const && ox_foldable(op) && strcmp(op, "Shape") != 0) {
+        if (all_const && ox_foldable(op)) {
             if (ox_fold(ctx, g, s)) return -1;
             s->folded = true;
             g->folded++;
@@ -205,6 +205,29 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
         size_t wl = wname ? strlen(wname) : 0;
         if (wl > 7 && !strcmp(wname + wl - 7, ".weight")) snprintf(s->scope, sizeof s->scope, "%.*s", (int)(wl - 7), wname);
         else snprintf(s->scope, sizeof s->scope, "%s", n->name && n->name[0] ? n->name : op);
+    }
+    /* a zero Pad of the height and width, alike on both sides, that alone feeds a convolution: the convolution's
+     * own padding (PyTorch exports F.pad before a convolution so) */
+    for (int i = 0; i < g->n_steps; i++) {
+        ox_step *p = &g->steps[i];
+        if (strcmp(p->node->op_type, "Pad") || p->n_in < 2 || p->in[0] < 0 || p->in[1] < 0 || p->out[0] < 0) continue;
+        const ox_value *pads = &g->v[p->in[1]], *y = &g->v[p->out[0]];
+        const Onnx__AttributeProto *mode = ox_get_attr(p->node, "mode");
+        bool zero = !ox_has_in(p, 2) || (g->v[p->in[2]].kind == OXV_CONST && g->v[p->in[2]].n == 1 &&
+                                          (g->v[p->in[2]].is_int ? g->v[p->in[2]].i[0] == 0 : g->v[p->in[2]].f[0] == 0.0f));
+        bool constant = !mode || !mode->s.len || (mode->s.len == 8 && !memcmp(mode->s.data, "constant", 8));
+        if (pads->kind != OXV_CONST || !pads->is_int || pads->n != 8 || !zero || !constant || y->uses != 1) continue;
+        const int64_t *q = pads->i;
+        if (q[0] || q[1] || q[4] || q[5] || q[2] != q[6] || q[3] != q[7] || q[2] < 0 || q[3] < 0) continue;
+        ox_step *c = NULL;
+        for (int j = i + 1; j < g->n_steps && !c; j++)
+            if (g->steps[j].n_in > 0 && g->steps[j].in[0] == p->out[0]) c = &g->steps[j];
+        if (!c || strcmp(c->node->op_type, "Conv")) continue;
+        c->in[0] = p->in[0];
+        c->extra_pad[0] = (int)q[2];
+        c->extra_pad[1] = (int)q[3];
+        p->absorbed = true;
+        snprintf(p->note, sizeof p->note, "the padding of node '%s'", node_name(c->node));
     }
     /* a Relu that alone reads a batch norm or an Add of two computed tensors runs inside it, as nibble's own
      * models run them (BN + ReLU, and a residual join, in one pass each) */
@@ -497,7 +520,10 @@ static nb_tensor *onnx_forward(nb_model *m, nb_tensor *x, bool training) {
 
 static void graph_free(ox_graph *g) {
     for (int k = 0; k < g->n_values; k++) ox_value_clear(&g->v[k]);
-    for (int i = 0; i < g->n_steps; i++) nb_release(g->steps[i].select);
+    for (int i = 0; i < g->n_steps; i++) {
+        nb_release(g->steps[i].select);
+        nb_release(g->steps[i].operand);
+    }
     free(g->v);
     free(g->hash);
     free(g->steps);

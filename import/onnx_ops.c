@@ -100,6 +100,8 @@ static int run_conv(ox_run *r, ox_step *s) {
     if (b && need_dims(r, b, 1, (int64_t[]){w->dims[0]}, "the bias of the convolution")) return -1;
     nb_conv_attr a = {.stride = {(int)st[0], (int)st[1]}, .dilation = {(int)dil[0], (int)dil[1]}, .groups = (int)group};
     if (window_pads(r, s, x, k, st, dil, a.pad)) return -1;
+    a.pad[0] += s->extra_pad[0];
+    a.pad[1] += s->extra_pad[1];
     nb_set_scope_name(ctx_of(r), s->scope);
     return ox_out(r, s, 0, nb_conv2d(x, w->tensor, b ? b->tensor : NULL, a));
 }
@@ -247,7 +249,21 @@ static int run_arith(ox_run *r, ox_step *s) {
             NB_REQUIRE(ctx_of(r), op[0] == 'M' || v != 0.0f, -1, WHERE, "division by zero");
             return ox_out(r, s, 0, nb_scale(x, op[0] == 'M' ? v : 1.0f / v));
         }
-        NB_FAIL(ctx_of(r), WHERE, "%s of %s and the constant %s %s: nibble multiplies or divides by a scalar constant",
+        /* a per-channel constant ([C,1,1] or [1,C,1,1]) on an image: a channel scale */
+        bool per_channel = x->ndim == 4 && !c->is_int && c->n == x->shape[1] && c->ndim >= 3 &&
+                           c->dims[c->ndim - 1] == 1 && c->dims[c->ndim - 2] == 1 && (op[0] == 'M' || op[0] == 'D');
+        if (per_channel) {
+            if (!s->operand) {
+                float *v = nb_xmalloc(sizeof(float) * (size_t)c->n);
+                for (int64_t k = 0; k < c->n; k++) v[k] = op[0] == 'M' ? c->f[k] : 1.0f / c->f[k];
+                s->operand = nb_tensor_from_host(ctx_of(r), NB_F32, 4, (int64_t[]){1, c->n, 1, 1}, v);
+                free(v);
+                if (!s->operand) return -1;
+            }
+            return ox_out(r, s, 0, nb_mul_channel(x, s->operand));
+        }
+        NB_FAIL(ctx_of(r), WHERE,
+                "%s of %s and the constant %s %s: nibble multiplies or divides by a scalar or per-channel constant",
                 op, NB_SHAPE(x), c->name, ox_dims_fmt((char[128]){0}, 128, c));
         return -1;
     }
@@ -552,6 +568,105 @@ static int run_pad(ox_run *r, ox_step *s) {
 
 static int run_silu(ox_run *r, ox_step *s) { return ox_out(r, s, 0, nb_silu(ox_in(r, s, s->silu_in))); }
 
+/* Resize's source coordinate of output index i (ONNX's coordinate_transformation_mode) */
+static double resize_coord(const char *mode, int64_t i, int64_t in, int64_t out, double scale) {
+    if (!strcmp(mode, "asymmetric")) return (double)i / scale;
+    if (!strcmp(mode, "align_corners")) return out > 1 ? (double)i * (double)(in - 1) / (double)(out - 1) : 0.0;
+    if (!strcmp(mode, "pytorch_half_pixel") && out == 1) return 0.0;
+    return ((double)i + 0.5) / scale - 0.5; /* half_pixel, pytorch_half_pixel */
+}
+
+/* The 1-d interpolation of Resize along one axis: w [out, in], row i the weights of output i */
+static int resize_axis(const ox_step *s, const char *ct, bool linear, int64_t in, int64_t out, double scale, double *w) {
+    const Onnx__AttributeProto *nm = ox_get_attr(s->node, "nearest_mode");
+    char nmode[32] = "round_prefer_floor";
+    if (nm && nm->s.len) snprintf(nmode, sizeof nmode, "%.*s", (int)nm->s.len, (const char *)nm->s.data);
+    for (int64_t i = 0; i < out; i++) {
+        double x = resize_coord(ct, i, in, out, scale);
+        if (linear) {
+            x = x < 0 ? 0 : x; /* ONNX and PyTorch clamp below; above, the last pixel repeats */
+            int64_t x0 = (int64_t)floor(x), x1 = x0 + 1 < in ? x0 + 1 : in - 1;
+            if (x0 > in - 1) x0 = in - 1;
+            double f = x - (double)x0;
+            w[i * in + x0] += 1.0 - f;
+            w[i * in + x1] += f;
+            continue;
+        }
+        double v;
+        if (!strcmp(nmode, "floor")) v = floor(x);
+        else if (!strcmp(nmode, "ceil")) v = ceil(x);
+        else if (!strcmp(nmode, "round_prefer_ceil")) v = floor(x + 0.5);
+        else if (!strcmp(nmode, "round_prefer_floor")) v = ceil(x - 0.5);
+        else return -1;
+        int64_t k = (int64_t)v;
+        k = k < 0 ? 0 : k > in - 1 ? in - 1 : k;
+        w[i * in + k] = 1.0;
+    }
+    return 0;
+}
+
+/* Resize of an image's height and width, nearest or (bi)linear: a product with the constant matrix that maps its
+ * H x W pixels to the oh x ow ones (the kronecker product of the two axes' interpolations), as nibble's own
+ * nearest upsampling is (and so on every backend, with its backward, and exported as a Gather or Gemm) */
+static int run_resize(ox_run *r, ox_step *s) {
+    nb_tensor *x = ox_in(r, s, 0);
+    if (need_rank(r, x, 4, "the input")) return -1;
+    const Onnx__AttributeProto *ma = ox_get_attr(s->node, "mode"), *ca = ox_get_attr(s->node, "coordinate_transformation_mode");
+    char mode[32] = "nearest", ct[32] = "half_pixel";
+    if (ma && ma->s.len) snprintf(mode, sizeof mode, "%.*s", (int)ma->s.len, (const char *)ma->s.data);
+    if (ca && ca->s.len) snprintf(ct, sizeof ct, "%.*s", (int)ca->s.len, (const char *)ca->s.data);
+    bool linear = !strcmp(mode, "linear");
+    NB_REQUIRE(ctx_of(r), linear || !strcmp(mode, "nearest"), -1, WHERE, "Resize mode %s (nibble's: nearest, linear)", mode);
+    NB_REQUIRE(ctx_of(r), !strcmp(ct, "asymmetric") || !strcmp(ct, "align_corners") || !strcmp(ct, "half_pixel") ||
+                              !strcmp(ct, "pytorch_half_pixel"),
+               -1, WHERE, "Resize coordinate_transformation_mode %s", ct);
+    int64_t H = x->shape[2], W = x->shape[3], oh = 0, ow = 0;
+    double sh = 0, sw = 0;
+    ox_value *scales = ox_has_in(s, 2) ? ox_const_in(r, s, 2) : NULL, *sizes = ox_has_in(s, 3) ? ox_const_in(r, s, 3) : NULL;
+    if ((ox_has_in(s, 2) && !scales) || (ox_has_in(s, 3) && !sizes)) return -1;
+    if (sizes && sizes->n == 4) {
+        NB_REQUIRE(ctx_of(r), sizes->i[0] == x->shape[0] || sizes->batch[0], -1, WHERE, "a Resize of the batch");
+        NB_REQUIRE(ctx_of(r), sizes->i[1] == x->shape[1], -1, WHERE, "a Resize of the channels");
+        oh = sizes->i[2];
+        ow = sizes->i[3];
+        sh = (double)oh / (double)H;
+        sw = (double)ow / (double)W;
+    } else {
+        NB_REQUIRE(ctx_of(r), scales && scales->n == 4 && !scales->is_int, -1, WHERE, "Resize needs scales or sizes of 4");
+        NB_REQUIRE(ctx_of(r), scales->f[0] == 1.0f && scales->f[1] == 1.0f, -1, WHERE, "a Resize of the batch or channels");
+        sh = scales->f[2];
+        sw = scales->f[3];
+        oh = (int64_t)floor((double)H * sh);
+        ow = (int64_t)floor((double)W * sw);
+    }
+    NB_REQUIRE(ctx_of(r), oh > 0 && ow > 0, -1, WHERE, "a Resize to %lldx%lld", (long long)oh, (long long)ow);
+    /* the matrix is (oh ow) x (H W): refused where it would not be small */
+    NB_REQUIRE(ctx_of(r), oh * ow * H * W <= ((int64_t)1 << 24), -1, WHERE,
+               "a Resize of %lldx%lld to %lldx%lld: nibble resizes by a product with a constant matrix, which is too "
+               "large here", (long long)H, (long long)W, (long long)oh, (long long)ow);
+    if (!s->select) {
+        double *ah = calloc((size_t)(oh * H), sizeof *ah), *aw = calloc((size_t)(ow * W), sizeof *aw);
+        float *m = nb_xcalloc((size_t)(oh * ow * H * W), sizeof *m);
+        int rc = ah && aw ? resize_axis(s, ct, linear, H, oh, sh, ah) | resize_axis(s, ct, linear, W, ow, sw, aw) : -1;
+        for (int64_t i = 0; i < oh && !rc; i++)
+            for (int64_t j = 0; j < ow; j++)
+                for (int64_t a = 0; a < H; a++)
+                    if (ah[i * H + a] != 0.0)
+                        for (int64_t b = 0; b < W; b++) m[(i * ow + j) * (H * W) + a * W + b] = (float)(ah[i * H + a] * aw[j * W + b]);
+        if (!rc) s->select = nb_tensor_from_host(ctx_of(r), NB_F32, 2, (int64_t[]){oh * ow, H * W}, m);
+        free(ah);
+        free(aw);
+        free(m);
+        NB_REQUIRE(ctx_of(r), !rc, -1, WHERE, "Resize nearest_mode is not one of floor, ceil, round_prefer_floor, "
+                   "round_prefer_ceil");
+        if (!s->select) return -1;
+    }
+    int64_t N = x->shape[0], C = x->shape[1];
+    nb_set_scope_name(ctx_of(r), s->scope);
+    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, H * W}), s->select, NULL);
+    return ox_out(r, s, 0, nb_reshape(y, 4, (int64_t[]){N, C, oh, ow}));
+}
+
 static int run_identity(ox_run *r, ox_step *s) { return ox_out(r, s, 0, ox_in(r, s, 0)); }
 
 static int run_dropout(ox_run *r, ox_step *s) {
@@ -606,6 +721,7 @@ static const ox_rule rules[] = {
     {"Gather", run_gather, {0}, "slices, or a 0/1 selection (linear)", false},
     {"Identity", run_identity, {0}, "the identity", true},
     {"Pad", run_pad, {0}, "the identity (padding by nothing)", true},
+    {"Resize", run_resize, {0}, "linear by a constant interpolation matrix", false},
     {"Dropout", run_dropout, {0}, "dropout", true},
     {"Softmax", run_softmax, {0}, "softmax", false},
     {"LogSoftmax", run_softmax, {0}, "log_softmax", false},

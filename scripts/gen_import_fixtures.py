@@ -11,7 +11,7 @@ does not have, exported to ONNX by PyTorch 1.13, and PyTorch's answers for them.
                                      state_dict tensor, in state_dict order (`names`, one per line), its change
                                      in the step at a few positions (every element of a tensor of at most 64,
                                      else element j * (n - 1) // 31 for j < 32), float64 results stored as float32
-                                     changes (`delta`, one list after another), and how far PyTorch's own
+                                     changes (`delta`, one list after another, `counts` long), and how far PyTorch's own
                                      float32 step lands from the float64 one over the whole tensor (`err32`), the
                                      test's yardstick
 
@@ -48,6 +48,7 @@ ARCHS = [
     ("regnet_x_400mf", {}, 64, 13),
     ("resnext50_32x4d", {}, 64, 14),
     ("densenet121", {}, 64, 17),
+    ("resize_pad_scale", {}, 16, 17),  # not torchvision's: the ops above do not use (see Extra)
 ]
 BATCH = 2
 CLASSES = 10
@@ -56,8 +57,35 @@ SMALL = 64
 LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
 
 
+class Extra(torch.nn.Module):
+    """Ops the torchvision models above do not export: a zero F.pad before a convolution, nearest and bilinear
+    upsampling (Resize), a product with a per-channel constant, a Sub of two tensors, Softmax-free logits"""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, bias=True)
+        self.conv3 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn3 = torch.nn.BatchNorm2d(8)
+        self.register_buffer("gain", torch.ones(1, 8, 1, 1))
+        self.fc = torch.nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        y = self.conv2(F.pad(x, (1, 1, 1, 1)))
+        y = F.interpolate(y, scale_factor=2.0, mode="nearest")
+        z = F.interpolate(self.bn3(self.conv3(y)), scale_factor=2.0, mode="bilinear", align_corners=False)
+        z = F.max_pool2d(z, 2) * self.gain
+        z = F.relu(z - x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
+
+
 def build(arch, kwargs):
-    m = getattr(torchvision.models, arch)(num_classes=CLASSES, **kwargs)
+    if arch == "resize_pad_scale":
+        m = Extra(CLASSES)
+    else:
+        m = getattr(torchvision.models, arch)(num_classes=CLASSES, **kwargs)
     for mod in m.modules():
         if isinstance(mod, torch.nn.Dropout):
             mod.p = 0.0
@@ -147,6 +175,7 @@ def main(out):
                 err32.append(float(np.abs(flat32 - flat).max()) if flat.size else 0.0)
             g["names"] = np.frombuffer("\n".join(names).encode(), dtype=np.uint8)
             g["delta"] = np.concatenate(delta)
+            g["counts"] = np.array([len(d) for d in delta], dtype=np.int64)
             g["err32"] = np.array(err32)
             print("%-20s opset %d  %6d bytes, %3d nodes, %3d initializers kept, %d state tensors not initializers%s"
                   "  loss %.6f (float32 off by %.2g)"
