@@ -44,7 +44,8 @@ typedef struct {
     /* the constant on the model's backend: a parameter or buffer (registered under its name) or an operand */
     nb_tensor *tensor;
     bool trained;   /* tensor is a parameter or buffer of the model (else an operand the model owns) */
-    bool transposed; /* tensor holds the initializer transposed (a MatMul's or Gemm's [in, out] weight) */
+    bool transposed; /* tensor holds the initializer in another layout (a MatMul's or Gemm's [in, out] weight
+                      * transposed, a ConvTranspose weight as its convolution's) */
     int64_t uses;   /* steps that read it */
 } ox_value;
 
@@ -100,7 +101,9 @@ typedef struct {
 
 typedef int (*ox_rule_fn)(ox_run *r, ox_step *s);
 /* How a node's initializer inputs are used: the roles that make them parameters (onnx_ops.c) */
-typedef enum { OX_OPERAND = 0, OX_PARAM, OX_PARAM_T, OX_BUFFER } ox_role;
+/* OX_PARAM_T: held transposed ([in, out] -> [out, in]); OX_PARAM_CONVT: a ConvTranspose weight [Cin, Cout/g, kh,
+ * kw], held as the weight of the convolution that computes it ([Cout, Cin/g, kh, kw], flipped in space) */
+typedef enum { OX_OPERAND = 0, OX_PARAM, OX_PARAM_T, OX_BUFFER, OX_PARAM_CONVT } ox_role;
 
 typedef struct ox_rule {
     const char *op_type;
@@ -131,6 +134,9 @@ const int64_t *ox_get_ints(const Onnx__NodeProto *n, const char *name, int *coun
 /* the role of input k of step s: whether the rule trains it (a Gemm's weight stored [in, out] is transposed) */
 ox_role ox_role_of(const ox_step *s, int k);
 void ox_value_clear(ox_value *v);
+/* A ConvTranspose weight [Cin, Cout/g, kh, kw] (dims) between the file's layout and the one the model holds, the
+ * weight of the convolution that computes it ([Cout, Cin/g, kh, kw], flipped in space): file -> held, or back */
+void ox_convt_layout(const int64_t *dims, int64_t groups, const float *from, float *to, bool to_held);
 const char *ox_dims_fmt(char *buf, size_t n, const ox_value *v); /* "[2,3,224,224]" of a constant */
 
 /* ---- the rules (onnx_ops.c) ---- */

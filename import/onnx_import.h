@@ -27,6 +27,10 @@ nb_model *nb_onnx_import_bytes(nb_ctx *ctx, const nb_model_spec *spec, const uin
 /* What the file at path declares: its input's channels and size and its output's classes, where it fixes
  * them, into spec (what it leaves open stays). 0, or -1 after reporting a file that is not an ONNX model. */
 int nb_onnx_probe(nb_ctx *ctx, const char *path, nb_model_spec *spec);
+/* The values of m's tensor t in the layout of the file's initializer it came from (row-major, into dst of
+ * nb_numel(t) floats): a Gemm or MatMul weight stored [in, out] transposed back, a ConvTranspose weight back from
+ * its convolution's; t itself for any other tensor. 0, or -1 when t is not a float tensor of m. */
+int nb_onnx_file_layout(const nb_model *m, const nb_tensor *t, float *dst);
 /* Whether m was imported (its impl is the importer's) */
 int nb_onnx_is_imported(const nb_model *m);
 /* The graph as nibble sees it: each node, what it became (a nibble op, folded at import, the identity), its

@@ -340,15 +340,18 @@ static int bind(nb_model *m, ox_step *s, int k, int role_) {
     ox_graph *g = &im->g;
     nb_ctx *ctx = m->ctx;
     ox_value *v = &g->v[s->in[k]];
-    bool transposed = role == OX_PARAM_T;
+    bool transposed = role == OX_PARAM_T || role == OX_PARAM_CONVT, deconv = role == OX_PARAM_CONVT;
     if (v->tensor) {
         NB_REQUIRE(ctx, v->trained && v->transposed == transposed, -1, "onnx",
                    "initializer '%s' is read as a weight in two layouts, or as a weight and as a constant", v->name);
         return 0;
     }
     NB_REQUIRE(ctx, !v->is_int, -1, "onnx", "initializer '%s' holds integers where a float weight is expected", v->name);
-    NB_REQUIRE(ctx, !transposed || v->ndim == 2, -1, "onnx", "initializer '%s' is %s, not a matrix", v->name,
-               ox_dims_fmt((char[128]){0}, 128, v));
+    NB_REQUIRE(ctx, !transposed || v->ndim == (deconv ? 4 : 2), -1, "onnx", "initializer '%s' is %s, not a %s",
+               v->name, ox_dims_fmt((char[128]){0}, 128, v), deconv ? "4-d weight" : "matrix");
+    int64_t groups = deconv ? ox_get_int(s->node, "group", 1) : 1;
+    NB_REQUIRE(ctx, groups >= 1 && v->dims[0] % groups == 0, -1, "onnx", "initializer '%s' is %s, for %lld groups",
+               v->name, ox_dims_fmt((char[128]){0}, 128, v), (long long)groups);
     NB_REQUIRE(ctx, !nb_params_find(&m->params, v->name), -1, "onnx",
                "name collision: initializer '%s' has the name of a tensor import made", v->name);
     int si = (int)(s - g->steps);
@@ -372,8 +375,8 @@ static int bind(nb_model *m, ox_step *s, int k, int role_) {
     int ndim = v->ndim;
     memcpy(dims, v->dims, sizeof dims);
     if (transposed) {
-        dims[0] = v->dims[1];
-        dims[1] = v->dims[0];
+        dims[0] = deconv ? v->dims[1] * groups : v->dims[1];
+        dims[1] = deconv ? v->dims[0] / groups : v->dims[0];
     }
     if (k == 2 && ndim == 2 && dims[0] == 1) {
         ndim = 1;
@@ -396,6 +399,13 @@ static int bind(nb_model *m, ox_step *s, int k, int role_) {
             NB_ASSERT(w && w->ndim == 2);
             rc = nb_init_uniform(&m->params, t, 1.0f / sqrtf((float)w->shape[1]));
         }
+    } else if (deconv) {
+        /* y = ConvTranspose(x, W) is the convolution of x spread out by the stride with W flipped in space and its
+         * two channel axes swapped (per group) */
+        float *tr = nb_xmalloc(sizeof(float) * (size_t)v->n);
+        ox_convt_layout(v->dims, groups, v->f, tr, true);
+        rc = nb_tensor_copy_from_host(t, tr, sizeof(float) * (size_t)v->n);
+        free(tr);
     } else if (transposed) {
         float *tr = nb_xmalloc(sizeof(float) * (size_t)v->n);
         for (int64_t i = 0; i < v->dims[0]; i++)
@@ -662,6 +672,34 @@ int nb_onnx_probe(nb_ctx *ctx, const char *path, nb_model_spec *spec) {
     return 0;
 }
 
+int nb_onnx_file_layout(const nb_model *m, const nb_tensor *t, float *dst) {
+    if (!nb_onnx_is_imported(m) || t->dtype != NB_F32) return -1;
+    const ox_graph *g = &((const onnx_impl *)m->impl)->g;
+    const ox_value *v = NULL;
+    const ox_step *s = NULL;
+    for (int k = 0; k < g->n_values && !v; k++)
+        if (g->v[k].tensor == t) v = &g->v[k];
+    for (int i = 0; i < g->n_steps && v && !s; i++)
+        for (int k = 0; k < g->steps[i].n_in; k++)
+            if (g->steps[i].in[k] >= 0 && &g->v[g->steps[i].in[k]] == v) s = &g->steps[i];
+    int64_t n = nb_numel(t);
+    float *held = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (nb_tensor_to_host(t, held, sizeof(float) * (size_t)n)) {
+        free(held);
+        return -1;
+    }
+    if (!v || !v->transposed) {
+        memcpy(dst, held, sizeof(float) * (size_t)n);
+    } else if (v->ndim == 2) { /* held [out, in], the file's [in, out] */
+        for (int64_t i = 0; i < v->dims[0]; i++)
+            for (int64_t j = 0; j < v->dims[1]; j++) dst[i * v->dims[1] + j] = held[j * v->dims[0] + i];
+    } else { /* a ConvTranspose weight: the inverse of bind's flip and swap */
+        ox_convt_layout(v->dims, s ? ox_get_int(s->node, "group", 1) : 1, held, dst, false);
+    }
+    free(held);
+    return 0;
+}
+
 /* ---- the listing ---- */
 
 int nb_onnx_describe(const nb_model *m, FILE *out) {
@@ -680,7 +718,7 @@ int nb_onnx_describe(const nb_model *m, FILE *out) {
             if (s->in[k] < 0) continue;
             const ox_value *v = &g->v[s->in[k]];
             if (!v->trained || !v->tensor) continue;
-            fprintf(out, "         %s %s%s\n", v->name, NB_SHAPE(v->tensor), v->transposed ? " (held transposed)" : "");
+            fprintf(out, "         %s %s%s\n", v->name, NB_SHAPE(v->tensor), v->transposed ? " (held in nibble's layout)" : "");
         }
     }
     int64_t params = 0;

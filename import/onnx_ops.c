@@ -106,6 +106,53 @@ static int run_conv(ox_run *r, ox_step *s) {
     return ox_out(r, s, 0, nb_conv2d(x, w->tensor, b ? b->tensor : NULL, a));
 }
 
+/* ConvTranspose: x spread out by the stride (a product with a constant 0/1 matrix, as Resize; output_padding
+ * adds zeros at the bottom and right), then the convolution with the weight flipped and its channel axes swapped
+ * (how the model holds it, OX_PARAM_CONVT), padded by dilation (k - 1) - pads on both sides */
+static int run_conv_transpose(ox_run *r, ox_step *s) {
+    nb_tensor *x = ox_in(r, s, 0);
+    ox_value *w = ox_const_in(r, s, 1), *b = ox_has_in(s, 2) ? ox_const_in(r, s, 2) : NULL;
+    if (need_rank(r, x, 4, "the input") || !w || (ox_has_in(s, 2) && !b)) return -1;
+    int64_t g = ox_get_int(s->node, "group", 1), st[2], dil[2], p[4], op[2];
+    if (pair_attr(r, s, "strides", 2, 1, st) || pair_attr(r, s, "dilations", 2, 1, dil) ||
+        pair_attr(r, s, "pads", 4, 0, p) || pair_attr(r, s, "output_padding", 2, 0, op))
+        return -1;
+    const Onnx__AttributeProto *ap = ox_get_attr(s->node, "auto_pad");
+    NB_REQUIRE(ctx_of(r), !ap || !ap->s.len || (ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)), -1, WHERE,
+               "a ConvTranspose with auto_pad (give pads)");
+    NB_REQUIRE(ctx_of(r), !ox_get_attr(s->node, "output_shape"), -1, WHERE, "a ConvTranspose with output_shape (give pads)");
+    NB_REQUIRE(ctx_of(r), p[0] == p[2] && p[1] == p[3], -1, WHERE, "asymmetric pads");
+    if (need_dims(r, w, 4, (int64_t[]){x->shape[1], -1, -1, -1}, "a transposed convolution of the input's channels"))
+        return -1;
+    int64_t cout = w->dims[1] * g, kh = w->dims[2], kw = w->dims[3];
+    if (b && need_dims(r, b, 1, (int64_t[]){cout}, "the bias of the transposed convolution")) return -1;
+    int pad[2] = {(int)(dil[0] * (kh - 1) - p[0]), (int)(dil[1] * (kw - 1) - p[1])};
+    NB_REQUIRE(ctx_of(r), pad[0] >= 0 && pad[1] >= 0, -1, WHERE,
+               "pads larger than dilation x (kernel - 1): the output would be cropped");
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t h2 = (H - 1) * st[0] + 1 + op[0], w2 = (W - 1) * st[1] + 1 + op[1];
+    nb_tensor *z = x;
+    if (h2 != H || w2 != W) {
+        NB_REQUIRE(ctx_of(r), h2 * w2 * H * W <= ((int64_t)1 << 24), -1, WHERE,
+                   "a ConvTranspose of %lldx%lld by stride %lld: nibble spreads the input by a product with a constant "
+                   "matrix, which is too large here", (long long)H, (long long)W, (long long)st[0]);
+        if (!s->select) {
+            float *m = nb_xcalloc((size_t)(h2 * w2 * H * W), sizeof *m);
+            for (int64_t i = 0; i < H; i++)
+                for (int64_t j = 0; j < W; j++) m[((i * st[0]) * w2 + j * st[1]) * (H * W) + i * W + j] = 1.0f;
+            s->select = nb_tensor_from_host(ctx_of(r), NB_F32, 2, (int64_t[]){h2 * w2, H * W}, m);
+            free(m);
+            if (!s->select) return -1;
+        }
+        nb_set_scope_name(ctx_of(r), s->scope);
+        z = nb_reshape(nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, H * W}), s->select, NULL), 4,
+                       (int64_t[]){N, C, h2, w2});
+    }
+    nb_conv_attr a = {.pad = {pad[0], pad[1]}, .dilation = {(int)dil[0], (int)dil[1]}, .groups = (int)g};
+    nb_set_scope_name(ctx_of(r), s->scope);
+    return ox_out(r, s, 0, nb_conv2d(z, w->tensor, b ? b->tensor : NULL, a));
+}
+
 static int run_batchnorm(ox_run *r, ox_step *s) {
     nb_tensor *x = ox_in(r, s, 0);
     if (!x) return -1;
@@ -695,6 +742,7 @@ static int run_softmax(ox_run *r, ox_step *s) {
  * do (and bin/export writes it with transB = 1). */
 static const ox_rule rules[] = {
     {"Conv", run_conv, {OX_OPERAND, OX_PARAM, OX_PARAM}, "conv2d", false},
+    {"ConvTranspose", run_conv_transpose, {OX_OPERAND, OX_PARAM_CONVT, OX_PARAM}, "conv2d (after spreading by the stride)", false},
     {"BatchNormalization", run_batchnorm, {OX_OPERAND, OX_PARAM, OX_PARAM, OX_BUFFER, OX_BUFFER}, "batchnorm2d", false},
     {"Gemm", run_gemm, {OX_OPERAND, OX_PARAM, OX_PARAM}, "linear", false},
     {"MatMul", run_matmul, {OX_OPERAND, OX_PARAM_T}, "linear", false},

@@ -56,6 +56,20 @@ ox_role ox_role_of(const ox_step *s, int k) {
     return r;
 }
 
+void ox_convt_layout(const int64_t *dims, int64_t groups, const float *from, float *to, bool to_held) {
+    int64_t cin_g = dims[0] / groups, cout_g = dims[1], kh = dims[2], kw = dims[3];
+    for (int64_t gi = 0; gi < groups; gi++)
+        for (int64_t o = 0; o < cout_g; o++)
+            for (int64_t i = 0; i < cin_g; i++)
+                for (int64_t a = 0; a < kh; a++)
+                    for (int64_t b = 0; b < kw; b++) {
+                        int64_t held = (((gi * cout_g + o) * cin_g + i) * kh + a) * kw + b;
+                        int64_t file = (((gi * cin_g + i) * cout_g + o) * kh + (kh - 1 - a)) * kw + (kw - 1 - b);
+                        if (to_held) to[held] = from[file];
+                        else to[file] = from[held];
+                    }
+}
+
 /* ---- what rules call ---- */
 
 bool ox_has_in(const ox_step *s, int k) { return k < s->n_in && s->in[k] >= 0; }

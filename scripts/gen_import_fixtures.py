@@ -48,7 +48,7 @@ ARCHS = [
     ("regnet_x_400mf", {}, 64, 13),
     ("resnext50_32x4d", {}, 64, 14),
     ("densenet121", {}, 64, 17),
-    ("resize_pad_scale", {}, 16, 17),  # not torchvision's: the ops above do not use (see Extra)
+    ("resize_pad_deconv", {}, 16, 17),  # not torchvision's: the ops above do not use (see Extra)
 ]
 BATCH = 2
 CLASSES = 10
@@ -59,7 +59,8 @@ LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
 
 class Extra(torch.nn.Module):
     """Ops the torchvision models above do not export: a zero F.pad before a convolution, nearest and bilinear
-    upsampling (Resize), a product with a per-channel constant, a Sub of two tensors, Softmax-free logits"""
+    upsampling (Resize), a product with a per-channel constant, a Sub of two tensors, a grouped ConvTranspose with
+    stride, padding and output padding"""
 
     def __init__(self, num_classes):
         super().__init__()
@@ -69,6 +70,7 @@ class Extra(torch.nn.Module):
         self.conv3 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
         self.bn3 = torch.nn.BatchNorm2d(8)
         self.register_buffer("gain", torch.ones(1, 8, 1, 1))
+        self.deconv = torch.nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1, groups=2)
         self.fc = torch.nn.Linear(8, num_classes)
 
     def forward(self, x):
@@ -78,11 +80,12 @@ class Extra(torch.nn.Module):
         z = F.interpolate(self.bn3(self.conv3(y)), scale_factor=2.0, mode="bilinear", align_corners=False)
         z = F.max_pool2d(z, 2) * self.gain
         z = F.relu(z - x)
+        z = F.relu(self.deconv(z))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
 
 
 def build(arch, kwargs):
-    if arch == "resize_pad_scale":
+    if arch == "resize_pad_deconv":
         m = Extra(CLASSES)
     else:
         m = getattr(torchvision.models, arch)(num_classes=CLASSES, **kwargs)
