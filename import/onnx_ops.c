@@ -275,15 +275,49 @@ static bool channel_scale(const nb_tensor *x, const nb_tensor *s) {
            s->shape[2] == 1 && s->shape[3] == 1;
 }
 
+/* ax * x + ac * c, c a constant that broadcasts to x's shape along ONNX's rules (its dimensions aligned at the end,
+ * each 1 or x's), as x + c, x - c (ac -1) or c - x (ax -1) */
+static nb_tensor *add_constant(ox_run *r, ox_step *s, nb_tensor *x, const ox_value *c, float ax, float ac) {
+    nb_ctx *ctx = ctx_of(r);
+    NB_REQUIRE(ctx, !c->is_int && c->ndim <= x->ndim, NULL, WHERE, "the constant %s %s does not broadcast to %s",
+               c->name, ox_dims_fmt((char[128]){0}, 128, c), NB_SHAPE(x));
+    int off = x->ndim - c->ndim;
+    for (int k = 0; k < c->ndim; k++)
+        NB_REQUIRE(ctx, c->dims[k] == 1 || c->dims[k] == x->shape[off + k], NULL, WHERE,
+                   "the constant %s %s does not broadcast to %s", c->name, ox_dims_fmt((char[128]){0}, 128, c),
+                   NB_SHAPE(x));
+    bool same = s->operand && s->operand->ndim == x->ndim;
+    for (int k = 0; same && k < x->ndim; k++) same = s->operand->shape[k] == x->shape[k];
+    if (!same) {
+        nb_release(s->operand);
+        int64_t n = nb_numel(x);
+        float *v = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+        for (int64_t e = 0; e < n; e++) {
+            int64_t rem = e, src = 0, stride = 1;
+            for (int k = x->ndim - 1; k >= 0; k--) {
+                int64_t i = rem % x->shape[k];
+                rem /= x->shape[k];
+                if (k >= off && c->dims[k - off] != 1) src += i * stride;
+                if (k >= off) stride *= c->dims[k - off];
+            }
+            v[e] = c->f[src];
+        }
+        s->operand = nb_tensor_from_host(ctx, NB_F32, x->ndim, x->shape, v);
+        free(v);
+        if (!s->operand) return NULL;
+    }
+    return nb_add_scaled(x, ax, s->operand, ac);
+}
+
 /* Add, Sub, Mul, Div of two runtime tensors, or of one and a constant */
 static int run_arith(ox_run *r, ox_step *s) {
     const char *op = s->node->op_type;
     bool const_b = ox_has_in(s, 1) && r->g->v[s->in[1]].kind == OXV_CONST;
     bool const_a = ox_has_in(s, 0) && r->g->v[s->in[0]].kind == OXV_CONST;
     bool commutes = op[0] == 'A' || op[0] == 'M';
-    int xi = const_a && commutes ? 1 : 0, ci = 1 - xi;
-    if (const_a && !commutes) {
-        NB_FAIL(ctx_of(r), WHERE, "a constant minus or divided by a tensor");
+    int xi = const_a && (commutes || op[0] == 'S') ? 1 : 0, ci = 1 - xi;
+    if (const_a && op[0] == 'D') {
+        NB_FAIL(ctx_of(r), WHERE, "a constant divided by a tensor");
         return -1;
     }
     nb_tensor *x = ox_in(r, s, xi);
@@ -296,6 +330,11 @@ static int run_arith(ox_run *r, ox_step *s) {
             NB_REQUIRE(ctx_of(r), op[0] == 'M' || v != 0.0f, -1, WHERE, "division by zero");
             return ox_out(r, s, 0, nb_scale(x, op[0] == 'M' ? v : 1.0f / v));
         }
+        /* a constant added or subtracted: x + c as alpha x + beta C, C the constant broadcast to x's shape (made
+         * again when the batch changes); c - x too */
+        if (op[0] == 'A' || op[0] == 'S')
+            return ox_out(r, s, 0, add_constant(r, s, x, c, op[0] == 'S' && xi == 1 ? -1.0f : 1.0f,
+                                                 op[0] == 'S' && xi == 0 ? -1.0f : 1.0f));
         /* a per-channel constant ([C,1,1] or [1,C,1,1]) on an image: a channel scale */
         bool per_channel = x->ndim == 4 && !c->is_int && c->n == x->shape[1] && c->ndim >= 3 &&
                            c->dims[c->ndim - 1] == 1 && c->dims[c->ndim - 2] == 1 && (op[0] == 'M' || op[0] == 'D');

@@ -59,8 +59,8 @@ LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
 
 class Extra(torch.nn.Module):
     """Ops the torchvision models above do not export: a zero F.pad before a convolution, nearest and bilinear
-    upsampling (Resize), a product with a per-channel constant, a Sub of two tensors, a grouped ConvTranspose with
-    stride, padding and output padding"""
+    upsampling (Resize), a product with and a sum with per-channel constants, a scalar minus a tensor, a Sub of two
+    tensors, a grouped ConvTranspose with stride, padding and output padding"""
 
     def __init__(self, num_classes):
         super().__init__()
@@ -70,6 +70,7 @@ class Extra(torch.nn.Module):
         self.conv3 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
         self.bn3 = torch.nn.BatchNorm2d(8)
         self.register_buffer("gain", torch.ones(1, 8, 1, 1))
+        self.register_buffer("shift", torch.zeros(8, 1, 1))
         self.deconv = torch.nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1, groups=2)
         self.fc = torch.nn.Linear(8, num_classes)
 
@@ -78,7 +79,8 @@ class Extra(torch.nn.Module):
         y = self.conv2(F.pad(x, (1, 1, 1, 1)))
         y = F.interpolate(y, scale_factor=2.0, mode="nearest")
         z = F.interpolate(self.bn3(self.conv3(y)), scale_factor=2.0, mode="bilinear", align_corners=False)
-        z = F.max_pool2d(z, 2) * self.gain
+        z = F.max_pool2d(z, 2) * self.gain + self.shift
+        x = 0.25 - x
         z = F.relu(z - x)
         z = F.relu(self.deconv(z))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
