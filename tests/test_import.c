@@ -8,7 +8,10 @@
  *     outputs;
  *   - bad files: an op nibble lacks, bytes that are not ONNX, a truncated file, a shape computed from the batch
  *     size, an initializer whose shape disagrees with its use, a name defined twice: each an error naming what
- *     is wrong, and no model. */
+ *     is wrong, and no model;
+ *   - a network of one's own (experiments/secnn.onnx) through bin/train with its classifier made anew, --resume
+ *     bit for bit, bin/export and ONNX Runtime, then ADMM, distillation from the trained import, and channel
+ *     pruning, each exported and run in ONNX Runtime; bin/import's listing and its exit status on a bad file. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -517,6 +520,11 @@ static void test_own_model_end_to_end(void **st) {
     /* ADMM to {0, +-1, +-2, +-4} x alpha, then channel pruning: exported as codes and without the channels */
     compressed(dir, cfg, best, "admm", "int8 codes (admm)",
                ARGV("compress.methods=admm", "compress.codebook=pm4", "train.epochs=1", "compress.admm_interval=10"));
+    /* distillation with the trained import as the teacher of a fresh one */
+    char teacher[800];
+    snprintf(teacher, sizeof teacher, "compress.teacher=%s", best);
+    compressed(dir, cfg, best, "kd", "0 layers as int8 codes (none)",
+               ARGV("compress.methods=kd", teacher, "train.epochs=1"));
     compressed(dir, cfg, best, "prune", "of 216 prunable channels removed",
                ARGV("compress.methods=prune", "compress.sparsity=0.5", "compress.granularity=channel",
                     "compress.prune_epochs=1", "train.epochs=2"));
