@@ -43,6 +43,10 @@ nb_tensor *nb_adaptive_avgpool(nb_tensor *x, int oh, int ow);
 /* [N,C,H,W] -> [N,C,oh,ow] by PyTorch's nearest rule (source index floor(i * H / oh)); a product with a
  * constant 0/1 matrix, as adaptive average pooling is, so every backend runs it and export writes a Gemm */
 nb_tensor *nb_upsample_nearest(nb_tensor *x, int oh, int ow);
+/* y[n, c] = M x[n, c] for a constant M [oh*ow, H*W]: each output pixel a fixed combination of input pixels, as one
+ * matrix product that every backend runs (with its backward) and export writes as a Gemm, or a Gather where M
+ * selects; what adaptive pooling, nearest upsampling and the importer's Resize and ConvTranspose are made of */
+nb_tensor *nb_spatial_map(nb_tensor *x, nb_tensor *m, int oh, int ow);
 nb_tensor *nb_dropout(nb_tensor *x, float p, int training);
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);

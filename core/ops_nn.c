@@ -171,16 +171,24 @@ nb_tensor *nb_maxpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_MAXPOO
 nb_tensor *nb_avgpool2d(nb_tensor *x, nb_pool_attr a) { return pool(NB_OP_AVGPOOL2D, x, a); }
 nb_tensor *nb_global_avgpool(nb_tensor *x) { return pool(NB_OP_GLOBAL_AVGPOOL, x, (nb_pool_attr){0}); }
 
-/* y[n, c] = M x[n, c] for a constant [oh*ow, H*W] matrix M (taken and freed): each output pixel a fixed
- * combination of input pixels, as one matrix product that every backend runs and export writes as Gemm */
-static nb_tensor *spatial_map(nb_tensor *x, int oh, int ow, float *m) {
+nb_tensor *nb_spatial_map(nb_tensor *x, nb_tensor *m, int oh, int ow) {
+    if (!x || !m) return NULL;
+    if (nb_check_f32(x->ctx, "spatial_map", "input", x, 4)) return NULL;
     int64_t N = x->shape[0], C = x->shape[1], px = x->shape[2] * x->shape[3];
+    NB_REQUIRE(x->ctx, m->ndim == 2 && m->shape[0] == (int64_t)oh * ow && m->shape[1] == px, NULL, "spatial_map",
+               "a map %s cannot take %s to %dx%d pixels", NB_SHAPE(m), NB_SHAPE(x), oh, ow);
+    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, px}), m, NULL);
+    return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
+}
+
+/* nb_spatial_map by a matrix m of host values (taken and freed) */
+static nb_tensor *spatial_map(nb_tensor *x, int oh, int ow, float *m) {
+    int64_t px = x->shape[2] * x->shape[3];
     nb_tensor *mt = nb_tensor_from_host(x->ctx, NB_F32, 2, (int64_t[]){(int64_t)oh * ow, px}, m);
     free(m);
-    if (!mt) return NULL;
-    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, px}), mt, NULL);
+    nb_tensor *y = nb_spatial_map(x, mt, oh, ow);
     nb_release(mt); /* the tape keeps its own reference */
-    return nb_reshape(y, 4, (int64_t[]){N, C, oh, ow});
+    return y;
 }
 
 /* what adaptive pooling and upsampling both need: a 4-d float input and a non-empty output size */

@@ -151,7 +151,7 @@ int ox_read_initializer(nb_ctx *ctx, const ox_graph *g, ox_value *v);
  * (an op it cannot evaluate, a batch size that enters arithmetic). */
 int ox_fold(nb_ctx *ctx, ox_graph *g, ox_step *s);
 /* A Shape of the runtime value x: an int64 constant with its first element the batch */
-int ox_fold_shape(nb_ctx *ctx, ox_graph *g, ox_step *s, const nb_tensor *x);
+int ox_fold_shape(ox_graph *g, ox_step *s, const nb_tensor *x);
 /* Whether fold can evaluate this op type */
 bool ox_foldable(const char *op_type);
 

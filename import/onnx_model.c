@@ -39,16 +39,19 @@ int ox_value_index(const ox_graph *g, const char *name) {
     }
 }
 
+/* value k into the first free slot of its probe sequence */
+static void hash_insert(ox_graph *g, int k) {
+    uint64_t h = name_hash(g->v[k].name) & (uint64_t)(g->hash_cap - 1);
+    while (g->hash[h]) h = (h + 1) & (uint64_t)(g->hash_cap - 1);
+    g->hash[h] = k + 1;
+}
+
 static void rehash(ox_graph *g) {
     free(g->hash);
     g->hash_cap = 64;
     while (g->hash_cap < 2 * g->cap_values) g->hash_cap *= 2;
     g->hash = nb_xcalloc((size_t)g->hash_cap, sizeof *g->hash);
-    for (int k = 0; k < g->n_values; k++) {
-        uint64_t h = name_hash(g->v[k].name) & (uint64_t)(g->hash_cap - 1);
-        while (g->hash[h]) h = (h + 1) & (uint64_t)(g->hash_cap - 1);
-        g->hash[h] = k + 1;
-    }
+    for (int k = 0; k < g->n_values; k++) hash_insert(g, k);
 }
 
 static int add_value(ox_graph *g, const char *name, int producer) {
@@ -60,13 +63,8 @@ static int add_value(ox_graph *g, const char *name, int producer) {
     memset(v, 0, sizeof *v);
     v->name = name;
     v->producer = producer;
-    if (2 * g->n_values > g->hash_cap) {
-        rehash(g);
-    } else {
-        uint64_t h = name_hash(name) & (uint64_t)(g->hash_cap - 1);
-        while (g->hash[h]) h = (h + 1) & (uint64_t)(g->hash_cap - 1);
-        g->hash[h] = g->n_values;
-    }
+    if (2 * g->n_values > g->hash_cap) rehash(g);
+    else hash_insert(g, g->n_values - 1);
     return g->n_values - 1;
 }
 
@@ -82,7 +80,24 @@ static const char *node_name(const Onnx__NodeProto *n) { return n->name && n->na
 
 /* ---- reading the file ---- */
 
-static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
+/* dimension k of a declared value of ndim dimensions, when the file fixes it; else 0 */
+static int64_t fixed_dim(const Onnx__ValueInfoProto *v, int k, int ndim) {
+    const Onnx__TypeProto__Tensor *t =
+        v->type && v->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? v->type->tensor_type : NULL;
+    if (!t || !t->shape || (int)t->shape->n_dim != ndim) return 0;
+    const Onnx__TensorShapeProto__Dimension *d = t->shape->dim[k];
+    return d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? d->dim_value : 0;
+}
+
+/* whether every input of s is known at import */
+static bool inputs_const(const ox_graph *g, const ox_step *s) {
+    for (int k = 0; k < s->n_in; k++)
+        if (s->in[k] >= 0 && g->v[s->in[k]].kind != OXV_CONST) return false;
+    return true;
+}
+
+
+static int read_graph(nb_ctx *ctx, ox_graph *g) {
     const Onnx__ModelProto *p = g->proto;
     const char *L = g->label;
     NB_REQUIRE(ctx, p->graph, -1, L, "the model has no graph");
@@ -117,14 +132,10 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
         const Onnx__TypeProto__Tensor *tt =
             in->type && in->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? in->type->tensor_type : NULL;
         NB_REQUIRE(ctx, tt && tt->elem_type == 1, -1, L, "graph input '%s' is not a float32 tensor", in->name);
-        if (tt->shape) {
-            NB_REQUIRE(ctx, tt->shape->n_dim == 4, -1, L, "graph input '%s' has %zu dimensions; nibble's models read "
-                       "[N, C, H, W] images", in->name, tt->shape->n_dim);
-            Onnx__TensorShapeProto__Dimension *const *d = tt->shape->dim;
-            if (d[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) g->input_batch = d[0]->dim_value;
-            if (d[1]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
-                g->input_channels = d[1]->dim_value;
-        }
+        NB_REQUIRE(ctx, !tt->shape || tt->shape->n_dim == 4, -1, L, "graph input '%s' has %zu dimensions; nibble's "
+                   "models read [N, C, H, W] images", in->name, tt->shape->n_dim);
+        g->input_batch = fixed_dim(in, 0, 4);
+        g->input_channels = fixed_dim(in, 1, 4);
     }
     NB_REQUIRE(ctx, g->input >= 0, -1, L, "the graph has no input besides its initializers");
     NB_REQUIRE(ctx, gp->n_output == 1, -1, L, "the graph has %zu outputs; nibble's models have one", gp->n_output);
@@ -135,6 +146,7 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
         const Onnx__NodeProto *n = gp->node[i];
         ox_step *s = &g->steps[i];
         s->node = n;
+        s->relu_out = -1;
         const char *op = n->op_type ? n->op_type : "";
         const char *dom = n->domain ? n->domain : "";
         if (dom[0] && strcmp(dom, "ai.onnx")) {
@@ -182,9 +194,7 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
             }
             s->out[k] = add_value(g, nm, i);
         }
-        bool all_const = s->n_in > 0 || !strcmp(op, "Constant");
-        for (int k = 0; k < s->n_in; k++)
-            if (s->in[k] >= 0 && g->v[s->in[k]].kind != OXV_CONST) all_const = false;
+        bool all_const = (s->n_in > 0 || !strcmp(op, "Constant")) && inputs_const(g, s);
         if (all_const && ox_foldable(op)) {
             if (ox_fold(ctx, g, s)) return -1;
             s->folded = true;
@@ -206,6 +216,11 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
         if (wl > 7 && !strcmp(wname + wl - 7, ".weight")) snprintf(s->scope, sizeof s->scope, "%.*s", (int)(wl - 7), wname);
         else snprintf(s->scope, sizeof s->scope, "%s", n->name && n->name[0] ? n->name : op);
     }
+    const char *oname = gp->output[0]->name;
+    g->output = ox_value_index(g, oname ? oname : "");
+    NB_REQUIRE(ctx, g->output >= 0, -1, L, "the graph's output '%s' is not computed by any node", oname ? oname : "");
+    NB_REQUIRE(ctx, g->v[g->output].kind == OXV_RUNTIME, -1, L, "the graph's output '%s' does not depend on its input",
+               oname);
     /* a zero Pad of the height and width, alike on both sides, that alone feeds a convolution: the convolution's
      * own padding (PyTorch exports F.pad before a convolution so) */
     for (int i = 0; i < g->n_steps; i++) {
@@ -233,16 +248,13 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
      * models run them (BN + ReLU, and a residual join, in one pass each) */
     for (int i = 0; i < g->n_steps; i++) {
         ox_step *s = &g->steps[i];
-        s->relu_out = -1;
         if (strcmp(s->node->op_type, "Relu") || s->n_in < 1 || s->in[0] < 0 || s->n_out < 1) continue;
         int x = s->in[0];
         ox_step *p = g->v[x].producer >= 0 ? &g->steps[g->v[x].producer] : NULL;
         bool join = p && !strcmp(p->node->op_type, "Add") && p->n_in == 2 && p->in[0] >= 0 && p->in[1] >= 0 &&
                     g->v[p->in[0]].kind == OXV_RUNTIME && g->v[p->in[1]].kind == OXV_RUNTIME;
         bool bn = p && !strcmp(p->node->op_type, "BatchNormalization");
-        if ((!join && !bn) || g->v[x].uses != 1 || p->out[0] != x ||
-            !strcmp(g->v[x].name, gp->output[0]->name ? gp->output[0]->name : ""))
-            continue;
+        if ((!join && !bn) || g->v[x].uses != 1 || p->out[0] != x || x == g->output) continue;
         p->relu_out = s->out[0];
         s->absorbed = true;
         snprintf(s->note, sizeof s->note, "fused into node '%s'", node_name(p->node));
@@ -255,7 +267,7 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
             int x = s->in[k], sg = s->in[1 - k];
             ox_step *p = g->v[sg].producer >= 0 ? &g->steps[g->v[sg].producer] : NULL;
             if (!p || strcmp(p->node->op_type, "Sigmoid") || p->in[0] != x || g->v[sg].uses != 1 ||
-                g->v[x].kind != OXV_RUNTIME || !strcmp(g->v[sg].name, gp->output[0]->name ? gp->output[0]->name : ""))
+                g->v[x].kind != OXV_RUNTIME || sg == g->output)
                 continue;
             p->absorbed = true;
             snprintf(p->note, sizeof p->note, "part of the SiLU of node '%s'", node_name(s->node));
@@ -264,12 +276,6 @@ static int read_graph(nb_ctx *ctx, ox_graph *g, const nb_model_spec *spec) {
             break;
         }
     }
-    const char *oname = gp->output[0]->name;
-    g->output = ox_value_index(g, oname ? oname : "");
-    NB_REQUIRE(ctx, g->output >= 0, -1, L, "the graph's output '%s' is not computed by any node", oname ? oname : "");
-    NB_REQUIRE(ctx, g->v[g->output].kind == OXV_RUNTIME, -1, L, "the graph's output '%s' does not depend on its input",
-               oname);
-    (void)spec;
     return 0;
 }
 
@@ -465,31 +471,18 @@ static nb_tensor *onnx_forward(nb_model *m, nb_tensor *x, bool training) {
         ox_step *s = &g->steps[i];
         if (s->folded || s->absorbed) continue;
         int rc;
-        if (g->tracing && !strcmp(s->node->op_type, "Shape")) {
-            nb_tensor *in = ox_in(&r, s, 0);
-            rc = in ? ox_fold_shape(ctx, g, s, in) : -1;
+        const char *op = s->node->op_type;
+        bool shape_of_computed = !strcmp(op, "Shape") && ox_has_in(s, 0) && g->v[s->in[0]].kind == OXV_RUNTIME;
+        if (g->tracing && ox_foldable(op) && (shape_of_computed || inputs_const(g, s))) {
+            /* the first pass folds what the shapes it meets make constant: a Shape of a computed tensor, then the
+             * nodes that read constants only */
+            nb_tensor *in = shape_of_computed ? ox_in(&r, s, 0) : NULL;
+            rc = !shape_of_computed ? ox_fold(ctx, g, s) : in ? ox_fold_shape(g, s, in) : -1;
             if (!rc) {
                 s->folded = true;
                 g->folded++;
-                g->v[s->out[0]].kind = OXV_CONST;
-                snprintf(s->note, sizeof s->note, "folded at import (the batch element follows each pass)");
-                /* its readers may now be all constant: they fold at their turn */
-                for (int j = i + 1; j < g->n_steps; j++) {
-                    ox_step *t = &g->steps[j];
-                    if (t->folded || !ox_foldable(t->node->op_type)) continue;
-                    bool all_const = true;
-                    for (int k = 0; k < t->n_in; k++)
-                        if (t->in[k] >= 0 && g->v[t->in[k]].kind != OXV_CONST) all_const = false;
-                    if (!all_const || !strcmp(t->node->op_type, "Shape")) continue;
-                    if (ox_fold(ctx, g, t)) {
-                        rc = -1;
-                        bad = j;
-                        break;
-                    }
-                    t->folded = true;
-                    g->folded++;
-                    snprintf(t->note, sizeof t->note, "folded at import");
-                }
+                snprintf(s->note, sizeof s->note, "folded at import%s",
+                         shape_of_computed ? " (the batch element follows each pass)" : "");
             }
         } else if (!s->rule) {
             NB_FAIL(ctx, "onnx", "%s of a tensor computed from the image: nibble evaluates it on constants only",
@@ -562,7 +555,7 @@ nb_model *nb_onnx_import_bytes(nb_ctx *ctx, const nb_model_spec *spec, const uin
     g->proto = p;
     g->bind = bind;
     snprintf(g->label, sizeof g->label, "%s", label);
-    if (read_graph(ctx, g, spec)) {
+    if (read_graph(ctx, g)) {
         nb_model_free(m);
         return NULL;
     }
@@ -639,14 +632,6 @@ nb_model *nb_onnx_import(nb_ctx *ctx, const nb_model_spec *spec, const char *pat
     nb_model *m = nb_onnx_import_bytes(ctx, spec, buf, len, path);
     free(buf);
     return m;
-}
-
-static int64_t fixed_dim(const Onnx__ValueInfoProto *v, int k, int ndim) {
-    const Onnx__TypeProto__Tensor *t =
-        v->type && v->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? v->type->tensor_type : NULL;
-    if (!t || !t->shape || (int)t->shape->n_dim != ndim) return 0;
-    const Onnx__TensorShapeProto__Dimension *d = t->shape->dim[k];
-    return d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? d->dim_value : 0;
 }
 
 int nb_onnx_probe(nb_ctx *ctx, const char *path, nb_model_spec *spec) {

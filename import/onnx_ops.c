@@ -106,6 +106,27 @@ static int run_conv(ox_run *r, ox_step *s) {
     return ox_out(r, s, 0, nb_conv2d(x, w->tensor, b ? b->tensor : NULL, a));
 }
 
+/* The [oh*ow, H*W] matrix of a step that maps pixels (Resize, ConvTranspose's spreading), made at the first pass
+ * and again whenever the sizes change: *fresh a zeroed buffer for the caller to fill and hand to keep_pixel_map,
+ * or NULL when s->select fits already; -1 after reporting a matrix too large to make */
+static int pixel_map(ox_run *r, ox_step *s, int64_t H, int64_t W, int64_t oh, int64_t ow, float **fresh) {
+    *fresh = NULL;
+    if (s->select && s->select->shape[0] == oh * ow && s->select->shape[1] == H * W) return 0;
+    NB_REQUIRE(ctx_of(r), oh * ow * H * W <= ((int64_t)1 << 24), -1, WHERE,
+               "%s of %lldx%lld to %lldx%lld: nibble maps the pixels by a product with a constant matrix, which is too "
+               "large here", s->node->op_type, (long long)H, (long long)W, (long long)oh, (long long)ow);
+    *fresh = nb_xcalloc((size_t)(oh * ow * H * W), sizeof **fresh);
+    return 0;
+}
+
+/* s->select made of m (freed), [rows, cols] */
+static int keep_pixel_map(ox_run *r, ox_step *s, int64_t rows, int64_t cols, float *m) {
+    nb_release(s->select);
+    s->select = nb_tensor_from_host(ctx_of(r), NB_F32, 2, (int64_t[]){rows, cols}, m);
+    free(m);
+    return s->select ? 0 : -1;
+}
+
 /* ConvTranspose: x spread out by the stride (a product with a constant 0/1 matrix, as Resize; output_padding
  * adds zeros at the bottom and right), then the convolution with the weight flipped and its channel axes swapped
  * (how the model holds it, OX_PARAM_CONVT), padded by dilation (k - 1) - pads on both sides */
@@ -129,24 +150,19 @@ static int run_conv_transpose(ox_run *r, ox_step *s) {
     int pad[2] = {(int)(dil[0] * (kh - 1) - p[0]), (int)(dil[1] * (kw - 1) - p[1])};
     NB_REQUIRE(ctx_of(r), pad[0] >= 0 && pad[1] >= 0, -1, WHERE,
                "pads larger than dilation x (kernel - 1): the output would be cropped");
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t H = x->shape[2], W = x->shape[3];
     int64_t h2 = (H - 1) * st[0] + 1 + op[0], w2 = (W - 1) * st[1] + 1 + op[1];
     nb_tensor *z = x;
     if (h2 != H || w2 != W) {
-        NB_REQUIRE(ctx_of(r), h2 * w2 * H * W <= ((int64_t)1 << 24), -1, WHERE,
-                   "a ConvTranspose of %lldx%lld by stride %lld: nibble spreads the input by a product with a constant "
-                   "matrix, which is too large here", (long long)H, (long long)W, (long long)st[0]);
-        if (!s->select) {
-            float *m = nb_xcalloc((size_t)(h2 * w2 * H * W), sizeof *m);
+        float *m;
+        if (pixel_map(r, s, H, W, h2, w2, &m)) return -1;
+        if (m) {
             for (int64_t i = 0; i < H; i++)
                 for (int64_t j = 0; j < W; j++) m[((i * st[0]) * w2 + j * st[1]) * (H * W) + i * W + j] = 1.0f;
-            s->select = nb_tensor_from_host(ctx_of(r), NB_F32, 2, (int64_t[]){h2 * w2, H * W}, m);
-            free(m);
-            if (!s->select) return -1;
+            if (keep_pixel_map(r, s, h2 * w2, H * W, m)) return -1;
         }
         nb_set_scope_name(ctx_of(r), s->scope);
-        z = nb_reshape(nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, H * W}), s->select, NULL), 4,
-                       (int64_t[]){N, C, h2, w2});
+        z = nb_spatial_map(x, s->select, (int)h2, (int)w2);
     }
     nb_conv_attr a = {.pad = {pad[0], pad[1]}, .dilation = {(int)dil[0], (int)dil[1]}, .groups = (int)g};
     nb_set_scope_name(ctx_of(r), s->scope);
@@ -384,8 +400,7 @@ static int run_pool(ox_run *r, ox_step *s) {
     int ceil_mode = (int)ox_get_int(s->node, "ceil_mode", 0);
     if (max) {
         a.ceil_mode = ceil_mode;
-        if (ox_get_int(s->node, "storage_order", 0) || s->n_out > 1)
-            NB_REQUIRE(ctx_of(r), s->n_out == 1 || s->out[1] < 0, -1, WHERE, "MaxPool's indices output");
+        NB_REQUIRE(ctx_of(r), s->n_out == 1 || s->out[1] < 0, -1, WHERE, "MaxPool's indices output");
         return ox_out(r, s, 0, nb_maxpool2d(x, a));
     }
     NB_REQUIRE(ctx_of(r), dil[0] == 1 && dil[1] == 1, -1, WHERE, "dilated average pooling");
@@ -726,31 +741,28 @@ static int run_resize(ox_run *r, ox_step *s) {
         ow = (int64_t)floor((double)W * sw);
     }
     NB_REQUIRE(ctx_of(r), oh > 0 && ow > 0, -1, WHERE, "a Resize to %lldx%lld", (long long)oh, (long long)ow);
-    /* the matrix is (oh ow) x (H W): refused where it would not be small */
-    NB_REQUIRE(ctx_of(r), oh * ow * H * W <= ((int64_t)1 << 24), -1, WHERE,
-               "a Resize of %lldx%lld to %lldx%lld: nibble resizes by a product with a constant matrix, which is too "
-               "large here", (long long)H, (long long)W, (long long)oh, (long long)ow);
-    if (!s->select) {
-        double *ah = calloc((size_t)(oh * H), sizeof *ah), *aw = calloc((size_t)(ow * W), sizeof *aw);
-        float *m = nb_xcalloc((size_t)(oh * ow * H * W), sizeof *m);
-        int rc = ah && aw ? resize_axis(s, ct, linear, H, oh, sh, ah) | resize_axis(s, ct, linear, W, ow, sw, aw) : -1;
+    float *m;
+    if (pixel_map(r, s, H, W, oh, ow, &m)) return -1;
+    if (m) { /* the kronecker product of the two axes' interpolations */
+        double *ah = nb_xcalloc((size_t)(oh * H), sizeof *ah), *aw = nb_xcalloc((size_t)(ow * W), sizeof *aw);
+        int rc = resize_axis(s, ct, linear, H, oh, sh, ah) | resize_axis(s, ct, linear, W, ow, sw, aw);
         for (int64_t i = 0; i < oh && !rc; i++)
             for (int64_t j = 0; j < ow; j++)
                 for (int64_t a = 0; a < H; a++)
                     if (ah[i * H + a] != 0.0)
                         for (int64_t b = 0; b < W; b++) m[(i * ow + j) * (H * W) + a * W + b] = (float)(ah[i * H + a] * aw[j * W + b]);
-        if (!rc) s->select = nb_tensor_from_host(ctx_of(r), NB_F32, 2, (int64_t[]){oh * ow, H * W}, m);
         free(ah);
         free(aw);
-        free(m);
-        NB_REQUIRE(ctx_of(r), !rc, -1, WHERE, "Resize nearest_mode is not one of floor, ceil, round_prefer_floor, "
-                   "round_prefer_ceil");
-        if (!s->select) return -1;
+        if (rc) {
+            free(m);
+            NB_FAIL(ctx_of(r), WHERE, "Resize nearest_mode is not one of floor, ceil, round_prefer_floor, "
+                    "round_prefer_ceil");
+            return -1;
+        }
+        if (keep_pixel_map(r, s, oh * ow, H * W, m)) return -1;
     }
-    int64_t N = x->shape[0], C = x->shape[1];
     nb_set_scope_name(ctx_of(r), s->scope);
-    nb_tensor *y = nb_linear(nb_reshape(x, 2, (int64_t[]){N * C, H * W}), s->select, NULL);
-    return ox_out(r, s, 0, nb_reshape(y, 4, (int64_t[]){N, C, oh, ow}));
+    return ox_out(r, s, 0, nb_spatial_map(x, s->select, (int)oh, (int)ow));
 }
 
 static int run_identity(ox_run *r, ox_step *s) { return ox_out(r, s, 0, ox_in(r, s, 0)); }

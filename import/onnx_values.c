@@ -74,22 +74,28 @@ void ox_convt_layout(const int64_t *dims, int64_t groups, const float *from, flo
 
 bool ox_has_in(const ox_step *s, int k) { return k < s->n_in && s->in[k] >= 0; }
 
-nb_tensor *ox_in(ox_run *r, const ox_step *s, int k) {
+/* the value of the step's input k, which must be of that kind; NULL after reporting */
+static ox_value *input_of_kind(ox_run *r, const ox_step *s, int k, ox_kind kind) {
     nb_ctx *ctx = r->m->ctx;
     NB_REQUIRE(ctx, ox_has_in(s, k), NULL, "onnx", "input %d is missing", k);
     ox_value *v = &r->g->v[s->in[k]];
-    NB_REQUIRE(ctx, v->kind == OXV_RUNTIME, NULL, "onnx",
-               "input %d ('%s') is a constant where nibble's op takes a computed tensor", k, v->name);
-    NB_REQUIRE(ctx, r->t[s->in[k]], NULL, "onnx", "input %d ('%s') was not computed", k, v->name);
+    NB_REQUIRE(ctx, v->kind == kind, NULL, "onnx", "input %d ('%s') %s", k, v->name,
+               kind == OXV_CONST ? "is computed from the image; nibble needs a constant there (an initializer)"
+                                 : "is a constant where nibble's op takes a computed tensor");
+    return v;
+}
+
+nb_tensor *ox_in(ox_run *r, const ox_step *s, int k) {
+    ox_value *v = input_of_kind(r, s, k, OXV_RUNTIME);
+    if (!v) return NULL;
+    NB_REQUIRE(r->m->ctx, r->t[s->in[k]], NULL, "onnx", "input %d ('%s') was not computed", k, v->name);
     return r->t[s->in[k]];
 }
 
 ox_value *ox_const_in(ox_run *r, const ox_step *s, int k) {
     nb_ctx *ctx = r->m->ctx;
-    NB_REQUIRE(ctx, ox_has_in(s, k), NULL, "onnx", "input %d is missing", k);
-    ox_value *v = &r->g->v[s->in[k]];
-    NB_REQUIRE(ctx, v->kind == OXV_CONST, NULL, "onnx",
-               "input %d ('%s') is computed from the image; nibble needs a constant there (an initializer)", k, v->name);
+    ox_value *v = input_of_kind(r, s, k, OXV_CONST);
+    if (!v) return NULL;
     ox_role role = ox_role_of(s, k);
     if (role != OX_OPERAND && !v->tensor) {
         NB_REQUIRE(ctx, r->g->tracing, NULL, "onnx", "initializer '%s' was not bound at import", v->name);

@@ -345,12 +345,11 @@ static int compile_concat_rows(nb_infer_net *net, const nb_deploy_graph *g, int 
 }
 
 /* A float network's add, ReLU, ReLU6 or global average pooling (an integer network fuses them with the
- * quantizer after them) */
-static int compile_float_node(nb_infer_net *net, const nb_deploy_graph *g, int i, bool *used) {
+ * quantizer after them); x the slot of its first input (compile_node's) */
+static int compile_float_node(nb_infer_net *net, const nb_deploy_graph *g, int i, int x, bool *used) {
     nb_ctx *ctx = net->ctx;
     const nb_dnode *d = &g->nodes[i];
     const nb_node *n = d->node;
-    int x = d->n_in > 0 && d->in[0].value ? slot_of(net, d->in[0].value) : -1;
     NB_REQUIRE(ctx, x >= 0, -1, n->scope[0] ? n->scope : "network", "%s reads a value nibble's inference does not have",
                nb_op_name(n->op));
     step *s;
@@ -396,7 +395,7 @@ static int compile_node(nb_infer_net *net, const nb_deploy_graph *g, int i, bool
     int x = d->n_in > 0 && d->in[0].value ? slot_of(net, d->in[0].value) : -1;
     if (!net->integer && (n->op == NB_OP_ADD || n->op == NB_OP_RELU || n->op == NB_OP_RELU6 ||
                           n->op == NB_OP_GLOBAL_AVGPOOL))
-        return compile_float_node(net, g, i, used);
+        return compile_float_node(net, g, i, x, used);
     switch (n->op) {
     case NB_OP_CONV2D:
     case NB_OP_LINEAR: return compile_conv(net, g, i, used);
