@@ -17,7 +17,16 @@ NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
-ifeq ($(SANITIZE),1)
+# FUZZ=1: the library under clang's libFuzzer instrumentation with AddressSanitizer and UBSan (make fuzz)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+CC := clang-14
+BUILD := build/fuzz
+OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+       -Wno-pass-failed
+LDSAN := -fsanitize=address,undefined
+MPI := 0
+else ifeq ($(SANITIZE),1)
 BUILD := build/san
 OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
@@ -33,7 +42,7 @@ GEN_SRCS := $(GEN)/formats/onnx.pb-c.c
 GEN_HDRS := $(GEN)/formats/onnx.pb-c.h
 
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(OPT) -I. -I$(GEN) -I/usr/include/hdf5/serial -I/usr/include/libxml2 $(EXTRA_CFLAGS)
-LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lxml2 -lz -lm
+LDLIBS := -L/usr/lib/x86_64-linux-gnu/hdf5/serial -ldnnl -lopenblas -lhdf5 -lhdf5_hl -ljpeg -lpng -lprotobuf-c -lxml2 -lsodium -lz -lm
 LDFLAGS := -fopenmp -pthread $(LDSAN)
 
 # MPI (Open MPI from Debian) for data-parallel training: on by default where mpicc is installed; MPI=0 builds
@@ -44,7 +53,7 @@ CFLAGS += -DNB_MPI $(shell mpicc --showme:compile)
 LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRCS := $(wildcard core/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c setup/*.c task/*.c compress/*.c train/*.c detect/*.c \
+LIB_SRCS := $(wildcard core/*.c formats/*.c backend/*.c backend/cpu/*.c optim/*.c layers/*.c models/*.c datasets/*.c setup/*.c task/*.c compress/*.c train/*.c detect/*.c \
               import/*.c deploy/*.c infer/*.c) $(GEN_SRCS)
 CU_SRCS :=
 ifeq ($(CUDA),1)
@@ -77,7 +86,7 @@ CLI_BINS := $(CLI_SRCS:cli/%.c=bin/%)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test check demo train bench clean deps fixtures build-tests paper paper-detect synth-voc
+.PHONY: all test check demo train bench clean deps fixtures build-tests paper paper-detect synth-voc fuzz fuzz-smoke
 # objects and the release programs are kept (not deleted as intermediates); listed explicitly, a new source file
 # is always compiled
 .PRECIOUS: $(BUILD)/%.o $(BUILD)/bin/%
@@ -144,6 +153,26 @@ $(ORT_STAMP):
 	@scripts/install-ort.sh --check || \
 		{ echo "nibble: ONNX Runtime is missing (build/ort): run 'make deps' first" >&2; exit 1; }
 
+# libFuzzer targets (fuzz/fuzz_<name>.c), one per reader of files from elsewhere: `make fuzz T=name SECONDS=n`
+# fuzzes one (new inputs under build/fuzz/corpus/<name>, crashes under build/fuzz/crashes/<name>);
+# `make fuzz-smoke` builds every target, replays its committed seeds and regression inputs and fuzzes each for
+# FUZZ_SMOKE_SECONDS (make check runs it). scripts/fuzz.sh holds the per-target options.
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRCS:fuzz/fuzz_%.c=%)
+FUZZ_SUPPORT_OBJS := build/fuzz/fuzz/support/fuzz_files.o
+SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 3
+build/fuzz/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o $(FUZZ_SUPPORT_OBJS) build/fuzz/libnibble.a
+	@mkdir -p $(dir $@)
+	clang-14 -fsanitize=fuzzer,address,undefined -fopenmp -pthread $^ $(LDLIBS) -o $@
+fuzz:
+	@test -n "$(T)" || { echo "usage: make fuzz T=name [SECONDS=n]; targets: $(FUZZ_NAMES)" >&2; exit 2; }
+	$(MAKE) FUZZ=1 build/fuzz/fuzz/fuzz_$(T)
+	scripts/fuzz.sh $(T) $(SECONDS)
+fuzz-smoke:
+	$(MAKE) FUZZ=1 $(FUZZ_NAMES:%=build/fuzz/fuzz/fuzz_%)
+	@scripts/fuzz.sh --smoke $(FUZZ_SMOKE_SECONDS) $(FUZZ_NAMES)
+
 # OMP_NUM_THREADS=2 pins the thread count the determinism tests assume is fixed; each binary runs alone.
 test: $(TEST_BINS) $(PROGS) $(ORT_STAMP)
 	@NB_BIN_DIR=$(BUILD)/bin NB_CUDA_BUILD=$(CUDA) NB_ORT_NODE_PATH=$(CURDIR)/build/ort/node_modules \
@@ -153,13 +182,14 @@ test: $(TEST_BINS) $(PROGS) $(ORT_STAMP)
 build-tests: $(TEST_BINS) $(BENCH_BINS) $(PROGS)
 
 # what CI runs: the folders' layering (scripts/layers.py), the suite, then again under AddressSanitizer and
-# UBSan, then the CUDA build wherever nvcc is installed (its GPU tests are reported as skipped on a machine
+# UBSan, a few seconds of every fuzz target, then the CUDA build wherever nvcc is installed (its GPU tests are reported as skipped on a machine
 # without a GPU)
 check:
 	$(MAKE) deps
 	@$(PYTHON) scripts/layers.py
 	$(MAKE) test
 	$(MAKE) test SANITIZE=1
+	$(MAKE) fuzz-smoke
 	@if [ -x $(NVCC) ] && [ -f $(CUDA_HOME)/include/cudnn.h ]; then $(MAKE) test CUDA=1; \
 	else echo "nibble: no nvcc and cuDNN under $(CUDA_HOME): the CUDA build was not compiled"; fi
 

@@ -9,25 +9,114 @@
  * MNN's compression-parameter file beside the model (MODEL.mnn.json: its int8 layers; deploy/mnn_params.h).
  *
  * bin/export --check MODEL.onnx: read an ONNX file back and describe it (inputs, outputs, node counts, size,
- * how each weight is stored). */
+ * how each weight is stored).
+ *
+ * Encrypted models (deploy/model_crypt.h: XChaCha20-Poly1305, authenticated): --encrypt KEYFILE writes the
+ * export encrypted (the plaintext stays in memory); bin/export --new-key KEYFILE makes a key (mode 0600,
+ * never over an existing file); bin/export --decrypt KEYFILE IN -o OUT restores the model (OUT "-": standard
+ * output, for a pipe into an engine). A wrong key or a changed file is refused and nothing is written. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/select.h"
 #include "compress/qsim.h"
 #include "core/check.h"
 #include "deploy/export.h"
+#include "deploy/model_crypt.h"
 #include "deploy/onnx_inspect.h"
 #include "setup/assemble.h"
 #include "setup/checkpoint.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: bin/export CKPT [CFG] -o MODEL.onnx [--opset N] [--fold-bn] [--float] [--keep-channels] "
-                    "[--softmax] [--mnn] [section.key=value ...]\n"
-                    "       bin/export --check MODEL.onnx\n");
+                    "[--softmax] [--mnn] [--encrypt KEYFILE] [section.key=value ...]\n"
+                    "       bin/export --check MODEL.onnx\n"
+                    "       bin/export --new-key KEYFILE\n"
+                    "       bin/export --decrypt KEYFILE MODEL.enc -o MODEL.onnx   (-o -: to standard output)\n");
     return 2;
+}
+
+static int fail(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "nibble: error: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    return 1;
+}
+
+/* a new random key in a file only its owner reads; an existing file is never replaced (it may be the key of
+ * models already deployed) */
+static int new_key(const char *path) {
+    unsigned char key[NB_MODEL_KEY_BYTES];
+    char hex[2 * NB_MODEL_KEY_BYTES + 2];
+    if (sodium_init() < 0) return fail("%s: libsodium could not be initialised%s", path, "");
+    crypto_secretstream_xchacha20poly1305_keygen(key);
+    sodium_bin2hex(hex, sizeof hex - 1, key, sizeof key);
+    strcat(hex, "\n");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return fail("%s: cannot create the key file: %s (an existing key file is never overwritten)", path,
+                            strerror(errno));
+    size_t n = strlen(hex);
+    int ok = write(fd, hex, n) == (ssize_t)n && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(hex, sizeof hex);
+    if (!ok) {
+        unlink(path);
+        return fail("%s: writing the key failed: %s", path, strerror(errno));
+    }
+    printf("wrote a new key to %s (keep it secret: whoever has it can decrypt the models encrypted with it)\n", path);
+    return 0;
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) buf = realloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *n = len;
+    return buf;
+}
+
+static int decrypt(const char *key_path, const char *in, const char *out) {
+    unsigned char key[NB_MODEL_KEY_BYTES];
+    if (nb_model_key_read(key_path, key))
+        return fail("%s: not a key file (64 hex digits, as bin/export --new-key writes)%s", key_path, "");
+    size_t n;
+    unsigned char *enc = read_all(in, &n), *plain;
+    if (!enc) return fail("%s: cannot read: %s", in, strerror(errno));
+    size_t len;
+    int c = nb_model_decrypt(key, enc, n, &plain, &len);
+    sodium_memzero(key, sizeof key);
+    free(enc);
+    if (c != NB_CRYPT_OK) return fail("%s: %s; nothing was written", in, nb_crypt_error(c));
+    int rc = 0;
+    if (!strcmp(out, "-")) {
+        rc = fwrite(plain, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : fail("%s: %s", "standard output",
+                                                                                    strerror(errno));
+    } else {
+        nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+        rc = nb_export_write_file(ctx, out, plain, len) ? 1 : 0;
+        nb_ctx_free(ctx);
+        if (!rc) fprintf(stderr, "decrypted %s: %zu bytes to %s\n", in, len, out);
+    }
+    nb_model_plaintext_free(plain, len);
+    return rc;
 }
 
 static void list(char *buf, size_t n, const nb_setting_list *l, int channels) {
@@ -46,7 +135,10 @@ int main(int argc, char **argv) {
         nb_ctx_free(ctx);
         return 0;
     }
-    const char *ckpt = NULL, *cfg_path = NULL, *out = NULL;
+    if (argc == 3 && !strcmp(argv[1], "--new-key")) return new_key(argv[2]);
+    if (argc == 6 && !strcmp(argv[1], "--decrypt") && !strcmp(argv[4], "-o")) return decrypt(argv[2], argv[3], argv[5]);
+    if (argc > 1 && !strcmp(argv[1], "--decrypt")) return usage();
+    const char *ckpt = NULL, *cfg_path = NULL, *out = NULL, *key_path = NULL;
     nb_export_opts o = {.opset = 17};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -66,6 +158,8 @@ int main(int argc, char **argv) {
             o.keep_channels = true;
         } else if (!strcmp(a, "--mnn")) {
             o.mnn = true;
+        } else if (!strcmp(a, "--encrypt") && i + 1 < argc) {
+            key_path = argv[++i];
         } else if (a[0] == '-') {
             fprintf(stderr, "nibble: error: unknown option %s\n", a);
             return usage();
@@ -80,6 +174,16 @@ int main(int argc, char **argv) {
         }
     }
     if (!ckpt || !out) return usage();
+    unsigned char key[NB_MODEL_KEY_BYTES];
+    if (key_path) {
+        if (o.mnn)
+            return fail("--encrypt and --mnn: MNN's converter reads the plain ONNX file; encrypt the .mnn model it "
+                        "writes instead%s%s", "", "");
+        if (nb_model_key_read(key_path, key))
+            return fail("%s: not a key file (64 hex digits; make one with bin/export --new-key %s)", key_path,
+                        key_path);
+        o.encrypt_key = key;
+    }
     char mnn_params[1100]; /* MODEL.mnn.json beside MODEL.onnx */
     size_t stem = strlen(out) > 5 && !strcmp(out + strlen(out) - 5, ".onnx") ? strlen(out) - 5 : strlen(out);
     snprintf(mnn_params, sizeof mnn_params, "%.*s.mnn.json", (int)stem, out);
@@ -124,9 +228,11 @@ int main(int argc, char **argv) {
     o.meta = meta;
     nb_export_report r;
     if (nb_export_onnx(m, &q, &o, out, &r)) return 1; /* the error is reported; the context exits */
-    printf("wrote %s: %lld bytes, %lld nodes, opset %d; %d layers as int%d codes (%s), %lld weights float; "
+    if (key_path) sodium_memzero(key, sizeof key);
+    printf("wrote %s%s: %lld bytes, %lld nodes, opset %d; %d layers as int%d codes (%s), %lld weights float; "
            "%lld of %lld prunable channels removed; %.2f%% of the weights are zero; %d batch norms folded\n",
-           out, (long long)r.bytes, (long long)r.nodes, o.opset, r.quantized_layers, r.int_bits ? r.int_bits : 8,
+           out, key_path ? " (encrypted; bin/export --decrypt restores it)" : "", (long long)r.bytes,
+           (long long)r.nodes, o.opset, r.quantized_layers, r.int_bits ? r.int_bits : 8,
            r.methods[0] ? r.methods : "none", (long long)r.float_weights, (long long)r.channels_removed,
            (long long)r.prunable_channels,
            r.quantized_weights + r.float_weights

@@ -1,5 +1,6 @@
 /* bin/train CFG [section.key=value ...] [--resume] [--summary]: train (or resume, or describe) the model a
- * configuration file names. Ctrl-C saves last.h5 and prints the command that resumes. Under mpirun (or srun)
+ * configuration file names. Ctrl-C (or SIGTERM, as a job scheduler sends it) saves last.h5 and prints the
+ * command that resumes. Under mpirun (or srun)
  * the ranks train data-parallel: see train/dist.h. */
 #include <signal.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ static int run(int argc, char **argv, nb_dist *dist) {
     nb_trainer t;
     nb_trainer_setup(&t, ctx, &cfg, resume ? NB_RUN_RESUME : NB_RUN_NEW, dist);
     signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint); /* alone: a scheduler's SIGTERM saves as Ctrl-C does (with ranks: below) */
     t.stop = &interrupted;
     if (nb_dist_size(dist) > 1 && t.writer) {
         snprintf(on_term_message, sizeof on_term_message,

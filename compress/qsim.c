@@ -13,6 +13,8 @@
 #include "core/arith.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "formats/h5_checksum.h"
+#include "formats/h5_read.h"
 
 #define HIST_BINS 2048
 
@@ -1105,7 +1107,7 @@ static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
     int rc = 0;
     if (!q->n_cb) return 0;
     H5E_BEGIN_TRY {
-        hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t f = nb_h5_open_quiet(ckpt);
         for (int k = 0; f >= 0 && rc == 0 && k < q->n_cb; k++) {
             qweight *cw = &q->cb[k];
             for (int j = 0; j < N_CODEBOOK_METHODS && !cw->scale && rc == 0; j++) {
@@ -1147,7 +1149,7 @@ static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
 static int check_shared_grids(nb_qsim *q, const char *ckpt) {
     int rc = 0;
     H5E_BEGIN_TRY {
-        hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t f = nb_h5_open_quiet(ckpt);
         for (int k = 0; f >= 0 && rc == 0 && k < q->n_points; k++) {
             qpoint *p = &q->points[k];
             if (!p->bits || p->share == k) continue;
@@ -1156,9 +1158,7 @@ static int check_shared_grids(nb_qsim *q, const char *ckpt) {
             for (int j = 0; j < 2; j++) {
                 char path[NB_NAME_MAX + 32];
                 snprintf(path, sizeof path, "quant/act/%s/%s", p->name, what[j]);
-                hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-                if (d >= 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &stored[j]) < 0) stored[j] = NAN;
-                if (d >= 0) H5Dclose(d);
+                if (nb_h5_read_exact(q->ctx, ckpt, f, path, H5T_NATIVE_FLOAT, &stored[j], 1)) stored[j] = NAN;
             }
             if (nb_tensor_to_host(p->scale, &own[0], sizeof own[0]) || nb_tensor_to_host(p->zero_point, &own[1], sizeof own[1]))
                 rc = -1;
@@ -1180,8 +1180,9 @@ static int check_shared_grids(nb_qsim *q, const char *ckpt) {
 int nb_qsim_for_checkpoint(nb_model *m, const nb_settings *s, const char *ckpt, nb_qsim **out) {
     nb_ctx *ctx = m->ctx;
     *out = NULL;
+    if (nb_h5_verify(ctx, ckpt) < 0) return -1; /* the opens below trust the file */
     H5E_BEGIN_TRY {
-        hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t f = nb_h5_open_quiet(ckpt);
         htri_t has = f >= 0 ? H5Lexists(f, "quant", H5P_DEFAULT) : 0;
         if (f >= 0) H5Fclose(f);
         if (has <= 0) return 0;

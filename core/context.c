@@ -1,6 +1,7 @@
 /* Context lifetime, grad mode, ownership scopes and error-handler plumbing. */
 #include "core/context.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 #include "core/check.h"
 
 nb_ctx *nb_ctx_make(nb_backend *(*make_backend)(nb_ctx *ctx)) {
+    /* a write past the file-size limit (ulimit -f) then fails with EFBIG, which the writer reports naming the
+     * file, instead of SIGXFSZ killing the process without a word */
+    signal(SIGXFSZ, SIG_IGN);
     nb_ctx *ctx = nb_xcalloc(1, sizeof *ctx);
     ctx->grad_enabled = true;
     ctx->seed = 0;

@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "datasets/dataset.h"
+#include "formats/h5_read.h"
 
 int nb_dataset_load_hdf5(nb_ctx *ctx, nb_dataset *ds, const char *path, int64_t limit) {
     return nb_dataset_load_hdf5_ex(ctx, ds, path, limit, true);
@@ -15,12 +16,8 @@ int nb_dataset_load_hdf5(nb_ctx *ctx, nb_dataset *ds, const char *path, int64_t 
 int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64_t limit, bool need_labels) {
     memset(ds, 0, sizeof *ds);
     snprintf(ds->source, sizeof ds->source, "%s", path);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by us, with the file named */
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) {
-        NB_FAIL(ctx, path, "cannot open as HDF5 (missing, unreadable, not HDF5, or truncated)");
-        return -1;
-    }
+    hid_t f = nb_h5_open(ctx, path, "data set");
+    if (f < 0) return -1;
     hid_t di = -1, dl = -1, si = -1, sl = -1, ti = -1;
     int rc = -1;
     bool has_labels = H5Lexists(f, "labels", H5P_DEFAULT) > 0;
@@ -29,20 +26,23 @@ int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64
         goto done;
     }
     di = H5Dopen2(f, "images", H5P_DEFAULT);
-    si = H5Dget_space(di);
-    ti = H5Dget_type(di);
-    hsize_t dims[8], ldims[8] = {0};
-    int nd = H5Sget_simple_extent_ndims(si), lnd = 1;
-    if (nd != 3 && nd != 4) {
+    si = di >= 0 ? H5Dget_space(di) : -1;
+    ti = di >= 0 ? H5Dget_type(di) : -1;
+    hsize_t dims[NB_H5_MAX_RANK], ldims[NB_H5_MAX_RANK] = {0};
+    int nd = di >= 0 ? nb_h5_shape(di, dims) : -1, lnd = 1;
+    if (si < 0 || ti < 0 || (nd != 3 && nd != 4)) {
         NB_FAIL(ctx, path, "'images' has %d dimensions; expected [N,C,H,W] or [N,H,W]", nd);
         goto done;
     }
-    H5Sget_simple_extent_dims(si, dims, NULL);
+    for (int i = 1; i < nd; i++)
+        if (dims[i] == 0 || dims[i] > 65536) {
+            NB_FAIL(ctx, path, "'images' has an implausible size %llu in dimension %d", (unsigned long long)dims[i], i);
+            goto done;
+        }
     if (has_labels) {
         dl = H5Dopen2(f, "labels", H5P_DEFAULT);
-        sl = H5Dget_space(dl);
-        lnd = H5Sget_simple_extent_ndims(sl);
-        H5Sget_simple_extent_dims(sl, ldims, NULL);
+        sl = dl >= 0 ? H5Dget_space(dl) : -1;
+        lnd = dl >= 0 && sl >= 0 ? nb_h5_shape(dl, ldims) : -1;
     } else {
         ldims[0] = dims[0];
     }
@@ -75,6 +75,14 @@ int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64
     ds->w = (int)dims[nd - 1];
     size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
     size_t el = ds->dtype == NB_U8 ? 1 : 4;
+    /* what the header claims must be in the file before memory is set aside for it */
+    if (dims[0] > ((uint64_t)1 << 40) / per ||
+        nb_h5_check_stored(ctx, path, f, di, "'images'", (uint64_t)dims[0] * per * H5Tget_size(ti)) ||
+        (has_labels && nb_h5_check_stored(ctx, path, f, dl, "'labels'", (uint64_t)dims[0]))) {
+        if (dims[0] > ((uint64_t)1 << 40) / per)
+            NB_FAIL(ctx, path, "'images' claims %llu samples of %zu values", (unsigned long long)dims[0], per);
+        goto done;
+    }
     ds->images = nb_xmalloc(el * per * (size_t)(keep ? keep : 1));
     ds->labels = nb_xmalloc(sizeof(int64_t) * (size_t)(keep ? keep : 1));
     /* read the first `keep` samples through a hyperslab, so a limit reads only what it uses */

@@ -13,21 +13,59 @@ static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Read exactly n bytes; -1 with an error that says how many were there. */
-static int read_all(nb_ctx *ctx, gzFile f, const char *path, void *buf, size_t n, const char *what) {
+/* Read up to n bytes; how many came (fewer at the end of the data or on an error, *zmsg then says which) */
+static size_t read_some(gzFile f, void *buf, size_t n, const char **zmsg) {
     size_t got = 0;
+    *zmsg = NULL;
     while (got < n) {
         unsigned chunk = n - got > (1u << 30) ? (1u << 30) : (unsigned)(n - got);
         int r = gzread(f, (char *)buf + got, chunk);
         if (r <= 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
-            NB_FAIL(ctx, path, "truncated or corrupt: expected %zu bytes of %s, read %zu%s%s", n, what, got,
-                    zerr ? ": " : "", zerr ? msg : "");
-            return -1;
+            if (zerr != Z_OK) *zmsg = msg;
+            break;
         }
         got += (size_t)r;
     }
+    return got;
+}
+
+static void truncated(nb_ctx *ctx, const char *path, size_t n, const char *what, size_t got, const char *zmsg) {
+    NB_FAIL(ctx, path, "truncated or corrupt: expected %zu bytes of %s, read %zu%s%s", n, what, got, zmsg ? ": " : "",
+            zmsg ? zmsg : "");
+}
+
+/* Read exactly n bytes; -1 with an error that says how many were there. */
+static int read_all(nb_ctx *ctx, gzFile f, const char *path, void *buf, size_t n, const char *what) {
+    const char *zmsg;
+    size_t got = read_some(f, buf, n, &zmsg);
+    if (got == n) return 0;
+    truncated(ctx, path, n, what, got, zmsg);
+    return -1;
+}
+
+/* Read exactly n bytes into a buffer that grows as they arrive (malloc'd into *out): a header can claim any
+ * size, so memory follows the bytes actually there, not the claim (a truncated file fails at its end having
+ * allocated about what it holds). */
+static int read_grown(nb_ctx *ctx, gzFile f, const char *path, unsigned char **out, size_t n, const char *what) {
+    size_t cap = n < ((size_t)1 << 24) ? n : (size_t)1 << 24, got = 0;
+    unsigned char *buf = nb_xmalloc(cap);
+    while (got < n) {
+        if (got == cap) {
+            cap = n - cap < cap ? n : 2 * cap;
+            buf = nb_xrealloc(buf, cap);
+        }
+        const char *zmsg;
+        size_t r = read_some(f, buf + got, cap - got, &zmsg);
+        got += r;
+        if (got < cap) {
+            free(buf);
+            truncated(ctx, path, n, what, got, zmsg);
+            return -1;
+        }
+    }
+    *out = buf;
     return 0;
 }
 
@@ -59,7 +97,8 @@ int nb_dataset_load_idx(nb_ctx *ctx, nb_dataset *ds, const char *images, const c
         goto fail_i;
     }
     int64_t n = be32(h + 4), rows = be32(h + 8), cols = be32(h + 12);
-    if (n <= 0 || rows <= 0 || cols <= 0 || rows > 65536 || cols > 65536) {
+    if (n <= 0 || rows <= 0 || cols <= 0 || rows > 65536 || cols > 65536 ||
+        n > ((int64_t)1 << 40) / (rows * cols)) {
         NB_FAIL(ctx, images, "implausible idx3 sizes %lld x %lld x %lld", (long long)n, (long long)rows, (long long)cols);
         goto fail_i;
     }
@@ -69,8 +108,8 @@ int nb_dataset_load_idx(nb_ctx *ctx, nb_dataset *ds, const char *images, const c
     ds->h = (int)rows;
     ds->w = (int)cols;
     ds->dtype = NB_U8;
-    ds->images = nb_xmalloc((size_t)(keep * rows * cols));
-    if (read_all(ctx, fi, images, ds->images, (size_t)(keep * rows * cols), "pixels")) goto fail_i;
+    if (read_grown(ctx, fi, images, (unsigned char **)&ds->images, (size_t)(keep * rows * cols), "pixels"))
+        goto fail_i;
     /* the rest must be there too: a truncated file is an error even when only a prefix is used */
     if (keep < n) {
         char buf[65536];
@@ -94,11 +133,8 @@ int nb_dataset_load_idx(nb_ctx *ctx, nb_dataset *ds, const char *images, const c
         NB_FAIL(ctx, labels, "has %u labels but %s has %lld images", be32(h + 4), images, (long long)n);
         goto fail_l;
     }
-    unsigned char *lab = nb_xmalloc((size_t)n);
-    if (read_all(ctx, fl, labels, lab, (size_t)n, "labels")) {
-        free(lab);
-        goto fail_l;
-    }
+    unsigned char *lab;
+    if (read_grown(ctx, fl, labels, &lab, (size_t)n, "labels")) goto fail_l;
     gzclose(fl);
     ds->labels = nb_xmalloc(sizeof(int64_t) * (size_t)keep);
     for (int64_t i = 0; i < keep; i++) {

@@ -89,6 +89,8 @@ static int open_jpeg(nb_image_file *f, int *w, int *h, char *err, size_t errn) {
     jpeg_create_decompress(&f->jpg);
     f->jpg_live = true;
     jpeg_stdio_src(&f->jpg, f->fp);
+    /* libjpeg's own buffers (a progressive file's coefficients) stay within what the pixel limit implies */
+    f->jpg.mem->max_memory_to_use = (long)NB_IMAGE_MAX_PIXELS * 8;
     jpeg_read_header(&f->jpg, TRUE);
     if (f->jpg.jpeg_color_space == JCS_CMYK || f->jpg.jpeg_color_space == JCS_YCCK) {
         snprintf(err, errn, "CMYK JPEG (not supported)");
@@ -131,6 +133,12 @@ nb_image_file *nb_image_open(const char *path, int *w, int *h, char *err, size_t
     else if (rewind(f->fp), magic[0] == 0xFF && magic[1] == 0xD8) rc = open_jpeg(f, w, h, err, errn);
     else if (!png_sig_cmp(magic, 0, 8)) rc = open_png(f, w, h, err, errn);
     else snprintf(err, errn, "neither a JPEG nor a PNG file");
+    /* a header can claim any size in a few bytes: refuse what no data set needs before its memory is asked for */
+    if (rc == 0 && ((int64_t)*w * *h > NB_IMAGE_MAX_PIXELS || *w <= 0 || *h <= 0)) {
+        snprintf(err, errn, "%dx%d pixels: outside the %d-megapixel limit of an image nibble decodes", *w, *h,
+                 NB_IMAGE_MAX_PIXELS >> 20);
+        rc = -1;
+    }
     if (rc == 0) return f;
     release(f);
     return NULL;

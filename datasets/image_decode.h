@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Larger images are refused when opened (a header can claim any size in a few bytes) */
+#define NB_IMAGE_MAX_PIXELS (64 << 20)
+
 typedef struct {
     int w, h;             /* after decode: the decoded size (the header's size scaled by num/8) */
     unsigned char *rgb;   /* w * h * 3, row-major, malloc'd */
@@ -18,7 +21,7 @@ typedef struct {
 typedef struct nb_image_file nb_image_file;
 
 /* Opens and reads the header; *w, *h get the full size. NULL with `err` filled when the file cannot be
- * read as a JPEG or PNG (or is a CMYK JPEG). */
+ * read as a JPEG or PNG (or is a CMYK JPEG, or has more than NB_IMAGE_MAX_PIXELS). */
 nb_image_file *nb_image_open(const char *path, int *w, int *h, char *err, size_t errn);
 /* Decodes at the smallest scale that keeps at least min_scale of the full resolution (1.0: full size;
  * only JPEG scales, by 1/8 steps). Closes the file. 0, or -1 with err filled (truncated, corrupt). */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,14 @@ static bool child_text(xmlNode *n, const char *name, char *buf, size_t len) {
     return k > 0;
 }
 
+/* a number of pixels: finite and within a million either way (an annotation's sizes and coordinates; a larger
+ * one is a broken file, and would not convert to the integers and floats it is stored in) */
 static bool child_number(xmlNode *n, const char *name, double *v) {
     char buf[64], *end;
     if (!child_text(n, name, buf, sizeof buf)) return false;
     errno = 0;
     *v = strtod(buf, &end);
-    return !errno && *end == 0;
+    return !errno && *end == 0 && end != buf && fabs(*v) <= 1e6;
 }
 
 int nb_voc_read_annotation(const char *path, char *const *classes, int n_classes, nb_voc_image *out,

@@ -2,6 +2,7 @@
  * graph (deploy/lower.c), written as ONNX (deploy/onnx_emit.c) into a temporary file that is then renamed. */
 #include "deploy/export.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,25 +10,26 @@
 
 #include "core/check.h"
 #include "deploy/graph.h"
+#include "deploy/model_crypt.h"
 #include "deploy/onnx_emit.h"
+#include "formats/file_write.h"
 
 #define TRACE_BATCH 2 /* not 1, so that the batch dimension cannot be mistaken for a singleton one */
 
-static int write_file(nb_ctx *ctx, const char *path, const uint8_t *buf, size_t bytes) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    NB_REQUIRE(ctx, f, -1, path, "cannot create %s", tmp);
-    bool ok = fwrite(buf, 1, bytes, f) == bytes;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        NB_FAIL(ctx, path, "cannot write the model (disk full?)");
-        return -1;
-    }
-    return 0;
+int nb_export_write_file(nb_ctx *ctx, const char *path, const uint8_t *buf, size_t bytes) {
+    return nb_write_file_atomic(ctx, path, buf, bytes, "model");
+}
+
+/* the packed model, encrypted when o asks, to path */
+static int write_model(nb_ctx *ctx, const nb_export_opts *o, const char *path, const uint8_t *packed, size_t bytes) {
+    if (!o->encrypt_key) return nb_export_write_file(ctx, path, packed, bytes);
+    unsigned char *enc;
+    size_t len;
+    int c = nb_model_encrypt(o->encrypt_key, packed, bytes, &enc, &len);
+    NB_REQUIRE(ctx, c == NB_CRYPT_OK, -1, path, "cannot encrypt the model: %s", nb_crypt_error(c));
+    int rc = nb_export_write_file(ctx, path, enc, len);
+    free(enc);
+    return rc;
 }
 
 int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, const char *path, nb_export_report *r) {
@@ -50,9 +52,11 @@ int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, c
         size_t bytes;
         char *mnn = NULL;
         uint8_t *packed = nb_onnx_emit(ctx, &g, o, r, &bytes, o->mnn ? &mnn : NULL);
-        rc = packed ? write_file(ctx, path, packed, bytes) : -1;
-        if (rc == 0 && mnn && o->mnn_params) rc = write_file(ctx, o->mnn_params, (const uint8_t *)mnn, strlen(mnn));
+        rc = packed ? write_model(ctx, o, path, packed, bytes) : -1;
+        if (rc == 0 && mnn && o->mnn_params)
+            rc = nb_export_write_file(ctx, o->mnn_params, (const uint8_t *)mnn, strlen(mnn));
         free(mnn);
+        if (packed) sodium_memzero(packed, bytes); /* an encrypted export's plaintext leaves no copy behind */
         free(packed);
     }
     if (y) nb_deploy_free(&g);

@@ -31,6 +31,9 @@ typedef struct {
      * (deploy/mnn_params.h), written to mnn_params when the network has any */
     bool mnn;
     const char *mnn_params;
+    /* NB_MODEL_KEY_BYTES: the file is written encrypted under this key (deploy/model_crypt.h); the plaintext is
+     * only ever in memory */
+    const unsigned char *encrypt_key;
 } nb_export_opts;
 
 typedef struct {
@@ -48,6 +51,10 @@ typedef struct {
 
 /* Export m (its parameters loaded) to path, written to a temporary file and renamed, so that a failure leaves
  * no partial file. q: the checkpoint's codes (NULL: float export). 0, or -1 after reporting. */
+/* bytes to path through a temporary file, flushed, synced and renamed: an error (disk full, file too large,
+ * read-only) names the file and the reason and leaves an earlier file of that name as it was. 0, or -1 after
+ * reporting. */
+int nb_export_write_file(nb_ctx *ctx, const char *path, const uint8_t *buf, size_t bytes);
 int nb_export_onnx(nb_model *m, const nb_qweights *q, const nb_export_opts *o, const char *path, nb_export_report *r);
 
 #endif

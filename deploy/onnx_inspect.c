@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "deploy/onnx_builder.h"
+#include "formats/onnx_read.h"
 
 static const char *type_name(int t) {
     switch (t) {
@@ -34,9 +35,13 @@ static const Onnx__NodeProto *producer(const Onnx__GraphProto *g, const char *na
     return NULL;
 }
 
+/* the element count its dims declare; 0 for dims no tensor can have (negative, or a product past 2^40) */
 static int64_t elements(const Onnx__TensorProto *t) {
     int64_t n = 1;
-    for (size_t i = 0; i < t->n_dims; i++) n *= t->dims[i];
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] && n > ((int64_t)1 << 40) / t->dims[i])) return 0;
+        n *= t->dims[i];
+    }
     return n;
 }
 
@@ -112,6 +117,13 @@ static void describe_weight(FILE *out, const Onnx__GraphProto *g, const Onnx__No
         const Onnx__TensorProto *codes = init_named(g, dq->input[0]), *scale = init_named(g, dq->input[1]);
         if (!codes || !codes->has_raw_data) return;
         int64_t n_el = elements(codes), zeros = 0;
+        /* the codes must all be there before they are counted */
+        bool int4_codes = codes->data_type == OX_INT4;
+        if (n_el == 0 || codes->raw_data.len < (size_t)(int4_codes ? (n_el + 1) / 2 : n_el)) {
+            fprintf(out, "  weight %s: %lld codes declared, %zu bytes stored (malformed)\n", w, (long long)n_el,
+                    codes->raw_data.len);
+            return;
+        }
         bool seen[16] = {0};
         int levels = 0;
         for (int64_t i = 0; i < n_el; i++) {
@@ -155,10 +167,10 @@ int nb_onnx_inspect(nb_ctx *ctx, const char *path, FILE *out, nb_onnx_summary *s
     uint8_t *buf = nb_xmalloc((size_t)(len > 0 ? len : 1));
     size_t got = len > 0 ? fread(buf, 1, (size_t)len, f) : 0;
     fclose(f);
-    Onnx__ModelProto *m = got == (size_t)len && len > 0 ? onnx__model_proto__unpack(NULL, got, buf) : NULL;
+    Onnx__ModelProto *m = got == (size_t)len && len > 0 ? nb_onnx_unpack(buf, got) : NULL;
     free(buf);
-    NB_REQUIRE(ctx, m && m->graph, -1, path, "is not an ONNX model (%ld bytes that do not parse as a ModelProto%s)",
-               len, m ? " with a graph" : "");
+    NB_REQUIRE(ctx, m, -1, path, "is not an ONNX model (%ld bytes that do not parse as a ModelProto with a graph)",
+               len);
     const Onnx__GraphProto *g = m->graph;
     s->bytes = len;
     s->nodes = (int64_t)g->n_node;

@@ -32,9 +32,13 @@ static void make_const(ox_value *v, bool is_int, int ndim, const int64_t *dims) 
     }
 }
 
+/* the element count, or -1 beyond 2^40 (no file holds that many; the product could overflow) */
 static int64_t elements_of(const Onnx__TensorProto *t) {
     int64_t n = 1;
-    for (size_t k = 0; k < t->n_dims; k++) n *= t->dims[k];
+    for (size_t k = 0; k < t->n_dims; k++) {
+        if (t->dims[k] && n > ((int64_t)1 << 40) / t->dims[k]) return -1;
+        n *= t->dims[k];
+    }
     return n;
 }
 
@@ -46,6 +50,7 @@ static int read_tensor(nb_ctx *ctx, const char *label, const char *what, const O
         NB_REQUIRE(ctx, t->dims[k] >= 0 && t->dims[k] < ((int64_t)1 << 32), -1, label,
                    "%s has a dimension of %lld", what, (long long)t->dims[k]);
     int64_t n = elements_of(t);
+    NB_REQUIRE(ctx, n >= 0, -1, label, "%s claims more than 2^40 elements", what);
     NB_REQUIRE(ctx, !t->has_data_location || t->data_location == 0, -1, label,
                "%s keeps its values in an external file, which nibble does not read (save the model with its "
                "weights inside: onnx.save(model, path, save_as_external_data=False))", what);
@@ -62,7 +67,6 @@ static int read_tensor(nb_ctx *ctx, const char *label, const char *what, const O
                 t->data_type);
         return -1;
     }
-    make_const(v, is_int, (int)t->n_dims, t->dims);
     size_t raw = t->raw_data.len;
     int64_t listed = t->data_type == OX_FLOAT ? (int64_t)t->n_float_data
                      : t->data_type == OX_DOUBLE ? (int64_t)t->n_double_data
@@ -72,9 +76,11 @@ static int read_tensor(nb_ctx *ctx, const char *label, const char *what, const O
         NB_REQUIRE(ctx, raw == (size_t)n * esize, -1, label, "%s: %zu bytes of data for %lld elements of %zu bytes",
                    what, raw, (long long)n, esize);
     } else {
-        NB_REQUIRE(ctx, listed == n, -1, label, "%s: %lld values for shape %s (%lld elements)", what,
-                   (long long)listed, ox_dims_fmt((char[128]){0}, 128, v), (long long)n);
+        NB_REQUIRE(ctx, listed == n, -1, label, "%s: %lld values for %zu dimensions of %lld elements", what,
+                   (long long)listed, t->n_dims, (long long)n);
     }
+    /* the values are in the file: now their memory */
+    make_const(v, is_int, (int)t->n_dims, t->dims);
     const uint8_t *p = t->raw_data.data;
     for (int64_t k = 0; k < n; k++) {
         switch (t->data_type) {
@@ -136,6 +142,27 @@ typedef struct {
     char where[1024];
 } folder;
 
+/* Largest constant folded at import: shapes and small tables, never an activation's worth */
+#define OX_MAX_FOLDED ((int64_t)1 << 24)
+
+/* make_const for a folded output, after checking the shape a node computed: no negative dimension, no
+ * more than OX_MAX_FOLDED elements (a file can ask ConstantOfShape or Range for anything). 0, or -1 after
+ * reporting. */
+static int fold_out(folder *f, ox_value *y, bool is_int, int ndim, const int64_t *dims) {
+    int64_t n = 1;
+    bool ok = ndim >= 0 && ndim <= NB_MAX_DIMS;
+    for (int k = 0; ok && k < ndim; k++) {
+        ok = dims[k] >= 0 && (dims[k] == 0 || n <= OX_MAX_FOLDED / dims[k]);
+        n *= ok ? dims[k] : 1;
+    }
+    NB_REQUIRE(f->ctx, ok && n <= OX_MAX_FOLDED, -1, f->where,
+               "the constant it computes at import would have %d dimensions, a negative one or more than %lld "
+               "elements",
+               ndim, (long long)OX_MAX_FOLDED);
+    make_const(y, is_int, ndim, dims);
+    return 0;
+}
+
 static ox_value *in_v(folder *f, int k) { return k < f->s->n_in && f->s->in[k] >= 0 ? &f->g->v[f->s->in[k]] : NULL; }
 static ox_value *out_v(folder *f, int k) { return &f->g->v[f->s->out[k]]; }
 
@@ -180,19 +207,19 @@ static int fold_constant(folder *f) {
         const Onnx__AttributeProto *a = n->attribute[k];
         if (!strcmp(a->name, "value") && a->t) return read_tensor(f->ctx, f->g->label, f->where, a->t, y);
         if (!strcmp(a->name, "value_float")) {
-            make_const(y, false, 0, NULL);
+            if (fold_out(f, y, false, 0, NULL)) return -1;
             y->f[0] = a->f;
             return 0;
         }
         if (!strcmp(a->name, "value_int")) {
-            make_const(y, true, 0, NULL);
+            if (fold_out(f, y, true, 0, NULL)) return -1;
             y->i[0] = a->i;
             return 0;
         }
         if (!strcmp(a->name, "value_floats") || !strcmp(a->name, "value_ints")) {
             bool is_int = a->name[6] == 'i';
             int64_t cnt = is_int ? (int64_t)a->n_ints : (int64_t)a->n_floats;
-            make_const(y, is_int, 1, &cnt);
+            if (fold_out(f, y, is_int, 1, &cnt)) return -1;
             for (int64_t j = 0; j < cnt; j++) {
                 if (is_int) y->i[j] = a->ints[j];
                 else y->f[j] = a->floats[j];
@@ -210,7 +237,7 @@ static int fold_cast(folder *f, const ox_value *x) {
     NB_REQUIRE(f->ctx, is_int || to == OX_FLOAT || to == OX_DOUBLE, -1, f->where, "a cast to element type %lld",
                (long long)to);
     ox_value *y = out_v(f, 0);
-    make_const(y, is_int, x->ndim, x->dims);
+    if (fold_out(f, y, is_int, x->ndim, x->dims)) return -1;
     for (int64_t k = 0; k < x->n; k++) {
         if (is_int) {
             y->i[k] = x->is_int ? x->i[k] : (int64_t)x->f[k];
@@ -238,7 +265,7 @@ static int fold_gather(folder *f, const ox_value *x, const ox_value *idx) {
     for (int k = 0; k < axis; k++) outer *= x->dims[k];
     for (int k = axis + 1; k < x->ndim; k++) inner *= x->dims[k];
     ox_value *y = out_v(f, 0);
-    make_const(y, x->is_int, nd, dims);
+    if (fold_out(f, y, x->is_int, nd, dims)) return -1;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < idx->n; j++) {
             int64_t i = idx->i[j] < 0 ? idx->i[j] + len : idx->i[j];
@@ -252,7 +279,7 @@ static int fold_gather(folder *f, const ox_value *x, const ox_value *idx) {
 /* Unsqueeze, Squeeze, Reshape, Flatten and Identity of a constant: the same values under other dimensions */
 static int fold_view(folder *f, const ox_value *x, int ndim, const int64_t *dims) {
     ox_value *y = out_v(f, 0);
-    make_const(y, x->is_int, ndim, dims);
+    if (fold_out(f, y, x->is_int, ndim, dims)) return -1;
     NB_REQUIRE(f->ctx, y->n == x->n, -1, f->where, "%lld elements cannot take %s", (long long)x->n,
                ox_dims_fmt((char[128]){0}, 128, y));
     for (int64_t k = 0; k < x->n; k++) copy_elem(y, k, x, k);
@@ -302,7 +329,7 @@ static int fold_concat(folder *f) {
         dims[axis] += x->dims[axis];
     }
     ox_value *y = out_v(f, 0);
-    make_const(y, x0->is_int, x0->ndim, dims);
+    if (fold_out(f, y, x0->is_int, x0->ndim, dims)) return -1;
     int64_t outer = 1, inner = 1;
     for (int k = 0; k < axis; k++) outer *= dims[k];
     for (int k = axis + 1; k < x0->ndim; k++) inner *= dims[k];
@@ -352,7 +379,7 @@ static int fold_slice(folder *f, const ox_value *x) {
         slice_range(x->dims[a], st->i[j], en->i[j], s, &first[a], &dims[a]);
     }
     ox_value *y = out_v(f, 0);
-    make_const(y, x->is_int, x->ndim, dims);
+    if (fold_out(f, y, x->is_int, x->ndim, dims)) return -1;
     for (int64_t k = 0; k < y->n; k++) {
         int64_t rem = k, src = 0, stride = 1;
         int64_t idx[NB_MAX_DIMS];
@@ -377,7 +404,9 @@ static int fold_reshape(folder *f, const ox_value *x, const ox_value *shape) {
     for (int64_t k = 0; k < shape->n; k++) {
         NB_REQUIRE(f->ctx, !shape->batch[k], -1, f->where,
                    "a constant reshaped by the batch size: a shape computed from it cannot be folded");
-        dims[k] = shape->i[k] == 0 && !ox_get_int(f->s->node, "allowzero", 0) ? x->dims[k] : shape->i[k];
+        dims[k] = shape->i[k] == 0 && !ox_get_int(f->s->node, "allowzero", 0) && k < x->ndim ? x->dims[k] : shape->i[k];
+        NB_REQUIRE(f->ctx, dims[k] >= -1 && (dims[k] <= 0 || known <= OX_MAX_FOLDED / dims[k]), -1, f->where,
+                   "a reshape to %lld in dimension %lld", (long long)dims[k], (long long)k);
         if (dims[k] == -1) infer = (int)k;
         else known *= dims[k];
     }
@@ -396,7 +425,7 @@ static int fold_arith(folder *f, const char *op, const ox_value *a, const ox_val
     bool is_int = a->is_int && b->is_int;
     ox_value *y = out_v(f, 0);
     /* a node's output is a value of its own (read_graph refuses a name defined twice): a and b stay as they are */
-    make_const(y, is_int, big->ndim, big->dims);
+    if (fold_out(f, y, is_int, big->ndim, big->dims)) return -1;
     int rc = 0;
     for (int64_t k = 0; k < big->n && !rc; k++) {
         int64_t ka = a->n == 1 ? 0 : k, kb = b->n == 1 ? 0 : k;
@@ -446,7 +475,7 @@ static int fold_transpose(folder *f, const ox_value *x) {
         dims[k] = x->dims[p[k]];
     }
     ox_value *y = out_v(f, 0);
-    make_const(y, x->is_int, x->ndim, dims);
+    if (fold_out(f, y, x->is_int, x->ndim, dims)) return -1;
     int64_t xs[NB_MAX_DIMS], stride = 1;
     for (int k = x->ndim - 1; k >= 0; k--) {
         xs[k] = stride;
@@ -470,9 +499,20 @@ static int fold_constant_of_shape(folder *f, const ox_value *shape) {
         NB_REQUIRE(f->ctx, !shape->batch[k], -1, f->where, "a constant as large as the batch cannot be folded");
     const Onnx__AttributeProto *a = ox_get_attr(f->s->node, "value");
     ox_value fill = {0};
-    if (a && a->t && read_tensor(f->ctx, f->g->label, f->where, a->t, &fill)) return -1;
+    if (a && a->t && read_tensor(f->ctx, f->g->label, f->where, a->t, &fill)) {
+        ox_value_clear(&fill);
+        return -1;
+    }
+    if (a && a->t && fill.n != 1) {
+        ox_value_clear(&fill);
+        NB_FAIL(f->ctx, f->where, "its value has %lld elements; ConstantOfShape takes one", (long long)fill.n);
+        return -1;
+    }
     ox_value *y = out_v(f, 0);
-    make_const(y, a && a->t ? fill.is_int : false, (int)shape->n, shape->i);
+    if (fold_out(f, y, a && a->t ? fill.is_int : false, (int)shape->n, shape->i)) {
+        ox_value_clear(&fill);
+        return -1;
+    }
     for (int64_t k = 0; k < y->n; k++) {
         if (y->is_int) y->i[k] = fill.i[0];
         else y->f[k] = fill.f ? fill.f[0] : 0.0f;
@@ -489,7 +529,7 @@ static int fold_range(folder *f, const ox_value *s0, const ox_value *lim, const 
     NB_REQUIRE(f->ctx, st != 0, -1, f->where, "a step of 0");
     int64_t cnt = (int64_t)fmax(ceil((b - a) / st), 0);
     ox_value *y = out_v(f, 0);
-    make_const(y, s0->is_int, 1, &cnt);
+    if (fold_out(f, y, s0->is_int, 1, &cnt)) return -1;
     for (int64_t k = 0; k < cnt; k++) {
         if (y->is_int) y->i[k] = (int64_t)(a + st * (double)k);
         else y->f[k] = (float)(a + st * (double)k);
@@ -529,7 +569,7 @@ int ox_fold(nb_ctx *ctx, ox_graph *g, ox_step *s) {
         /* the shape of a constant: plain numbers */
         int64_t nd = x->ndim;
         ox_value *y = out_v(&f, 0);
-        make_const(y, true, 1, &nd);
+        if (fold_out(&f, y, true, 1, &nd)) return -1;
         for (int k = 0; k < x->ndim; k++) y->i[k] = x->dims[k];
         return 0;
     }

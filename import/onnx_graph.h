@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "core/ops.h"
-#include "formats/onnx.pb-c.h"
+#include "formats/onnx_read.h"
 #include "layers/params.h"
 #include "models/model.h"
 

@@ -194,6 +194,9 @@ static int read_graph(nb_ctx *ctx, ox_graph *g) {
             }
             s->out[k] = add_value(g, nm, i);
         }
+        /* every rule and fold writes the first output; only later ones may be left unnamed (Dropout's mask) */
+        NB_REQUIRE(ctx, s->n_out >= 1 && s->out[0] >= 0, -1, L, "node '%s' (%s, opset %lld) has no (named) first output",
+                   node_name(n), op, (long long)g->opset);
         bool all_const = (s->n_in > 0 || !strcmp(op, "Constant")) && inputs_const(g, s);
         if (all_const && ox_foldable(op)) {
             if (ox_fold(ctx, g, s)) return -1;
@@ -544,7 +547,7 @@ nb_model *nb_onnx_import_bytes(nb_ctx *ctx, const nb_model_spec *spec, const uin
     NB_REQUIRE(ctx, spec->num_classes > 0 && spec->in_channels > 0 && spec->input_size > 0, NULL, label,
                "num_classes %d, in_channels %d and input_size %d must be positive", spec->num_classes,
                spec->in_channels, spec->input_size);
-    Onnx__ModelProto *p = onnx__model_proto__unpack(NULL, len, bytes);
+    Onnx__ModelProto *p = nb_onnx_unpack(bytes, len);
     NB_REQUIRE(ctx, p, NULL, label, "not an ONNX model: its %zu bytes do not parse as one (truncated, or another "
                "format)", len);
     nb_model_spec sp = *spec;
@@ -638,9 +641,9 @@ int nb_onnx_probe(nb_ctx *ctx, const char *path, nb_model_spec *spec) {
     size_t len;
     uint8_t *buf = read_file(ctx, path, &len);
     if (!buf) return -1;
-    Onnx__ModelProto *p = onnx__model_proto__unpack(NULL, len, buf);
+    Onnx__ModelProto *p = nb_onnx_unpack(buf, len);
     free(buf);
-    NB_REQUIRE(ctx, p && p->graph, -1, path, "not an ONNX model: its %zu bytes do not parse as one", len);
+    NB_REQUIRE(ctx, p, -1, path, "not an ONNX model: its %zu bytes do not parse as one", len);
     const Onnx__GraphProto *g = p->graph;
     for (size_t k = 0; k < g->n_input; k++) {
         bool init = false;

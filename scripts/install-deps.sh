@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages nibble builds, tests and benchmarks with. Safe to run again: it installs only
 # what is missing. Usage: scripts/install-deps.sh [--check] [build|data|bench|export|all]
-#   build  compilers' libraries: OpenBLAS, oneDNN, HDF5, libjpeg-turbo, libpng, cmocka, zlib, protobuf-c, libxml2, Open MPI (default)
+#   build  compilers' libraries: OpenBLAS, oneDNN, HDF5, libjpeg-turbo, libpng, cmocka, zlib, protobuf-c, libxml2, Open MPI,
+#          libsodium (encrypted exports), clang 14 with its libFuzzer and OpenMP runtimes (make fuzz) (default)
 #   data   the Fashion-MNIST dataset package (for the default experiment)
 #   bench  python3-torch and -torchvision, the speed and numerics reference (also regenerates fixtures), and
 #          python3-pil, the image-decoding reference
@@ -14,7 +15,7 @@ check_only=0
 if [ "${1:-}" = "--check" ]; then check_only=1; shift; fi
 what="${1:-build}"
 
-build_pkgs="build-essential pkg-config libopenblas-dev libdnnl-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libcmocka-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libopenmpi-dev openmpi-bin"
+build_pkgs="build-essential pkg-config libopenblas-dev libdnnl-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libcmocka-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libxml2-dev libopenmpi-dev openmpi-bin libsodium-dev clang-14 libclang-rt-14-dev libomp-14-dev"
 data_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-torchvision python3-h5py python3-numpy python3-pil"
 export_pkgs="python3-onnx"

@@ -8,7 +8,7 @@ the line, for any include that runs up or sideways.
     /usr/bin/python3 scripts/layers.py --graph   # also print the graph
     /usr/bin/python3 scripts/layers.py --graph --root DIR   # another checkout (an older commit's)
 
-Tests, benchmarks and generated code are not layers: they may include anything.
+Tests, benchmarks, fuzz targets and generated code are not layers: they may include anything.
 """
 import os
 import re
@@ -16,7 +16,8 @@ import sys
 
 # bottom to top; folders on one line are at one level and must not include each other
 LAYERS = [
-    ["core", "formats"],
+    ["core"],
+    ["formats"],
     ["backend"],
     ["layers", "optim", "detect"],
     ["datasets", "models"],

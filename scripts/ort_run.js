@@ -1,6 +1,7 @@
 // Runs an ONNX model in ONNX Runtime (the onnxruntime-node package, CPU) on one float32 input read from a raw
 // little-endian file, and writes the first output the same way: the independent check of bin/export.
 // Usage: node scripts/ort_run.js MODEL.onnx INPUT.f32 N,C,H,W OUTPUT.f32 [--level basic|extended|all]
+// (MODEL.onnx "-": the model's bytes from standard input, as a decrypting pipe hands them over in memory)
 //            [--threads T] [--optimized GRAPH.onnx] [--batch B]
 // By default one thread and the basic graph rewrites only: the numbers nibble's float export is compared with.
 // An integer model runs as deployed with --level all (ONNX Runtime then fuses QuantizeLinear/DequantizeLinear
@@ -33,7 +34,7 @@ async function main() {
   const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   const options = {intraOpNumThreads: opt.threads, interOpNumThreads: 1, graphOptimizationLevel: opt.level};
   if (opt.optimized) options.optimizedModelFilePath = opt.optimized;
-  const session = await ort.InferenceSession.create(model, options);
+  const session = await ort.InferenceSession.create(model === '-' ? fs.readFileSync(0) : model, options);
   const N = dims[0], per = count / N, B = opt.batch > 0 ? opt.batch : N;
   const chunks = [];
   let outDims = null;

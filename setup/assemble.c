@@ -120,6 +120,9 @@ int nb_loader_cfg_for(nb_ctx *ctx, const nb_settings *s, const nb_dataset *ds, n
     bool train = split == NB_SPLIT_TRAIN;
     memset(lc, 0, sizeof *lc);
     lc->batch = (int)(train ? s->train.batch : s->train.eval_batch);
+    /* evaluation in one batch at most: a larger eval_batch would only set aside memory no image fills (the
+     * scores do not depend on how the set is cut) */
+    if (!train && ds->n > 0 && s->train.eval_batch > ds->n) lc->batch = (int)ds->n;
     lc->shuffle = train && s->train.shuffle;
     lc->seed = (uint64_t)s->train.seed;
     lc->pad = (int)d->pad;

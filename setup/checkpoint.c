@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "formats/file_write.h"
+#include "formats/h5_checksum.h"
+#include "formats/h5_read.h"
 
 static hid_t h5_type(nb_dtype t) {
     switch (t) {
@@ -96,13 +99,17 @@ void nb_ckpt_extra_free(nb_ckpt_extra *x) {
 int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_optim *o, const nb_train_state *st,
                  const char *config_text, const nb_ckpt_extra *extra) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        NB_FAIL(ctx, path, "cannot create %s: %s", tmp, strerror(errno ? errno : EACCES));
-        return -1;
-    }
+    /* libhdf5 builds the file in memory and nibble writes it: an I/O error inside libhdf5 leaves a file it
+     * can neither close nor forget (1.10 then crashes at exit), so libhdf5 never touches the disk here */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    /* a userblock for the checksum (formats/h5_checksum.h), filled once the file is complete */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, NB_H5_USERBLOCK);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    NB_REQUIRE(ctx, f >= 0, -1, path, "cannot make the checkpoint in memory");
     int rc = 0;
     char name[NB_NAME_MAX + 64];
     for (int i = 0; i < ps->n && !rc; i++) {
@@ -136,26 +143,38 @@ int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_op
         rc = write_string_attr(g, "config", config_text) || write_string_attr(g, "format", "nibble checkpoint v1");
         H5Gclose(g);
     }
-    if (H5Fclose(f) < 0) rc = -1;
-    if (!rc) {
-        /* the data must be on disk before the name points at it */
-        int fd = open(tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) != 0) rc = -1;
-        if (fd >= 0) close(fd);
+    /* the image libhdf5 gives starts at its superblock: on disk the userblock comes first */
+    unsigned char *image = NULL;
+    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = -1; /* the metadata cache into the image */
+    ssize_t size = rc ? -1 : H5Fget_file_image(f, NULL, 0);
+    if (size > 0) {
+        image = nb_xcalloc((size_t)size + NB_H5_USERBLOCK, 1);
+        if (H5Fget_file_image(f, image + NB_H5_USERBLOCK, (size_t)size) != size) size = -1;
     }
-    if (!rc && rename(tmp, path) != 0) rc = -1;
-    if (rc) {
-        unlink(tmp);
-        NB_FAIL(ctx, path, "writing the checkpoint failed (disk full or unwritable?); the previous file is intact");
+    if (H5Fclose(f) < 0 || size <= 0) {
+        free(image);
+        NB_FAIL(ctx, path, "making the checkpoint in memory failed (out of memory?); the previous file is intact");
+        return -1;
     }
+    nb_h5_seal_image(image, (size_t)size + NB_H5_USERBLOCK);
+    rc = nb_write_file_atomic(ctx, path, image, (size_t)size + NB_H5_USERBLOCK, "checkpoint");
+    free(image);
     return rc;
 }
 
-static hid_t open_ckpt(nb_ctx *ctx, const char *path) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) NB_FAIL(ctx, path, "cannot open as an HDF5 checkpoint (missing, unreadable, not HDF5, or truncated)");
-    return f;
+static hid_t open_ckpt(nb_ctx *ctx, const char *path) { return nb_h5_open(ctx, path, "checkpoint"); }
+
+/* A one-element dataset read into *out; -1 when absent, of another size (a file's claim is never read into a
+ * scalar's memory unchecked) or unreadable */
+static int read_one(hid_t f, const char *path, hid_t type, void *out) {
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    herr_t e = n == 1 ? H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
+    H5Dclose(d);
+    return e < 0 ? -1 : 0;
 }
 
 typedef struct {
@@ -182,11 +201,8 @@ static int read_into(nb_ctx *ctx, hid_t f, const char *file, const char *path, n
         NB_FAIL(ctx, file, "%s: no dataset %s", what, path);
         return -1;
     }
-    hid_t sp = H5Dget_space(d);
-    int nd = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[8] = {0};
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
+    hsize_t dims[NB_H5_MAX_RANK] = {0};
+    int nd = nb_h5_shape(d, dims);
     bool same = nd == t->ndim;
     for (int i = 0; same && i < nd; i++) same = (int64_t)dims[i] == t->shape[i];
     if (!same) {
@@ -257,12 +273,9 @@ int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, nb_names_ma
             if (pass == 0) {
                 /* shapes only */
                 hid_t d = H5Dopen2(f, dpath, H5P_DEFAULT);
-                hid_t sp = H5Dget_space(d);
-                int nd = H5Sget_simple_extent_ndims(sp);
-                hsize_t dims[8] = {0};
-                H5Sget_simple_extent_dims(sp, dims, NULL);
-                H5Sclose(sp);
-                H5Dclose(d);
+                hsize_t dims[NB_H5_MAX_RANK] = {0};
+                int nd = d >= 0 ? nb_h5_shape(d, dims) : -1;
+                if (d >= 0) H5Dclose(d);
                 bool same = nd == t->ndim;
                 for (int k = 0; same && k < nd; k++) same = (int64_t)dims[k] == t->shape[k];
                 if (!same) {
@@ -315,9 +328,7 @@ int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o) {
         if (!rc && H5Lexists(f, "optim", H5P_DEFAULT) > 0 && H5Lexists(f, "optim/step", H5P_DEFAULT) > 0 &&
             H5Lexists(f, spath, H5P_DEFAULT) > 0) {
             int64_t step = 0;
-            hid_t d = H5Dopen2(f, spath, H5P_DEFAULT);
-            if (H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &step) < 0) rc = -1;
-            H5Dclose(d);
+            if (read_one(f, spath, H5T_NATIVE_INT64, &step) < 0) rc = -1;
             if (!rc) rc = nb_optim_state_load(o, spath + strlen("optim/"), NULL, 0, step);
         }
     }
@@ -327,10 +338,7 @@ int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o) {
 
 static int read_scalar(hid_t f, const char *path, hid_t type, void *out) {
     if (H5Lexists(f, "state", H5P_DEFAULT) <= 0 || H5Lexists(f, path, H5P_DEFAULT) <= 0) return -1;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    herr_t e = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
-    H5Dclose(d);
-    return e < 0 ? -1 : 0;
+    return read_one(f, path, type, out);
 }
 
 int nb_ckpt_load_extra(nb_ctx *ctx, const char *path, const nb_ckpt_extra *extra) {
@@ -367,9 +375,14 @@ char *nb_ckpt_read_config(nb_ctx *ctx, const char *path) {
     char *out = NULL;
     if (H5Aexists(f, "config") > 0) {
         hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
-        hid_t t = H5Aget_type(a);
+        hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
         hid_t mt = H5Tcopy(H5T_C_S1);
-        if (H5Tis_variable_str(t) > 0) {
+        /* one string: an attribute of several would be read past the one string's memory */
+        hssize_t count = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+        if (sp >= 0) H5Sclose(sp);
+        if (count != 1 || H5Tget_class(t) != H5T_STRING) {
+            /* no config: reported below */
+        } else if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
             H5Tset_cset(mt, H5Tget_cset(t));
@@ -379,7 +392,7 @@ char *nb_ckpt_read_config(nb_ctx *ctx, const char *path) {
                 memcpy(out, v, n + 1);
                 H5free_memory(v);
             }
-        } else { /* fixed-length, as written by some tools */
+        } else if (H5Tget_size(t) <= ((size_t)1 << 24)) { /* fixed-length, as written by some tools */
             size_t n = H5Tget_size(t);
             out = nb_xcalloc(n + 1, 1);
             H5Tset_size(mt, n);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/check.h"
 #include "setup/settings.h"
@@ -159,6 +160,11 @@ static int set(nb_cfg *c, const char *section, const char *key, const char *valu
         return fail(c, file, line, "unknown key '%s' in [%s]; did you mean '%s'?", key, section, near);
     }
     if (strlen(value) >= NB_CFG_VALUE_MAX) return fail(c, file, line, "value of %s is too long", full);
+    /* the resolved cfg is written out as text (checkpoints carry it): a value must read back as itself */
+    for (const char *p = value; *p; p++)
+        if (*p == '#' || (unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(c, file, line, "value of %s contains %s, which a cfg file cannot hold", full,
+                        *p == '#' ? "'#' (it starts a comment)" : "a control character");
     if (check_value(c, k, value, file, line)) return -1;
     nb_cfg_value *v = &c->values[k];
     snprintf(v->value, sizeof v->value, "%s", value);
@@ -180,9 +186,14 @@ static int load_file(nb_cfg *c, const char *path, int depth) {
     if (depth > 8) return fail(c, path, 0, "includes nest more than 8 deep (an include cycle?)");
     FILE *f = fopen(path, "rb");
     if (!f) return fail(c, path, 0, "cannot open config file: %s", strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
+    /* a directory opens too (its size reads as anything); a cfg is a text file of a few KB */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+        bool reg = S_ISREG(st.st_mode);
+        fclose(f);
+        return fail(c, path, 0, reg ? "is larger than 1 MB: not a config file" : "is not a regular file");
+    }
+    long n = (long)st.st_size;
     char *text = nb_xmalloc((size_t)n + 1);
     size_t got = fread(text, 1, (size_t)n, f);
     fclose(f);

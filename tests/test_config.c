@@ -102,6 +102,16 @@ static void test_errors(void **st) {
     assert_non_null(strstr(c.err, "command line: unknown key 'lrate' in [optim]; did you mean 'optim.lr'?"));
     assert_int_equal(nb_cfg_override(&c, "epochs=1"), -1);
     assert_non_null(strstr(c.err, "not of the form section.key=value"));
+    /* a value the resolved cfg could not carry into a checkpoint as itself (fuzz/regress/cfg) */
+    assert_int_equal(nb_cfg_override(&c, "compress.methods=adm#"), -1);
+    assert_non_null(strstr(c.err, "value of compress.methods contains '#' (it starts a comment)"));
+    assert_int_equal(nb_cfg_override(&c, "train.out=a\nb"), -1);
+    assert_non_null(strstr(c.err, "a control character"));
+    nb_cfg_free(&c);
+    /* an include that is a directory (its size reads as anything) */
+    write_test_file(dir, "dir.cfg", "include = /\n");
+    assert_int_equal(load(&c, "dir.cfg"), -1);
+    assert_non_null(strstr(c.err, "/: is not a regular file"));
     nb_cfg_free(&c);
     nb_cfg_init(&c);
     assert_int_equal(nb_cfg_load(&c, "/nonexistent/x.cfg"), -1);

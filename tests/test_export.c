@@ -22,6 +22,7 @@
 
 #include "core/ops.h"
 #include "deploy/export.h"
+#include "deploy/model_crypt.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/run.h"
 #include "tests/support/synth.h"
@@ -144,9 +145,11 @@ static float *normalized_images(const char *h5, int n, int c, int s, const float
     return x;
 }
 
-/* ONNX Runtime's logits for the images of h5 against bin/predict's for the checkpoint: within 1e-4 */
-static void ort_matches_predict(const char *onnx, const char *ckpt, const char *h5, int n, int c, int s,
-                                const float *mean, const float *std) {
+/* ONNX Runtime's logits for the images of h5 against bin/predict's for the checkpoint: within 1e-4. With key,
+ * onnx is an encrypted export: bin/export --decrypt hands the model to ONNX Runtime through a pipe, never as a
+ * file. */
+static void ort_matches_predict_key(const char *onnx, const char *key, const char *ckpt, const char *h5, int n, int c,
+                                    int s, const float *mean, const float *std) {
     char logits[512], in[512], out[600], dims[64];
     snprintf(logits, sizeof logits, "%s.logits.h5", onnx);
     snprintf(in, sizeof in, "%s.in.f32", onnx);
@@ -165,7 +168,14 @@ static void ort_matches_predict(const char *onnx, const char *ckpt, const char *
     fclose(fp);
     free(x);
     snprintf(dims, sizeof dims, "%d,%d,%d,%d", n, c, s, s);
-    run_cmd(&r, ARGV("node", "scripts/ort_run.js", onnx, in, dims, out));
+    if (key) {
+        char cmd[3000];
+        snprintf(cmd, sizeof cmd, "set -e -o pipefail; %s/export --decrypt '%s' '%s' -o - | node scripts/ort_run.js - '%s' %s '%s'",
+                 getenv("NB_BIN_DIR") ? getenv("NB_BIN_DIR") : "build/rel/bin", key, onnx, in, dims, out);
+        run_cmd(&r, ARGV("bash", "-c", cmd));
+    } else {
+        run_cmd(&r, ARGV("node", "scripts/ort_run.js", onnx, in, dims, out));
+    }
     if (r.status) fail_msg("ONNX Runtime could not run %s:\n%s%s", onnx, r.out, r.err);
     size_t bytes;
     float *got = (float *)read_file(out, &bytes);
@@ -176,6 +186,11 @@ static void ort_matches_predict(const char *onnx, const char *ckpt, const char *
     tu_assert_close(what, got, want, shape[0] * shape[1], 1e-4);
     free(got);
     free(want);
+}
+
+static void ort_matches_predict(const char *onnx, const char *ckpt, const char *h5, int n, int c, int s,
+                                const float *mean, const float *std) {
+    ort_matches_predict_key(onnx, NULL, ckpt, h5, n, c, s, mean, std);
 }
 
 static const float gray_mean[1] = {0.3f}, gray_std[1] = {0.3f};
@@ -522,6 +537,77 @@ static void test_pruned_channels(void **st) {
     assert_true(file_size(pruned) < file_size(whole) * 0.8);
 }
 
+/* bin/export --encrypt: the encrypted file decrypts (deploy/model_crypt.h, in memory) to exactly the bytes of the
+ * plain export; every flipped bit, a cut, an extension and a wrong key are refused; ONNX Runtime runs the model
+ * decrypted into a pipe with bin/predict's logits */
+static void test_encrypted_export(void **st) {
+    (void)st;
+    char ckpt[600], plain[512], enc[512], key[512], other[512], h5[512];
+    train(ckpt, sizeof ckpt, "encrypt", "gray.cfg", NULL);
+    pathf(key, sizeof key, "model.key");
+    pathf(other, sizeof other, "other.key");
+    unlink(key);
+    unlink(other);
+    run_result r;
+    run_ok("bin/export --new-key", ARGV("export", "--new-key", key), &r);
+    run_ok("bin/export --new-key", ARGV("export", "--new-key", other), &r);
+    run_prog(&r, ARGV("export", "--new-key", key));
+    if (r.status == 0 || !strstr(r.err, "never overwritten")) fail_msg("a key file was overwritten:\n%s", r.err);
+    export_ok(plain, sizeof plain, ckpt, "plain.onnx", NULL, NULL, &r);
+    export_ok(enc, sizeof enc, ckpt, "model.enc", "--encrypt", key, &r);
+    size_t np, ne;
+    unsigned char *p = (unsigned char *)read_file(plain, &np), *e = (unsigned char *)read_file(enc, &ne);
+    assert_non_null(p);
+    assert_non_null(e);
+    assert_true(ne == nb_model_encrypted_size(np));
+    /* no run of 64 plaintext bytes survives in the encrypted file */
+    for (size_t i = 0; i + 64 <= np; i += 64) assert_null(memmem(e, ne, p + i, 64));
+    unsigned char k[NB_MODEL_KEY_BYTES], k2[NB_MODEL_KEY_BYTES], *d;
+    size_t nd;
+    assert_int_equal(nb_model_key_read(key, k), 0);
+    assert_int_equal(nb_model_key_read(other, k2), 0);
+    assert_int_equal(nb_model_decrypt(k, e, ne, &d, &nd), NB_CRYPT_OK);
+    assert_int_equal(nd, np);
+    assert_memory_equal(d, p, np);
+    nb_model_plaintext_free(d, nd);
+    /* one flipped bit (a different bit each time) in every byte of the header, the first and the last chunk's
+     * edges and every chunk boundary, and at 2,000 places spread over the rest; then cuts and an extension */
+    int refused = 0;
+    for (size_t i = 0; i < ne; i++) {
+        size_t in_chunk = i >= 32 ? (i - 32) % (NB_CRYPT_CHUNK + 17) : 0;
+        bool edge = i < 512 || i + 512 >= ne || in_chunk < 64 || in_chunk + 64 >= NB_CRYPT_CHUNK + 17;
+        if (!edge && i % (ne / 2000 + 1)) continue;
+        e[i] ^= (unsigned char)(1u << (i % 8));
+        int c = nb_model_decrypt(k, e, ne, &d, &nd);
+        e[i] ^= (unsigned char)(1u << (i % 8));
+        if (c == NB_CRYPT_OK) fail_msg("a flipped bit at byte %zu of %zu was not noticed", i, ne);
+        assert_null(d);
+        refused++;
+    }
+    for (size_t cut = 0; cut < ne; cut += ne / 7 + 1) assert_int_not_equal(nb_model_decrypt(k, e, cut, &d, &nd), NB_CRYPT_OK);
+    assert_int_not_equal(nb_model_decrypt(k, e, ne - 1, &d, &nd), NB_CRYPT_OK);
+    unsigned char *longer = malloc(ne + 1);
+    memcpy(longer, e, ne);
+    longer[ne] = 0;
+    assert_int_not_equal(nb_model_decrypt(k, longer, ne + 1, &d, &nd), NB_CRYPT_OK);
+    free(longer);
+    assert_int_equal(nb_model_decrypt(k2, e, ne, &d, &nd), NB_CRYPT_REJECTED);
+    assert_int_equal(nb_model_decrypt(k, p, np, &d, &nd), NB_CRYPT_NOT_ENCRYPTED);
+    /* the CLI: a wrong key is an error naming the file, and writes nothing */
+    char out[600];
+    snprintf(out, sizeof out, "%s.wrong", enc);
+    run_prog(&r, ARGV("export", "--decrypt", other, enc, "-o", out));
+    if (r.status == 0 || !strstr(r.err, enc) || !strstr(r.err, "authentication failed"))
+        fail_msg("decrypting with the wrong key: status %d\n%s", r.status, r.err);
+    assert_int_equal(access(out, F_OK), -1);
+    print_message("encrypted export: %zu bytes for %zu; %d one-bit changes, 8 cuts, an extension and a wrong key "
+                  "all refused\n", ne, np, refused);
+    free(p);
+    free(e);
+    pathf(h5, sizeof h5, "gray.h5");
+    ort_matches_predict_key(enc, key, ckpt, h5, GRAY_N, 1, 16, gray_mean, gray_std);
+}
+
 /* A model whose forward pass ends in an op with no ONNX form */
 static nb_tensor *mse_forward(nb_model *m, nb_tensor *x, bool training) {
     (void)m;
@@ -583,6 +669,7 @@ int main(void) {
         cmocka_unit_test(test_float_zoo),
         cmocka_unit_test(test_quantized),
         cmocka_unit_test(test_pruned_channels),
+        cmocka_unit_test(test_encrypted_export),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_activations_export),
         cmocka_unit_test(test_interleave_export),

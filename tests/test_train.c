@@ -1,5 +1,6 @@
 /* bin/train, bin/eval and bin/predict end to end on small synthetic data: exact resume, Ctrl-C, a NaN loss,
- * and bad input (a typo'd key, missing and truncated data, a mismatched model.init, a second run into a used
+ * and bad input (a typo'd key, missing and truncated data, a mismatched model.init, a truncated or edited
+ * checkpoint (refused by its digest), a second run into a used
  * directory), each with a clear message, a non-zero exit, and the existing run directory left as it was. */
 #include <hdf5.h>
 #include <math.h>
@@ -224,7 +225,7 @@ static void test_bad_input(void **st) {
 
     char opt[700];
     snprintf(opt, sizeof opt, "data.train=%s/nonexistent.h5", dir);
-    expect_failure(ARGV("train", cfg, out, opt, "--resume"), "nonexistent.h5: cannot open as HDF5");
+    expect_failure(ARGV("train", cfg, out, opt, "--resume"), "nonexistent.h5: cannot open as an HDF5 data set");
 
     /* truncated HDF5 */
     char cmd[1400];
@@ -252,7 +253,13 @@ static void test_bad_input(void **st) {
     snprintf(cmd, sizeof cmd, "head -c 3000 %s/best.h5 > %s/cut_ckpt.h5", run, dir);
     assert_int_equal(system(cmd), 0);
     snprintf(opt, sizeof opt, "model.init=%s/cut_ckpt.h5", dir);
-    expect_failure(ARGV("train", cfg, opt2, opt), "cut_ckpt.h5: cannot open as an HDF5 checkpoint");
+    expect_failure(ARGV("train", cfg, opt2, opt), "cut_ckpt.h5: checksum mismatch");
+    /* one changed byte in the middle of a checkpoint: refused by its digest before libhdf5 reads it */
+    snprintf(cmd, sizeof cmd, "cp %s/best.h5 %s/edited.h5 && printf '\\377' | dd of=%s/edited.h5 bs=1 seek=4000 conv=notrunc 2>/dev/null",
+             run, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(opt, sizeof opt, "model.init=%s/edited.h5", dir);
+    expect_failure(ARGV("train", cfg, opt2, opt), "edited.h5: checksum mismatch");
     /* a run directory whose checkpoint is broken refuses to resume, and keeps the file */
     assert_unchanged(&s, run);
     for (int i = 0; i < 5; i++) free(s.data[i]);

@@ -46,11 +46,13 @@ struct nb_dist {
     void *nccl; /* GPU ranks: gradients are summed by NCCL on the device instead of staged through the host */
 };
 
+#ifdef NB_MPI
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+#endif
 
 /* mpirun (Open MPI), srun with PMIx or PMI-2, MPICH's hydra: each leaves its mark in the environment */
 static bool launched_by_mpi(void) {
@@ -245,6 +247,7 @@ void nb_dist_attach(nb_dist *d, nb_ctx *ctx, size_t bucket_bytes) {
 }
 
 int nb_dist_sync_params(nb_dist *d, nb_params *ps) {
+    (void)ps; /* read only when built with MPI */
     if (!d || d->comm.size == 1) return 0;
 #ifdef NB_MPI
     for (int i = 0; i < ps->n; i++) {

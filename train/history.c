@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/check.h"
 
@@ -64,7 +65,9 @@ int nb_history_load(nb_history *h, const char *path, int64_t last_step) {
         if (o) fputs(line, o);
     }
     fclose(f);
-    if (o && fclose(o) == 0) rename(tmp, path);
+    /* the file is replaced only by a complete copy (a full disk leaves it as it was) */
+    if (o && (ferror(o) | fclose(o)) == 0) rename(tmp, path);
+    else if (o) unlink(tmp);
     return 0;
 }
 

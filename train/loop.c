@@ -144,7 +144,9 @@ static int finish_epoch(nb_trainer *t, int64_t e, nb_progress *pr, const epoch_s
     if (ranks > 1)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"ranks\": %d, \"ranks_consistent\": %s", ranks,
                  consistent == 1 ? "true" : "false");
-    nb_progress_epoch_end(pr, e, nb_schedule_lr(&t->sched, (double)(e + 1)), train_loss, train_score, &ev, best, extra);
+    if (nb_progress_epoch_end(pr, e, nb_schedule_lr(&t->sched, (double)(e + 1)), train_loss, train_score, &ev, best,
+                              extra))
+        return -1;
     if ((best && nb_trainer_save(t, "best.h5")) || nb_compress_eval(&t->compress, NB_AT_END) ||
         nb_trainer_save(t, "last.h5"))
         return -1;

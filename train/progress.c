@@ -1,14 +1,28 @@
 /* Progress, metrics lines and the chart of a run (see progress.h). */
 #include "train/progress.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/check.h"
 #include "train/run_dir.h"
+
+/* resident memory of this process now (/proc/self/statm) and at its peak (getrusage), in MiB */
+static void rss_mb(double *now_mb, double *peak_mb) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    if (f) fclose(f);
+    *now_mb = (double)resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+    struct rusage ru;
+    *peak_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
 
 static double now(void) {
     struct timespec t;
@@ -141,24 +155,33 @@ void nb_progress_report_skipped(nb_progress *p) {
     if (p->t->has_val) report_skipped(&p->t->val, &p->skipped_val);
 }
 
-void nb_progress_epoch_end(nb_progress *p, int64_t e, double lr, double train_loss, double train_score,
-                           const nb_eval_result *ev, bool best, const char *extra) {
+int nb_progress_epoch_end(nb_progress *p, int64_t e, double lr, double train_loss, double train_score,
+                          const nb_eval_result *ev, bool best, const char *extra) {
     nb_trainer *t = p->t;
     nb_task *task = t->task;
     t->st.seconds = p->seconds0 + (now() - p->session_start);
     char fields[200], console[200];
     task->epoch_fields(task, train_score, ev, fields, sizeof fields);
+    double rss, peak;
+    rss_mb(&rss, &peak);
     fprintf(p->metrics,
             "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
-            "\"val_loss\": %.6f, %s, \"img_per_s\": %.1f, \"seconds\": %.1f%s}\n",
+            "\"val_loss\": %.6f, %s, \"img_per_s\": %.1f, \"seconds\": %.1f, \"rss_mb\": %.1f, \"peak_rss_mb\": %.1f%s}\n",
             (long long)e + 1, (long long)t->st.global_step, lr, train_loss, ev->loss, fields,
-            (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, extra);
-    fflush(p->metrics);
+            (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, rss, peak, extra);
+    /* the step lines' errors too: ferror stays set */
+    if (fflush(p->metrics) != 0 || ferror(p->metrics)) {
+        int err = errno;
+        NB_FAIL(t->ctx, "train", "cannot write %s/metrics.jsonl: %s; its earlier lines are intact, and %s/last.h5 "
+                "holds the last checkpoint", t->out, strerror(err ? err : EIO), t->out);
+        return -1;
+    }
     nb_history_add_epoch(&p->hist, (double)(e + 1), train_score, ev->loss, ev->score);
-    if (t->quiet) return;
+    if (t->quiet) return 0;
     task->epoch_console(task, train_score, ev, console, sizeof console);
     fprintf(stderr, "epoch %lld/%lld  train loss %.4f%s%s  (%.0fs)\n", (long long)e + 1, (long long)t->epochs, train_loss,
             console, best ? "  best" : "", t->st.seconds);
+    return 0;
 }
 
 void nb_progress_chart(nb_progress *p) {

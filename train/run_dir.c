@@ -1,10 +1,12 @@
 /* The run directory (see run_dir.h). */
 #include "train/run_dir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/check.h"
 #include "train/chart.h"
@@ -53,11 +55,30 @@ int nb_run_dir_check(nb_ctx *ctx, const char *out, nb_run_start start) {
     return 0;
 }
 
+/* A temporary file of the run's own writers (last.h5.tmp, metrics.jsonl.tmp, curves.png.tmp ...) is what a
+ * killed write leaves behind: never a complete file, since the writers rename only complete ones */
+static void remove_stale(const char *out) {
+    DIR *d = opendir(out);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".tmp")) continue;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+        if (unlink(path) == 0)
+            fprintf(stderr, "nibble: note: removed %s, left by a write that was interrupted (the file it was to "
+                            "replace is complete)\n", path);
+    }
+    closedir(d);
+}
+
 int nb_run_dir_create(nb_ctx *ctx, const char *out, const char *config_text) {
     if (mkdir_p(out)) {
         NB_FAIL(ctx, out, "cannot create the run directory: %s", strerror(errno));
         return -1;
     }
+    remove_stale(out);
     char path[600], tmp[620];
     snprintf(path, sizeof path, "%s/config.cfg", out);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -1,0 +1,69 @@
+/* Checked reading of HDF5 files from elsewhere (h5_read.h). */
+#include "formats/h5_read.h"
+
+#include "core/check.h"
+#include "formats/h5_checksum.h"
+
+hid_t nb_h5_open_quiet(const char *path) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by us, with the file named */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* an error path that leaves a dataset open must not leave the file (and its caches) open too */
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+hid_t nb_h5_open(nb_ctx *ctx, const char *path, const char *what) {
+    if (nb_h5_verify(ctx, path) < 0) return -1;
+    hid_t f = nb_h5_open_quiet(path);
+    if (f < 0) NB_FAIL(ctx, path, "cannot open as an HDF5 %s (missing, unreadable, not HDF5, or truncated)", what);
+    return f;
+}
+
+int nb_h5_shape(hid_t d, hsize_t dims[NB_H5_MAX_RANK]) {
+    hid_t sp = H5Dget_space(d);
+    if (sp < 0) return -1;
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd < 0 || nd > NB_H5_MAX_RANK || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) nd = -1;
+    H5Sclose(sp);
+    return nd;
+}
+
+int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, hid_t mem_type, void *buf, int64_t n) {
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    if (d < 0) {
+        NB_FAIL(ctx, path, "no dataset %s", name);
+        return -1;
+    }
+    hid_t sp = H5Dget_space(d);
+    hssize_t got = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    int rc = -1;
+    if (got != n)
+        NB_FAIL(ctx, path, "%s has %lld elements; expected %lld", name, (long long)got, (long long)n);
+    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        NB_FAIL(ctx, path, "reading %s failed (truncated or corrupt file, or a type that does not convert)", name);
+    else
+        rc = 0;
+    H5Dclose(d);
+    return rc;
+}
+
+int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes) {
+    hsize_t file_size = 0, stored = H5Dget_storage_size(d);
+    H5Fget_filesize(f, &file_size);
+    hid_t plist = H5Dget_create_plist(d);
+    int filters = plist >= 0 ? H5Pget_nfilters(plist) : 0;
+    if (plist >= 0) H5Pclose(plist);
+    uint64_t can_hold = filters > 0 ? (uint64_t)stored * 1100u : (uint64_t)stored;
+    if (stored > file_size || bytes > can_hold) {
+        NB_FAIL(ctx, path,
+                "%s claims %llu bytes of data but the file stores %llu%s in %llu bytes: corrupt, truncated or not "
+                "written",
+                name, (unsigned long long)bytes, (unsigned long long)stored, filters > 0 ? " compressed" : "",
+                (unsigned long long)file_size);
+        return -1;
+    }
+    return 0;
+}
