@@ -4,7 +4,8 @@
 #                                           regression inputs (fuzz/regress/NAME) start the corpus kept in
 #                                           build/fuzz/corpus/NAME; crashes land in build/fuzz/crashes/NAME
 #   scripts/fuzz.sh --smoke SECONDS NAME... every target: replay its seeds and regression inputs, then fuzz it
-#                                           for SECONDS from them (nothing kept); exit 1 on any finding
+#                                           for SECONDS from them (nothing kept; the HDF5 targets replay only);
+#                                           exit 1 on any finding
 # Per-target limits: the importer and checkpoints run whole models per input, so they get a longer timeout.
 set -u
 cd "$(dirname "$0")/.."
@@ -40,6 +41,15 @@ if [ "${1:-}" = "--smoke" ]; then
         if [ -n "$files" ] && ! $B/fuzz_$t $(opts "$t") -runs=0 $files > "$log" 2>&1; then
             echo "FAILED on a committed input"; tail -30 "$log"; failed="$failed $t"; rm -rf "$work"; continue
         fi
+        # libhdf5 1.10 crashes and hangs on some malformed files (fuzz/upstream/): a few seconds of mutating
+        # HDF5 files would fail CI on its bugs by chance, so those targets replay only here
+        case "$t" in
+        hdf5_data | checkpoint)
+            echo "replayed (mutation: make fuzz T=$t; libhdf5's own findings are in fuzz/upstream)"
+            rm -rf "$work"
+            continue
+            ;;
+        esac
         # shellcheck disable=SC2046,SC2086
         if $B/fuzz_$t $(opts "$t") -max_total_time="$secs" -artifact_prefix="$work/" "$work" $(dirs "$t") \
             >> "$log" 2>&1; then
@@ -50,7 +60,7 @@ if [ "${1:-}" = "--smoke" ]; then
         rm -rf "$work"
     done
     [ -z "$failed" ] || { echo "fuzz smoke FAILED:$failed"; exit 1; }
-    echo "fuzz smoke: every target replayed its inputs and fuzzed ${secs}s without a finding"
+    echo "fuzz smoke: every target replayed its inputs, and all but the HDF5 ones fuzzed ${secs}s, without a finding"
     exit 0
 fi
 
