@@ -157,8 +157,9 @@ nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape) {
             NB_REQUIRE(ctx, infer < 0, NULL, "reshape", "more than one -1 in the new shape for %s", NB_SHAPE(x));
             infer = i;
         } else {
-            NB_REQUIRE(ctx, s[i] >= 0, NULL, "reshape", "size %lld at dimension %d for %s", (long long)s[i], i,
-                       NB_SHAPE(x));
+            /* a shape whose product overflows cannot match any tensor's element count */
+            NB_REQUIRE(ctx, s[i] >= 0 && (s[i] == 0 || known <= INT64_MAX / s[i]), NULL, "reshape",
+                       "size %lld at dimension %d for %s", (long long)s[i], i, NB_SHAPE(x));
             known *= s[i];
         }
     }

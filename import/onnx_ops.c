@@ -737,6 +737,9 @@ static int run_resize(ox_run *r, ox_step *s) {
         NB_REQUIRE(ctx_of(r), scales->f[0] == 1.0f && scales->f[1] == 1.0f, -1, WHERE, "a Resize of the batch or channels");
         sh = scales->f[2];
         sw = scales->f[3];
+        /* the output side must be a size before it is converted to one */
+        NB_REQUIRE(ctx_of(r), sh > 0 && sw > 0 && (double)H * sh <= 1e6 && (double)W * sw <= 1e6, -1, WHERE,
+                   "Resize scales %g x %g of a %lldx%lld input", sh, sw, (long long)H, (long long)W);
         oh = (int64_t)floor((double)H * sh);
         ow = (int64_t)floor((double)W * sw);
     }
