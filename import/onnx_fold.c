@@ -346,6 +346,9 @@ static int fold_concat(folder *f) {
 
 /* ONNX Slice's clamping of start and end for a step (numpy's) */
 static void slice_range(int64_t len, int64_t start, int64_t end, int64_t step, int64_t *first, int64_t *count) {
+    /* a step longer than the axis takes one element at most: bounded so that the arithmetic below cannot overflow */
+    if (step > len + 1) step = len + 1;
+    if (step < -(len + 1)) step = -(len + 1);
     if (start < 0) start += len;
     if (end < 0) end += len;
     if (step > 0) {
@@ -468,10 +471,13 @@ static int fold_transpose(folder *f, const ox_value *x) {
     int n = 0;
     const int64_t *perm = ox_get_ints(f->s->node, "perm", &n);
     int64_t p[NB_MAX_DIMS], dims[NB_MAX_DIMS];
-    for (int k = 0; k < x->ndim; k++) p[k] = perm ? perm[k] : x->ndim - 1 - k; /* default: reversed */
     NB_REQUIRE(f->ctx, !perm || n == x->ndim, -1, f->where, "perm of %d for %d dimensions", n, x->ndim);
+    for (int k = 0; k < x->ndim; k++) p[k] = perm ? perm[k] : x->ndim - 1 - k; /* default: reversed */
+    bool seen[NB_MAX_DIMS] = {0};
     for (int k = 0; k < x->ndim; k++) {
-        NB_REQUIRE(f->ctx, p[k] >= 0 && p[k] < x->ndim, -1, f->where, "perm out of range");
+        NB_REQUIRE(f->ctx, p[k] >= 0 && p[k] < x->ndim && !seen[p[k]], -1, f->where,
+                   "perm is not a permutation of %d axes", x->ndim);
+        seen[p[k]] = true;
         dims[k] = x->dims[p[k]];
     }
     ox_value *y = out_v(f, 0);

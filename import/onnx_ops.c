@@ -656,6 +656,7 @@ static int run_pad(ox_run *r, ox_step *s) {
     if (!pads && ox_has_in(s, 1)) {
         ox_value *v = ox_const_in(r, s, 1);
         if (!v) return -1;
+        NB_REQUIRE(ctx_of(r), v->is_int, -1, WHERE, "pads must be integers");
         n = (int)(v->n < 2 * NB_MAX_DIMS ? v->n : 2 * NB_MAX_DIMS);
         for (int k = 0; k < n; k++) buf[k] = v->i[k];
         pads = buf;
