@@ -20,25 +20,22 @@ static void digest(const unsigned char *bytes, size_t n, char hex[2 * crypto_gen
     sodium_bin2hex(hex, 2 * sizeof out + 1, out, sizeof out);
 }
 
-/* path's bytes, malloc'd (NULL on a read error) */
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, len = 0, r;
-    unsigned char *buf = malloc(cap);
-    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0)
-        if ((len += r) == cap) {
-            unsigned char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
+/* The digest of f's bytes after the userblock, streamed (a checkpoint can be larger than what should be held
+ * twice in memory); -1 on a read error or a file no longer than its userblock */
+static int digest_file(FILE *f, char hex[2 * crypto_generichash_BYTES + 1]) {
+    crypto_generichash_state st;
+    unsigned char buf[1 << 16], out[crypto_generichash_BYTES];
+    if (sodium_init() < 0 || crypto_generichash_init(&st, NULL, 0, sizeof out) || fseek(f, NB_H5_USERBLOCK, SEEK_SET))
+        return -1;
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        crypto_generichash_update(&st, buf, n);
+        total += n;
     }
-    fclose(f);
-    *n = len;
-    return buf;
+    if (ferror(f) || total == 0) return -1;
+    crypto_generichash_final(&st, out, sizeof out);
+    sodium_bin2hex(hex, 2 * sizeof out + 1, out, sizeof out);
+    return 0;
 }
 
 void nb_h5_seal_image(unsigned char *image, size_t n) {
@@ -49,14 +46,15 @@ void nb_h5_seal_image(unsigned char *image, size_t n) {
 }
 
 int nb_h5_seal(nb_ctx *ctx, const char *path) {
-    size_t n;
-    unsigned char *image = slurp(path, &n);
-    NB_REQUIRE(ctx, image && n > NB_H5_USERBLOCK, -1, path, "cannot read it back to write its checksum");
-    nb_h5_seal_image(image, n);
     FILE *f = fopen(path, "r+b");
-    int rc = f && fwrite(image, 1, NB_H5_USERBLOCK, f) == NB_H5_USERBLOCK ? 0 : -1;
-    if (f && fclose(f) != 0) rc = -1;
-    free(image);
+    NB_REQUIRE(ctx, f, -1, path, "cannot reopen to write its checksum: %s", strerror(errno));
+    char hex[2 * crypto_generichash_BYTES + 1], block[NB_H5_USERBLOCK] = {0};
+    int rc = digest_file(f, hex);
+    if (rc == 0) {
+        snprintf(block, sizeof block, "%s%s\n", magic, hex);
+        rc = fseek(f, 0, SEEK_SET) || fwrite(block, 1, sizeof block, f) != sizeof block ? -1 : 0;
+    }
+    if (fclose(f) != 0) rc = -1;
     if (rc) NB_FAIL(ctx, path, "writing its checksum failed: %s", strerror(errno ? errno : EIO));
     return rc;
 }
@@ -70,14 +68,11 @@ int nb_h5_verify(nb_ctx *ctx, const char *path) {
         fclose(f);
         return 0;
     }
-    fclose(f);
-    size_t n;
-    unsigned char *image = got == sizeof block ? slurp(path, &n) : NULL;
     char hex[2 * crypto_generichash_BYTES + 1] = "";
-    if (image && n > NB_H5_USERBLOCK) digest(image + NB_H5_USERBLOCK, n - NB_H5_USERBLOCK, hex);
-    free(image);
+    int rc = got == sizeof block ? digest_file(f, hex) : -1;
+    fclose(f);
     const char *stored = block + sizeof magic - 1;
-    if (hex[0] && memcmp(stored, hex, sizeof hex - 1) == 0) return 1;
+    if (rc == 0 && memcmp(stored, hex, sizeof hex - 1) == 0) return 1;
     NB_FAIL(ctx, path,
             "checksum mismatch: the file changed after nibble wrote it (damaged in transit, truncated or edited); "
             "libhdf5 is not given it\n  hint: copy it again from where it was made");
