@@ -4,7 +4,8 @@
  * the weights, and gradient of the input wherever the input needs one) and the GFLOP/s they come to.
  * ARCH import:NAME times the zoo model NAME exported to ONNX (bin/export's code) and imported again
  * (model.arch = onnx): what the import costs in throughput.
- * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE [cpu|cuda [CLASSES]]]]]]] */
+ * PRECISION bf16 trains in mixed precision (train.precision = bf16).
+ * usage: bench_train ARCH [BATCH [STEPS [WIDTH [IN_CHANNELS [SIZE [cpu|cuda [CLASSES [fp32|bf16]]]]]]]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,13 @@ int main(int argc, char **argv) {
     int cin = argc > 5 ? atoi(argv[5]) : 1, size = argc > 6 ? atoi(argv[6]) : 28;
     bool gpu = argc > 7 && !strcmp(argv[7], "cuda");
     int classes = argc > 8 ? atoi(argv[8]) : 10;
+    bool bf16 = argc > 9 && !strcmp(argv[9], "bf16");
     nb_ctx *ctx = nb_ctx_new(gpu ? NB_DEVICE_CUDA : NB_DEVICE_CPU);
     if (!ctx) return 1;
+    if (bf16 && !nb_autocast_supported(ctx, NB_BF16)) {
+        fprintf(stderr, "bench_train: the %s backend does not train in bf16\n", nb_ctx_backend_name(ctx));
+        return 1;
+    }
     bool import = !strncmp(arch, "import:", 7);
     nb_model_spec spec = {.arch = import ? arch + 7 : arch, .num_classes = classes, .in_channels = cin,
                           .input_size = size, .width = width, .seed = 1};
@@ -77,7 +83,9 @@ int main(int argc, char **argv) {
     for (int s = -5; s < steps; s++) {
         if (s == 0) t0 = bench_now();
         size_t mark = nb_scope_begin(ctx);
+        nb_set_autocast(ctx, bf16 ? NB_BF16 : NB_F32);
         nb_tensor *loss = nb_cross_entropy(m->forward(m, x, true), y, 0.0f);
+        nb_set_autocast(ctx, NB_F32);
         if (s == -5) train_macs = step_macs(ctx) / B;
         nb_item(loss);
         nb_optim_zero_grad(o);
@@ -90,10 +98,10 @@ int main(int argc, char **argv) {
     nb_mem_stats_get(ctx, &ms);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"name\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
+    printf("{\"name\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"size\": %d, \"img_per_s\": %.1f, \"ms_per_step\": %.2f, "
            "\"train_mmacs_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_mem_mib\": %.0f, \"max_rss_mib\": %.0f}\n",
-           arch, nb_ctx_backend_name(ctx), B, size, steps * B / dt, dt / steps * 1e3, train_macs / 1e6,
+           arch, nb_ctx_backend_name(ctx), bf16 ? "bf16" : "fp32", B, size, steps * B / dt, dt / steps * 1e3, train_macs / 1e6,
            2 * train_macs * steps * B / dt / 1e9, (double)ms.peak_in_use / (1 << 20), (double)ru.ru_maxrss / 1024.0);
     free(lab);
     nb_release(x);

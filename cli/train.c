@@ -71,6 +71,11 @@ static int run(int argc, char **argv, nb_dist *dist) {
         nb_model *m = nb_model_for(ctx, s);
         if (nb_onnx_is_imported(m)) nb_onnx_describe(m, stdout);
         nb_print_summary(m, stdout);
+        if (s->train.precision.id == NB_PRECISION_BF16)
+            printf("train.precision = bf16: %s\n",
+                   !nb_autocast_supported(ctx, NB_BF16) ? "this backend has no bf16 kernels (training refuses it)"
+                   : nb_autocast_native(ctx, NB_BF16) ? "computed natively by this CPU (AVX-512 BF16 or AMX)"
+                                                       : "emulated on this CPU (no AVX-512 BF16 or AMX): correct, but slower than fp32");
         nb_model_free(m);
         nb_ctx_free(ctx);
         free(s);

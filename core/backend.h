@@ -63,6 +63,15 @@ struct nb_backend {
     /* The layout this backend's convolutions produce for an activation of t's shape (benchmarks and tests
      * use it to start from what a network would hold). */
     int (*activation_layout)(nb_backend *be, const nb_tensor *t);
+    /* The layout that arranges elements as `layout` does, holding dtype instead (a CAST keeps blocked
+     * activations blocked); relayout converts between the two. NULL: a backend with plain casts only. */
+    int (*layout_as)(nb_backend *be, int layout, nb_dtype dtype);
+
+    /* Mixed precision (core/autocast.c): whether this backend runs op on activations of dtype (bf16), its
+     * parameters staying f32; an op it declines gets its bf16 inputs cast to f32. NULL: f32 only. */
+    bool (*lowp_supports)(nb_backend *be, nb_op op, nb_dtype dtype);
+    /* whether the hardware computes dtype itself (AVX-512 BF16, AMX) rather than emulating it slowly */
+    bool (*lowp_native)(nb_backend *be, nb_dtype dtype);
 
     /* ops (core/op_table.h): whether this backend runs op at all (core reports a clear error before
      * dispatching one it declines); then, for impl KERNEL, forward allocates the node's outputs (choosing their

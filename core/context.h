@@ -78,6 +78,9 @@ struct nb_ctx {
      * training's last epochs, as torch's freeze_bn_stats: the statistics folded into the deployed weights stop
      * moving) */
     bool bn_frozen;
+    /* mixed precision: NB_BF16 runs convolutions and linear layers, and what follows them, on bf16 activations
+     * (core/autocast.c); NB_F32 (the default) runs everything in f32 */
+    nb_dtype autocast;
 };
 
 /* A context on the backend that make_backend builds for it (backend/select.h chooses one by device:
@@ -91,6 +94,12 @@ const char *nb_ctx_last_error(const nb_ctx *ctx);
 void nb_ctx_seed(nb_ctx *ctx, uint64_t seed, uint64_t stream);
 
 bool nb_set_grad_enabled(nb_ctx *ctx, bool on); /* returns the previous setting */
+/* Mixed precision for the ops that follow: NB_BF16 or NB_F32 (off); returns the previous setting. Whether the
+ * backend can: nb_autocast_supported (f32 always can). */
+nb_dtype nb_set_autocast(nb_ctx *ctx, nb_dtype dtype);
+bool nb_autocast_supported(nb_ctx *ctx, nb_dtype dtype);
+/* ... and whether the hardware computes it natively (else it is emulated: correct, but slower than f32) */
+bool nb_autocast_native(nb_ctx *ctx, nb_dtype dtype);
 void nb_set_record_all(nb_ctx *ctx, bool on);
 void nb_set_scope_name(nb_ctx *ctx, const char *name);
 

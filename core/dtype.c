@@ -8,6 +8,7 @@ size_t nb_dtype_size(nb_dtype t) {
     case NB_U8: return 1;
     case NB_I32: return 4;
     case NB_I64: return 8;
+    case NB_BF16: return 2;
     default: return 0;
     }
 }
@@ -19,6 +20,7 @@ const char *nb_dtype_name(nb_dtype t) {
     case NB_U8: return "u8";
     case NB_I32: return "i32";
     case NB_I64: return "i64";
+    case NB_BF16: return "bf16";
     default: return "?";
     }
 }

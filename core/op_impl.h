@@ -39,8 +39,9 @@ void nb_share_storage(nb_tensor *dst, const nb_tensor *src);
 /* Give the backend's choice of output layout to an output: allocate its storage. */
 static inline int nb_out_alloc(nb_tensor *t, int layout) { return nb_tensor_alloc(t, layout); }
 
-/* The n-th input must be an f32 tensor of ndim dims; reports with op name and shape. */
-int nb_check_f32(nb_ctx *ctx, const char *op, const char *what, const nb_tensor *t, int ndim);
+/* The n-th input must be a float tensor (f32, or bf16 under mixed precision: core/autocast.c casts it to what
+ * the op runs in) of ndim dims; reports with op name and shape. */
+int nb_check_float(nb_ctx *ctx, const char *op, const char *what, const nb_tensor *t, int ndim);
 
 /* Normalise a possibly negative axis against ndim; -1 with an error when out of range. */
 int nb_norm_axis(nb_ctx *ctx, const char *op, const nb_tensor *t, int axis);
@@ -54,6 +55,11 @@ nb_tensor *nb_eltwise_node(nb_op op, nb_tensor *x, float alpha);
  * *groups, the channel along the axis, or the one group of a per-tensor quantizer (*groups 1, *inner the
  * element count, which a backend may replace by its physical one). */
 void nb_fake_quant_groups(const nb_node *n, int64_t *groups, int64_t *inner);
+
+/* Mixed precision (core/autocast.c): the inputs of a new op cast to what it runs in (in[] rewritten; *lowp set
+ * when it runs on bf16 activations), and the type of a float output it writes. */
+int nb_autocast_inputs(nb_ctx *ctx, nb_op op, nb_tensor **in, int n_in, bool *lowp);
+nb_dtype nb_autocast_out_dtype(const nb_node *n, nb_dtype dtype);
 
 /* Running a recorded node where its row of core/op_table.h says (core/dispatch.c). */
 int nb_core_forward(nb_ctx *ctx, nb_node *n);

@@ -64,6 +64,7 @@
     X(MSE,             mse,             none,       none,   KERNEL, TRAINING, FLOAT)             \
     X(MULTIBOX,        multibox_loss,   multibox,   none,   KERNEL, TRAINING, FLOAT)             \
     X(RELAYOUT,        relayout,        relayout,   none,   VIEW,   IDENTITY, KEEP)              \
+    X(CAST,            cast,            cast,       none,   VIEW,   IDENTITY, KEEP)              \
     X(FAKE_QUANT,      fake_quant,      fake_quant, none,   KERNEL, EXPORT,   FLOAT)
 
 #endif

@@ -67,6 +67,9 @@ nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape); /* one -1 a
 nb_tensor *nb_flatten(nb_tensor *x);                                 /* [N, ...] -> [N, prod(...)] */
 nb_tensor *nb_to_plain(nb_tensor *x); /* plain contiguous layout; x itself when it already is */
 nb_tensor *nb_to_layout(nb_tensor *x, int layout);
+/* x converted to dtype (f32 <-> bf16, rounding to nearest even), in the same arrangement; x itself when it
+ * already has it. Differentiable: the gradient is converted back. */
+nb_tensor *nb_cast(nb_tensor *x, nb_dtype dtype);
 
 nb_tensor *nb_softmax(nb_tensor *x, int axis);
 nb_tensor *nb_log_softmax(nb_tensor *x, int axis);

@@ -6,7 +6,7 @@ static nb_tensor *softmax_like(nb_op op, nb_tensor *x, int axis) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
     const char *name = nb_op_name(op);
-    if (nb_check_f32(ctx, name, "input", x, -1)) return NULL;
+    if (nb_check_float(ctx, name, "input", x, -1)) return NULL;
     int a = nb_norm_axis(ctx, name, x, axis);
     if (a < 0) return NULL;
     x = nb_to_plain(x);
@@ -34,7 +34,7 @@ static nb_tensor *loss_node(nb_ctx *ctx, nb_op op, nb_tensor *a, nb_tensor *b, n
 nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels, float label_smoothing) {
     if (!logits || !labels) return NULL;
     nb_ctx *ctx = logits->ctx;
-    if (nb_check_f32(ctx, "cross_entropy", "logits", logits, 2)) return NULL;
+    if (nb_check_float(ctx, "cross_entropy", "logits", logits, 2)) return NULL;
     NB_REQUIRE(ctx, labels->dtype == NB_I64 && labels->ndim == 1 && labels->shape[0] == logits->shape[0], NULL,
                "cross_entropy", "labels %s must be i64 [%lld] for logits %s", NB_SHAPE(labels),
                (long long)logits->shape[0], NB_SHAPE(logits));
@@ -49,8 +49,8 @@ nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels, float label_sm
 nb_tensor *nb_kl_div(nb_tensor *student, nb_tensor *teacher, float temperature) {
     if (!student || !teacher) return NULL;
     nb_ctx *ctx = student->ctx;
-    if (nb_check_f32(ctx, "kl_div", "student logits", student, 2) ||
-        nb_check_f32(ctx, "kl_div", "teacher logits", teacher, 2))
+    if (nb_check_float(ctx, "kl_div", "student logits", student, 2) ||
+        nb_check_float(ctx, "kl_div", "teacher logits", teacher, 2))
         return NULL;
     NB_REQUIRE(ctx, nb_same_shape(student, teacher), NULL, "kl_div", "student %s and teacher %s logits differ",
                NB_SHAPE(student), NB_SHAPE(teacher));
@@ -63,7 +63,7 @@ static nb_tensor *regression(nb_op op, nb_tensor *x, nb_tensor *t, nb_attr attr)
     if (!x || !t) return NULL;
     nb_ctx *ctx = x->ctx;
     const char *name = nb_op_name(op);
-    if (nb_check_f32(ctx, name, "input", x, -1) || nb_check_f32(ctx, name, "target", t, -1)) return NULL;
+    if (nb_check_float(ctx, name, "input", x, -1) || nb_check_float(ctx, name, "target", t, -1)) return NULL;
     NB_REQUIRE(ctx, nb_same_shape(x, t), NULL, name, "input %s and target %s differ in shape", NB_SHAPE(x),
                NB_SHAPE(t));
     NB_REQUIRE(ctx, nb_numel(x) > 0, NULL, name, "input %s is empty", NB_SHAPE(x));
@@ -80,7 +80,7 @@ nb_tensor *nb_multibox_loss(nb_tensor *pred, nb_tensor *target, float neg_pos_ra
     if (!pred || !target) return NULL;
     nb_ctx *ctx = pred->ctx;
     const char *op = "multibox_loss";
-    if (nb_check_f32(ctx, op, "predictions", pred, 3) || nb_check_f32(ctx, op, "targets", target, 3)) return NULL;
+    if (nb_check_float(ctx, op, "predictions", pred, 3) || nb_check_float(ctx, op, "targets", target, 3)) return NULL;
     int64_t N = pred->shape[0], P = pred->shape[2];
     NB_REQUIRE(ctx, pred->shape[1] >= 6, NULL, op,
                "predictions %s must be [N, 4 + C, P] with C >= 2 (background and a class)", NB_SHAPE(pred));

@@ -11,7 +11,7 @@ static int def1(int v) { return v ? v : 1; }
 nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a) {
     if (!x || !w) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "conv2d", "input", x, 4) || nb_check_f32(ctx, "conv2d", "weight", w, 4)) return NULL;
+    if (nb_check_float(ctx, "conv2d", "input", x, 4) || nb_check_float(ctx, "conv2d", "weight", w, 4)) return NULL;
     for (int i = 0; i < 2; i++) {
         a.stride[i] = def1(a.stride[i]);
         a.dilation[i] = def1(a.dilation[i]);
@@ -28,7 +28,7 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a) {
                "input %s has %lld channels, but weight %s with groups=%lld expects %lld", NB_SHAPE(x),
                (long long)C, NB_SHAPE(w), (long long)g, (long long)(w->shape[1] * g));
     if (b) {
-        if (nb_check_f32(ctx, "conv2d", "bias", b, 1)) return NULL;
+        if (nb_check_float(ctx, "conv2d", "bias", b, 1)) return NULL;
         NB_REQUIRE(ctx, b->shape[0] == O, NULL, "conv2d", "bias %s must have %lld elements (weight %s)",
                    NB_SHAPE(b), (long long)O, NB_SHAPE(w));
     }
@@ -51,13 +51,13 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, nb_conv_attr a) {
 nb_tensor *nb_linear(nb_tensor *x, nb_tensor *w, nb_tensor *b) {
     if (!x || !w) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "linear", "input", x, 2) || nb_check_f32(ctx, "linear", "weight", w, 2)) return NULL;
+    if (nb_check_float(ctx, "linear", "input", x, 2) || nb_check_float(ctx, "linear", "weight", w, 2)) return NULL;
     NB_REQUIRE(ctx, x->shape[1] == w->shape[1], NULL, "linear",
                "input %s has %lld features, but weight %s expects %lld\n  hint: weight is [out_features, "
                "in_features] as in torch.nn.Linear",
                NB_SHAPE(x), (long long)x->shape[1], NB_SHAPE(w), (long long)w->shape[1]);
     if (b) {
-        if (nb_check_f32(ctx, "linear", "bias", b, 1)) return NULL;
+        if (nb_check_float(ctx, "linear", "bias", b, 1)) return NULL;
         NB_REQUIRE(ctx, b->shape[0] == w->shape[0], NULL, "linear", "bias %s must have %lld elements (weight %s)",
                    NB_SHAPE(b), (long long)w->shape[0], NB_SHAPE(w));
     }
@@ -76,14 +76,14 @@ nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_t
                           nb_tensor *running_var, nb_bn_attr a) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "batchnorm2d", "input", x, 4)) return NULL;
+    if (nb_check_float(ctx, "batchnorm2d", "input", x, 4)) return NULL;
     int64_t C = x->shape[1];
     nb_tensor *vecs[4] = {weight, bias, running_mean, running_var};
     static const char *const names[4] = {"weight", "bias", "running_mean", "running_var"};
     for (int i = 0; i < 4; i++) {
         nb_tensor *v = vecs[i];
         if (!v) continue;
-        if (nb_check_f32(ctx, "batchnorm2d", names[i], v, 1)) return NULL;
+        if (nb_check_float(ctx, "batchnorm2d", names[i], v, 1)) return NULL;
         NB_REQUIRE(ctx, v->shape[0] == C && nb_is_contiguous(v), NULL, "batchnorm2d",
                    "%s %s must be a contiguous vector of %lld elements for input %s", names[i], NB_SHAPE(v),
                    (long long)C, NB_SHAPE(x));
@@ -117,7 +117,7 @@ nb_tensor *nb_batchnorm2d(nb_tensor *x, nb_tensor *weight, nb_tensor *bias, nb_t
 nb_tensor *nb_eltwise_node(nb_op op, nb_tensor *x, float alpha) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, nb_op_name(op), "input", x, -1)) return NULL;
+    if (nb_check_float(ctx, nb_op_name(op), "input", x, -1)) return NULL;
     if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
     if (!x) return NULL;
     nb_node *n = nb_op_begin(ctx, op, &x, 1, 1);
@@ -137,7 +137,7 @@ static nb_tensor *pool(nb_op op, nb_tensor *x, nb_pool_attr a) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
     const char *name = nb_op_name(op);
-    if (nb_check_f32(ctx, name, "input", x, 4)) return NULL;
+    if (nb_check_float(ctx, name, "input", x, 4)) return NULL;
     if (op == NB_OP_GLOBAL_AVGPOOL) {
         a = (nb_pool_attr){.kernel = {(int)x->shape[2], (int)x->shape[3]}};
     }
@@ -173,7 +173,7 @@ nb_tensor *nb_global_avgpool(nb_tensor *x) { return pool(NB_OP_GLOBAL_AVGPOOL, x
 
 nb_tensor *nb_spatial_map(nb_tensor *x, nb_tensor *m, int oh, int ow) {
     if (!x || !m) return NULL;
-    if (nb_check_f32(x->ctx, "spatial_map", "input", x, 4)) return NULL;
+    if (nb_check_float(x->ctx, "spatial_map", "input", x, 4)) return NULL;
     int64_t N = x->shape[0], C = x->shape[1], px = x->shape[2] * x->shape[3];
     NB_REQUIRE(x->ctx, m->ndim == 2 && m->shape[0] == (int64_t)oh * ow && m->shape[1] == px, NULL, "spatial_map",
                "a map %s cannot take %s to %dx%d pixels", NB_SHAPE(m), NB_SHAPE(x), oh, ow);
@@ -193,7 +193,7 @@ static nb_tensor *spatial_map(nb_tensor *x, int oh, int ow, float *m) {
 
 /* what adaptive pooling and upsampling both need: a 4-d float input and a non-empty output size */
 static int check_resize(nb_ctx *ctx, const char *op, const nb_tensor *x, int oh, int ow) {
-    if (nb_check_f32(ctx, op, "input", x, 4)) return -1;
+    if (nb_check_float(ctx, op, "input", x, 4)) return -1;
     NB_REQUIRE(ctx, oh > 0 && ow > 0 && x->shape[2] > 0 && x->shape[3] > 0, -1, op,
                "output %dx%d and input %s must be non-empty", oh, ow, NB_SHAPE(x));
     return 0;
@@ -247,7 +247,7 @@ nb_tensor *nb_dropout(nb_tensor *x, float p, int training) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
     NB_REQUIRE(ctx, p >= 0.0f && p < 1.0f, NULL, "dropout", "probability %g must be in [0, 1)", (double)p);
-    if (nb_check_f32(ctx, "dropout", "input", x, -1)) return NULL;
+    if (nb_check_float(ctx, "dropout", "input", x, -1)) return NULL;
     if (!training || p == 0.0f) return x;
     x = nb_to_plain(x);
     if (!x) return NULL;

@@ -6,8 +6,8 @@
 nb_tensor *nb_fake_quant(nb_tensor *x, nb_tensor *scale, nb_tensor *zero_point, nb_fake_quant_attr a) {
     if (!x || !scale || !zero_point) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "fake_quant", "input", x, -1) || nb_check_f32(ctx, "fake_quant", "scale", scale, 1) ||
-        nb_check_f32(ctx, "fake_quant", "zero_point", zero_point, 1))
+    if (nb_check_float(ctx, "fake_quant", "input", x, -1) || nb_check_float(ctx, "fake_quant", "scale", scale, 1) ||
+        nb_check_float(ctx, "fake_quant", "zero_point", zero_point, 1))
         return NULL;
     NB_REQUIRE(ctx, a.qmin < a.qmax && a.qmin >= -32768 && a.qmax <= 65535, NULL, "fake_quant",
                "the integer range [%d, %d] must hold at least two values and fit 16 bits", a.qmin, a.qmax);

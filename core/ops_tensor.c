@@ -7,7 +7,7 @@
 static nb_tensor *add(nb_tensor *a, float alpha, nb_tensor *b, float beta, int relu) {
     if (!a || !b) return NULL;
     nb_ctx *ctx = a->ctx;
-    if (nb_check_f32(ctx, "add", "first operand", a, -1) || nb_check_f32(ctx, "add", "second operand", b, -1))
+    if (nb_check_float(ctx, "add", "first operand", a, -1) || nb_check_float(ctx, "add", "second operand", b, -1))
         return NULL;
     NB_REQUIRE(ctx, nb_same_shape(a, b), NULL, "add", "operands %s and %s differ in shape", NB_SHAPE(a),
                NB_SHAPE(b));
@@ -29,7 +29,7 @@ nb_tensor *nb_add_relu(nb_tensor *a, nb_tensor *b) { return add(a, 1.0f, b, 1.0f
 nb_tensor *nb_scale(nb_tensor *x, float s) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "scale", "input", x, -1)) return NULL;
+    if (nb_check_float(ctx, "scale", "input", x, -1)) return NULL;
     if (x->layout == NB_LAYOUT_PLAIN && !nb_is_contiguous(x)) x = nb_to_plain(x);
     if (!x) return NULL;
     nb_node *n = nb_op_begin(ctx, NB_OP_SCALE, &x, 1, 1);
@@ -41,7 +41,7 @@ nb_tensor *nb_scale(nb_tensor *x, float s) {
 nb_tensor *nb_mul_channel(nb_tensor *x, nb_tensor *s) {
     if (!x || !s) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "mul_channel", "input", x, 4) || nb_check_f32(ctx, "mul_channel", "scale", s, 4))
+    if (nb_check_float(ctx, "mul_channel", "input", x, 4) || nb_check_float(ctx, "mul_channel", "scale", s, 4))
         return NULL;
     NB_REQUIRE(ctx,
                (s->shape[0] == x->shape[0] || s->shape[0] == 1) && s->shape[1] == x->shape[1] && s->shape[2] == 1 &&
@@ -72,7 +72,7 @@ static nb_tensor *concat(nb_tensor *const *xs, int count, int axis, bool interle
     s[a] = 0;
     for (int i = 0; i < count; i++) {
         nb_tensor *t = xs[i];
-        if (nb_check_f32(ctx, op, "input", t, xs[0]->ndim)) return NULL;
+        if (nb_check_float(ctx, op, "input", t, xs[0]->ndim)) return NULL;
         for (int d = 0; d < t->ndim; d++) {
             NB_REQUIRE(ctx, d == a || t->shape[d] == xs[0]->shape[d], NULL, op,
                        "input %d %s differs from input 0 %s outside axis %d", i, NB_SHAPE(t), NB_SHAPE(xs[0]), a);
@@ -96,7 +96,7 @@ nb_tensor *nb_concat_shuffle(nb_tensor *const *xs, int count) { return concat(xs
 nb_tensor *nb_channel_shuffle(nb_tensor *x, int groups) {
     if (!x) return NULL;
     nb_ctx *ctx = x->ctx;
-    if (nb_check_f32(ctx, "channel_shuffle", "input", x, 4)) return NULL;
+    if (nb_check_float(ctx, "channel_shuffle", "input", x, 4)) return NULL;
     NB_REQUIRE(ctx, groups > 0 && x->shape[1] % groups == 0, NULL, "channel_shuffle",
                "groups=%d must divide the %lld channels of %s", groups, (long long)x->shape[1], NB_SHAPE(x));
     x = nb_to_plain(x);

@@ -1,13 +1,14 @@
 /* The ops of impl VIEW (core/op_table.h), which the core implements on top of the backend's relayout: reshape
- * and slice (views sharing storage), relayout (a copy into another layout) and concatenation (each part copied
- * into its place). Also the argument checks the other op files share. */
+ * and slice (views sharing storage), relayout (a copy into another layout), cast (a copy into another element
+ * type, in the same arrangement) and concatenation (each part copied into its place). Also the argument checks
+ * the other op files share. */
 #include <string.h>
 
 #include "core/op_impl.h"
 
-int nb_check_f32(nb_ctx *ctx, const char *op, const char *what, const nb_tensor *t, int ndim) {
-    if (t->dtype != NB_F32) {
-        NB_FAIL(ctx, op, "%s %s must be f32, got %s", what, NB_SHAPE(t), nb_dtype_name(t->dtype));
+int nb_check_float(nb_ctx *ctx, const char *op, const char *what, const nb_tensor *t, int ndim) {
+    if (!nb_dtype_is_float(t->dtype)) {
+        NB_FAIL(ctx, op, "%s %s must be f32 (or bf16), got %s", what, NB_SHAPE(t), nb_dtype_name(t->dtype));
         return -1;
     }
     if (ndim >= 0 && t->ndim != ndim) {
@@ -73,6 +74,12 @@ int nb_view_forward(nb_ctx *ctx, nb_node *n) {
     case NB_OP_RELAYOUT:
         if (nb_tensor_alloc(y, n->attr.relayout.layout) != 0) return -1;
         return ctx->backend->relayout(ctx->backend, y, x);
+    case NB_OP_CAST: {
+        nb_backend *be = ctx->backend;
+        int layout = x->layout == NB_LAYOUT_PLAIN || !be->layout_as ? NB_LAYOUT_PLAIN : be->layout_as(be, x->layout, y->dtype);
+        if (layout < 0 || nb_tensor_alloc(y, layout) != 0) return -1;
+        return be->relayout(be, y, x);
+    }
     case NB_OP_CONCAT:
         if (nb_tensor_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
         for (int k = 0; k < n->n_in; k++) {
@@ -92,12 +99,14 @@ int nb_view_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor 
     nb_tensor *x = n->in[0];
     switch (n->op) {
     case NB_OP_RESHAPE:
-    case NB_OP_RELAYOUT: {
+    case NB_OP_RELAYOUT:
+    case NB_OP_CAST: {
         if (!gin[0]) return 0;
         if (nb_tensor_alloc(gin[0], x->layout) != 0) return -1;
-        if (n->op == NB_OP_RELAYOUT) return be->relayout(be, gin[0], gout[0]);
+        /* a cast's gradient is the output's, converted back to the input's type (and layout) */
+        if (n->op != NB_OP_RESHAPE) return be->relayout(be, gin[0], gout[0]);
         /* same element order on both sides: view the gradient in the input's shape and copy */
-        nb_tensor *v = nb_tensor_header(ctx, NB_F32, x->ndim, x->shape);
+        nb_tensor *v = nb_tensor_header(ctx, gout[0]->dtype, x->ndim, x->shape);
         if (!v || make_view(v, gout[0], gout[0]->offset) != 0) return -1;
         int rc = be->relayout(be, gin[0], v);
         nb_release(v);
@@ -119,7 +128,7 @@ int nb_view_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor 
         if (!gin[0]) return 0;
         if (nb_tensor_alloc(gin[0], NB_LAYOUT_PLAIN) != 0 || be->fill(be, gin[0], 0.0) != 0) return -1;
         int a = n->attr.slice.axis;
-        nb_tensor *part = nb_tensor_header(ctx, NB_F32, x->ndim, x->shape);
+        nb_tensor *part = nb_tensor_header(ctx, gout[0]->dtype, x->ndim, x->shape);
         if (!part) return -1;
         part->shape[a] = n->attr.slice.len;
         memcpy(part->stride, gin[0]->stride, sizeof part->stride);
@@ -143,6 +152,18 @@ nb_tensor *nb_to_layout(nb_tensor *x, int layout) {
 }
 
 nb_tensor *nb_to_plain(nb_tensor *x) { return nb_to_layout(x, NB_LAYOUT_PLAIN); }
+
+nb_tensor *nb_cast(nb_tensor *x, nb_dtype dtype) {
+    if (!x) return NULL;
+    if (x->dtype == dtype) return x;
+    nb_ctx *ctx = x->ctx;
+    NB_REQUIRE(ctx, nb_dtype_is_float(x->dtype) && nb_dtype_is_float(dtype), NULL, "cast",
+               "%s cannot become %s: casts convert between f32 and bf16", NB_SHAPE(x), nb_dtype_name(dtype));
+    nb_node *n = nb_op_begin(ctx, NB_OP_CAST, &x, 1, 1);
+    n->attr.cast.dtype = (int)dtype;
+    nb_op_out(n, 0, dtype, x->ndim, x->shape);
+    return nb_op_finish1(ctx, n);
+}
 
 nb_tensor *nb_reshape(nb_tensor *x, int ndim, const int64_t *shape) {
     if (!x) return NULL;

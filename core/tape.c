@@ -122,7 +122,9 @@ static bool hook_inputs(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, n
 
 nb_node *nb_op_begin(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, int n_out) {
     nb_tensor *local[16], **hooked = n_in <= 16 ? local : nb_xmalloc(sizeof *hooked * (size_t)n_in);
-    bool ok = hook_inputs(ctx, op, in, n_in, hooked);
+    bool ok = hook_inputs(ctx, op, in, n_in, hooked), lowp = false;
+    /* casts, like the hooks' ops, complete before this node is allocated in the arena */
+    if (ok) ok = nb_autocast_inputs(ctx, op, hooked, n_in, &lowp) == 0;
     in = hooked;
     nb_arena *a = &ctx->tape.arena;
     nb_node *n = nb_arena_alloc(a, sizeof *n);
@@ -141,6 +143,7 @@ nb_node *nb_op_begin(nb_ctx *ctx, nb_op op, nb_tensor *const *in, int n_in, int 
     memcpy(s, ctx->scope_name, sl + 1);
     n->scope = s;
     n->failed = !ok;
+    n->lowp = lowp;
     if (hooked != local) free(hooked);
     return n;
 }
@@ -150,7 +153,7 @@ nb_tensor *nb_op_out(nb_node *n, int i, nb_dtype dtype, int ndim, const int64_t 
     for (int k = 0; k < n->n_in && !ctx; k++)
         if (n->in[k]) ctx = n->in[k]->ctx;
     NB_ASSERT(ctx && i < n->n_out);
-    nb_tensor *t = nb_tensor_header(ctx, dtype, ndim, shape);
+    nb_tensor *t = nb_tensor_header(ctx, nb_autocast_out_dtype(n, dtype), ndim, shape);
     n->out[i] = t;
     return t;
 }
@@ -206,7 +209,7 @@ int nb_op_finish(nb_ctx *ctx, nb_node *n) {
     for (int i = 0; i < n->n_out; i++) {
         nb_tensor *o = n->out[i];
         o->is_leaf = false;
-        o->requires_grad = needs_grad && o->dtype == NB_F32;
+        o->requires_grad = needs_grad && nb_dtype_is_float(o->dtype);
         nb_scope_add(ctx, o);
     }
     if (needs_grad || ctx->record_all) {

@@ -97,6 +97,10 @@ typedef struct {
 } nb_relayout_attr;
 
 typedef struct {
+    int dtype; /* the nb_dtype a CAST node converts to (f32 <-> bf16: mixed precision, core/autocast.c) */
+} nb_cast_attr;
+
+typedef struct {
     int qmin, qmax;    /* the integer grid: [0, 255] for uint8 activations, [-128, 127] for int8, [-8, 7] ... */
     int axis;          /* -1: one step size and zero point for the tensor; else one per index along this axis */
     float grad_factor; /* the step size's and zero point's gradients are scaled by it (LSQ: 1/sqrt(N qmax)) */
@@ -122,6 +126,7 @@ typedef union {
     nb_smooth_l1_attr smooth_l1;
     nb_multibox_attr multibox;
     nb_relayout_attr relayout;
+    nb_cast_attr cast;
     nb_fake_quant_attr fake_quant;
 } nb_attr;
 
@@ -136,6 +141,7 @@ typedef struct nb_node {
     const char *scope;    /* name of the layer that ran the op ("layer1.0.conv1"), or "" */
     int64_t seq;          /* position in the tape */
     bool failed;          /* an op hook failed on its inputs: finishing it reports the failure */
+    bool lowp;            /* runs on bf16 activations (core/autocast.c) */
 } nb_node;
 
 /* Chunked bump allocator: node records and their arrays live here until the tape is cleared. */

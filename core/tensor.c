@@ -149,6 +149,8 @@ void nb_release(nb_tensor *t) {
     t->storage = NULL;
     if (t->grad) nb_release(t->grad);
     t->grad = NULL;
+    if (t->lowp) nb_release(t->lowp);
+    t->lowp = NULL;
     t->next_free = ctx->free_tensors;
     ctx->free_tensors = t;
 }
@@ -280,8 +282,8 @@ int nb_fill(nb_tensor *t, double value) {
 
 void nb_set_requires_grad(nb_tensor *t, bool on) {
     if (!t) return;
-    if (on && t->dtype != NB_F32) {
-        NB_FAIL(t->ctx, "set_requires_grad", "%s %s is not f32; only f32 tensors carry gradients",
+    if (on && !nb_dtype_is_float(t->dtype)) {
+        NB_FAIL(t->ctx, "set_requires_grad", "%s %s is not f32 or bf16; only those carry gradients",
                 t->name[0] ? t->name : "tensor", NB_SHAPE(t));
         return;
     }

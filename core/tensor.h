@@ -40,6 +40,11 @@ typedef struct nb_tensor {
     bool keep;        /* never release this tensor's data early during backward */
     bool data_released;
     struct nb_tensor *grad;
+    /* a parameter's low-precision copy for mixed-precision convolutions and linear layers (the backend makes
+     * it in the layout its kernels read), valid while lowp_version == version: the weight is cast once per
+     * step, not once per use */
+    struct nb_tensor *lowp;
+    uint32_t lowp_version;
     char name[NB_NAME_MAX];
     struct nb_tensor *next_free;
 } nb_tensor;

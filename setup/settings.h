@@ -95,6 +95,10 @@
       "run directory (default runs/<cfg name>)")                                                                       \
     X(train, device, ENUM, "cpu", "cpu|cuda",                                                                          \
       "backend: cpu (oneDNN, OpenBLAS) or cuda (a build made with make CUDA=1)")                                       \
+    X(train, precision, ENUM, "fp32", "fp32|bf16|fp16",                                                                \
+      "training arithmetic: fp32, or bf16 mixed precision (convolutions, linear layers and the activations "          \
+      "between them in bf16; f32 weights, optimizer state, batch-norm statistics and loss; evaluation in fp32); "      \
+      "fp16 needs a GPU backend with fp16 kernels")                                                                    \
     X(train, threads, INT, "0", NULL,                                                                                  \
       "compute threads (0: all cores, shared out among the ranks on one machine)")                                     \
     X(train, sync_bn, BOOL, "false", NULL,                                                                             \
@@ -315,6 +319,7 @@ typedef enum { NB_QUANTIZE_ROUND, NB_QUANTIZE_OPTIMAL, NB_QUANTIZE_NONE } nb_qua
 typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_free;       /* quantize.data_free */
 typedef enum { NB_ACT_GRID_UNSIGNED, NB_ACT_GRID_SYMMETRIC } nb_act_grid;                      /* quantize.activation_grid */
 typedef enum { NB_CONCAT_GRID_SHARED, NB_CONCAT_GRID_SEPARATE } nb_concat_grid;               /* quantize.concat_grid */
+typedef enum { NB_PRECISION_FP32, NB_PRECISION_BF16, NB_PRECISION_FP16 } nb_precision;          /* train.precision */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

@@ -108,6 +108,7 @@ static const char *tested_elsewhere(nb_op op) {
     case NB_OP_DROPOUT: return "random: its statistics in test_engine.c, its gradient in test_gradcheck.c";
     case NB_OP_MULTIBOX: return "tests/fixtures/multibox.h5, in test_detect.c";
     case NB_OP_RELAYOUT: return "the layout copy every blocked-layout case here runs";
+    case NB_OP_CAST: return "bf16 rounding against PyTorch's .to(torch.bfloat16), in test_precision.c";
     default: return NULL;
     }
 }

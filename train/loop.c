@@ -42,7 +42,8 @@ static int train_batch(nb_trainer *t, int64_t e, const nb_batch *b, float *lv) {
     nb_ctx_seed(ctx, (uint64_t)t->set.train.seed, (uint64_t)t->st.global_step); /* dropout masks: the step's alone */
     nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){b->n, t->train.c, t->train.h, t->train.w}, b->x);
     nb_tensor *y = t->task->targets(t->task, ctx, b);
-    nb_step_parts parts = {t->model, t->optim, t->task, &t->compress, t->set.optim.clip_norm};
+    nb_step_parts parts = {t->model, t->optim, t->task, &t->compress, t->set.optim.clip_norm,
+                           t->set.train.precision.id == NB_PRECISION_BF16 ? NB_BF16 : NB_F32};
     int rc = nb_train_step(ctx, &parts, x, y, t->st.global_step, e, lv);
     nb_release(x);
     nb_release(y);

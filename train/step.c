@@ -6,15 +6,21 @@
 
 #include "core/arith.h"
 #include "core/check.h"
+#include "core/ops.h"
 
 /* Forward and backward at the current weights: the loss (with the hooks' changes) and the gradients. */
 static int forward_backward(const nb_step_parts *p, nb_step *s, float *loss, bool keep_outputs) {
     nb_model *m = p->model;
-    nb_tensor *z = m->forward(m, s->x, true);
+    /* mixed precision covers the ops of the forward pass and the loss (a teacher's forward included); the
+     * outputs come back in f32 for the loss and the counts, and backward creates no ops */
+    nb_dtype was = nb_set_autocast(s->ctx, p->precision);
+    nb_tensor *z = nb_cast(m->forward(m, s->x, true), NB_F32);
     nb_tensor *l = p->task->loss(p->task, z, s->y);
     s->logits = z;
     s->loss = l;
-    if (l && p->compress && nb_compress_step(p->compress, NB_HOOK_BEFORE_BACKWARD, s)) return -1;
+    int hook = l && p->compress ? nb_compress_step(p->compress, NB_HOOK_BEFORE_BACKWARD, s) : 0;
+    nb_set_autocast(s->ctx, was);
+    if (hook) return -1;
     l = s->loss;
     *loss = l ? nb_item(l) : NAN;
     if (!l) return -1;

@@ -18,6 +18,7 @@ typedef struct {
     nb_task *task; /* the loss, and where the outputs go for counting */
     nb_compress_set *compress;
     double clip_norm;
+    nb_dtype precision; /* NB_BF16: forward and loss in mixed precision (core/autocast.c); 0 (NB_F32): f32 */
 } nb_step_parts;
 
 /* One optimizer step on a batch (x, and the task's targets y): the compressors' hooks (batch begin, before

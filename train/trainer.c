@@ -136,6 +136,16 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, const nb_cfg *cfg, nb_run_start
     set_threads(s, dist);
     NB_REQUIRE(ctx, !strcmp(s->train.device.name, nb_ctx_backend_name(ctx)), -1, "config",
                "train.device = %s, but the context runs on the %s backend", s->train.device.name, nb_ctx_backend_name(ctx));
+    NB_REQUIRE(ctx, s->train.precision.id != NB_PRECISION_FP16, -1, "config",
+               "train.precision = fp16 needs fp16 kernels with loss scaling, which no backend of this build has\n"
+               "  hint: train.precision = bf16 (the CPU backend) keeps float32's range and needs no loss scaling");
+    NB_REQUIRE(ctx, s->train.precision.id != NB_PRECISION_BF16 || nb_autocast_supported(ctx, NB_BF16), -1, "config",
+               "train.precision = bf16, but the %s backend has no bf16 convolutions\n  hint: train.device = cpu, "
+               "or train.precision = fp32", nb_ctx_backend_name(ctx));
+    if (s->train.precision.id == NB_PRECISION_BF16 && t->writer && !t->quiet &&
+        !nb_autocast_native(ctx, NB_BF16))
+        fprintf(stderr, "nibble: note: train.precision = bf16 on a CPU without AVX-512 BF16 or AMX: oneDNN emulates "
+                        "bf16 here, which trains correctly but slower than fp32\n");
     nb_run_dir_path(s, cfg->path, t->out, sizeof t->out);
     if (nb_run_dir_check(ctx, t->out, start)) return -1;
     NB_REQUIRE(ctx, s->train.epochs > 0 || s->train.steps > 0, -1, "config", "train.epochs or train.steps must be positive");

@@ -90,13 +90,22 @@ void cpu_cache_free(cpu_backend *be);
 
 /* Reorder src into dst (same logical shape, any layouts). */
 int cpu_relayout(nb_backend *be, nb_tensor *dst, const nb_tensor *src);
+/* The interned layout arranged as `layout` with elements of dtype (a bf16 activation of an f32 one's
+ * blocking), or -1 after reporting. */
+int cpu_layout_as(nb_backend *be, int layout, nb_dtype dtype);
+/* Mixed precision: the ops whose kernels here take bf16 activations (core/autocast.c asks). */
+bool cpu_lowp_supports(nb_backend *be, nb_op op, nb_dtype dtype);
+bool cpu_lowp_native(nb_backend *be, nb_dtype dtype);
+/* The bf16 copy of weight w in layout `layout`: w's cached copy when w is a parameter (remade after w
+ * changes), else a new tensor that *owned is set for. NULL after reporting. */
+nb_tensor *cpu_lowp_weight(cpu_backend *be, nb_tensor *w, int layout, bool *owned);
 /* A tensor with the content of t in layout `layout`: t itself when it already is, else a new tensor
  * (the caller releases it when *owned is set). */
 nb_tensor *cpu_as_layout(cpu_backend *be, nb_tensor *t, int layout, bool *owned);
 /* Header + storage in the given layout. */
 nb_tensor *cpu_new(cpu_backend *be, nb_dtype dt, int ndim, const int64_t *shape, int layout);
-/* Physical element count of a float tensor (includes blocked-layout padding). */
-int64_t cpu_phys_floats(const nb_tensor *t);
+/* Physical element count of a tensor, in its own element type (includes blocked-layout padding). */
+int64_t cpu_phys_len(const nb_tensor *t);
 
 /* Per-op implementations */
 int cpu_conv_forward(cpu_backend *be, nb_node *n);

@@ -63,6 +63,7 @@ static dnnl_data_type_t dnnl_type(nb_dtype t) {
     case NB_I8: return dnnl_s8;
     case NB_U8: return dnnl_u8;
     case NB_I32: return dnnl_s32;
+    case NB_BF16: return dnnl_bf16;
     default: return dnnl_data_type_undef;
     }
 }
@@ -169,9 +170,23 @@ static size_t cpu_layout_bytes(nb_backend *b, const nb_tensor *t) {
     return dnnl_memory_desc_get_size(cpu_layout_md(cpu_of(b), t->layout));
 }
 
-int64_t cpu_phys_floats(const nb_tensor *t) {
+int64_t cpu_phys_len(const nb_tensor *t) {
     if (t->layout == NB_LAYOUT_PLAIN) return nb_numel(t);
-    return (int64_t)(t->storage->bytes / sizeof(float));
+    return (int64_t)(t->storage->bytes / nb_dtype_size(t->dtype));
+}
+
+int cpu_layout_as(nb_backend *b, int layout, nb_dtype dtype) {
+    if (layout == NB_LAYOUT_PLAIN) return NB_LAYOUT_PLAIN;
+    cpu_backend *be = cpu_of(b);
+    dnnl_memory_desc_t md = *cpu_layout_md(be, layout);
+    if (md.format_kind != dnnl_blocked || dnnl_type(dtype) == dnnl_data_type_undef) {
+        NB_FAIL(b->ctx, "cast", "layout %d cannot hold %s", layout, nb_dtype_name(dtype));
+        return -1;
+    }
+    /* the blocking (dims, block sizes, strides in elements) stays; only the element type changes. A layout
+     * with oneDNN's extra compensation data (int8 weights) is not blocked plainly and was refused above. */
+    md.data_type = dnnl_type(dtype);
+    return cpu_intern(be, &md, NULL);
 }
 
 nb_tensor *cpu_new(cpu_backend *be, nb_dtype dt, int ndim, const int64_t *shape, int layout) {
@@ -354,15 +369,17 @@ static void strided_copy(const nb_tensor *dst, const nb_tensor *src) {
 int cpu_relayout(nb_backend *b, nb_tensor *dst, const nb_tensor *src) {
     cpu_backend *be = cpu_of(b);
     nb_ctx *ctx = b->ctx;
-    NB_REQUIRE(ctx, nb_same_shape(dst, src) && dst->dtype == src->dtype, -1, "relayout",
-               "cannot copy %s into %s", NB_SHAPE(src), NB_SHAPE(dst));
+    bool cast = dst->dtype != src->dtype;
+    NB_REQUIRE(ctx, nb_same_shape(dst, src) && (!cast || (nb_dtype_is_float(dst->dtype) && nb_dtype_is_float(src->dtype))),
+               -1, "relayout", "cannot copy %s into %s", NB_SHAPE(src), NB_SHAPE(dst));
     void *d = nb_data(dst), *s = nb_data(src);
     if (!d || !s) return -1;
-    if (dst->layout == NB_LAYOUT_PLAIN && src->layout == NB_LAYOUT_PLAIN) {
+    /* a copy between types (f32 <-> bf16) is a oneDNN reorder, which converts as it moves */
+    if (!cast && dst->layout == NB_LAYOUT_PLAIN && src->layout == NB_LAYOUT_PLAIN) {
         strided_copy(dst, src);
         return 0;
     }
-    if (dst->layout == src->layout) {
+    if (!cast && dst->layout == src->layout) {
         memcpy(d, s, dst->storage->bytes < src->storage->bytes ? dst->storage->bytes : src->storage->bytes);
         return 0;
     }
@@ -498,6 +515,9 @@ nb_backend *nb_cpu_backend_new(nb_ctx *ctx) {
         .layout_bytes = cpu_layout_bytes,
         .relayout = cpu_relayout,
         .activation_layout = cpu_activation_layout,
+        .layout_as = cpu_layout_as,
+        .lowp_supports = cpu_lowp_supports,
+        .lowp_native = cpu_lowp_native,
         .supports = cpu_supports,
         .forward = cpu_forward,
         .backward = cpu_backward,

@@ -2,12 +2,14 @@
  * precision as PyTorch does, and handed to oneDNN's normalisation: oneDNN's own float accumulation left the
  * outputs of a ResNet-20 five times further from the exact values than PyTorch's, enough to flip ReLUs whose
  * inputs sit near zero and move a training step's gradients by percents. Backward takes the same statistics.
- * The running variance follows PyTorch and takes the unbiased estimate. */
+ * The running variance follows PyTorch and takes the unbiased estimate. Under mixed precision the input and
+ * output are bf16 (oneDNN normalises them in f32) and the statistics, scale and shift stay f32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/bf16.h"
 
 /* Forward always normalises with given statistics (ours in training, the running ones in evaluation);
  * backward differentiates through the batch statistics in training only. */
@@ -53,6 +55,8 @@ static int bn_sums(cpu_backend *be, const nb_tensor *x, double *sum, double *sum
     int64_t st[4], bs;
     if (channel_walk(be, x, st, &bs)) return -1;
     const float *p = nb_data(x);
+    const uint16_t *pb = (const uint16_t *)p; /* the same bytes, when x is bf16 */
+    bool bf = x->dtype == NB_BF16;
     int64_t nblk = (C + bs - 1) / bs;
 #pragma omp parallel for schedule(static) if (N * C * H * W > CPU_PAR_MIN)
     for (int64_t cb = 0; cb < nblk; cb++) {
@@ -61,8 +65,18 @@ static int bn_sums(cpu_backend *be, const nb_tensor *x, double *sum, double *sum
         /* in NCHW (bs == 1) the block stride is the channel stride and a lane is a channel */
         for (int64_t n = 0; n < N; n++)
             for (int64_t h = 0; h < H; h++) {
-                const float *row = p + n * st[0] + cb * st[1] + h * st[2];
-                if (bs == 8 && lanes == 8 && st[3] == 8) {
+                int64_t off = n * st[0] + cb * st[1] + h * st[2];
+                const float *row = bf ? NULL : p + off;
+                if (bf) {
+                    /* bf16 widens to f32 exactly; the sums are the same double sums */
+                    const uint16_t *r = pb + off;
+                    for (int64_t w = 0; w < W; w++)
+                        for (int64_t l = 0; l < lanes; l++) {
+                            double v = nb_bf16_to_f32(r[w * st[3] + l]);
+                            s[l] += v;
+                            q[l] += v * v;
+                        }
+                } else if (bs == 8 && lanes == 8 && st[3] == 8) {
                     for (int64_t w = 0; w < W; w++)
                         for (int l = 0; l < 8; l++) {
                             double v = row[w * 8 + l];
@@ -294,7 +308,7 @@ int cpu_bn_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_tens
     nb_tensor *tmp[3] = {NULL, NULL, NULL};
     int rc = 0;
     if (gx) rc |= nb_out_alloc(gx, x->layout);
-    else gx = tmp[0] = cpu_new(be, NB_F32, 4, x->shape, x->layout);
+    else gx = tmp[0] = cpu_new(be, x->dtype, 4, x->shape, x->layout);
     if (gamma) {
         if (gg) rc |= nb_out_alloc(gg, NB_LAYOUT_PLAIN);
         else gg = tmp[1] = cpu_new(be, NB_F32, 1, &C, NB_LAYOUT_PLAIN);

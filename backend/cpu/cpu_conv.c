@@ -1,6 +1,9 @@
 /* Convolution on oneDNN: forward, backward-data and backward-weights primitives, created once per shape and
  * cached. Activations stay in the blocked layout oneDNN prefers from one convolution to the next, and a
- * parameter weight is converted once to the layout the forward primitive prefers and kept there. */
+ * parameter weight is converted once to the layout the forward primitive prefers and kept there. Under mixed
+ * precision (a bf16 input, core/autocast.c) the products run in bf16 (AVX-512 BF16 or AMX where the CPU has
+ * them), writing a bf16 output and input gradient, with the bias and the weight gradient in f32; the f32
+ * weight is read through its bf16 copy, made once per step (cpu_lowp_weight). */
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
@@ -20,24 +23,32 @@ static conv_geom geom(const nb_conv_attr *a) {
 }
 
 /* Weight descriptors: oneDNN wants 5-D (g, O/g, I/g, kh, kw) for grouped convolution. */
-static void weights_md(const nb_tensor *w, int groups, int any, dnnl_memory_desc_t *md) {
+static void weights_md_t(const nb_tensor *w, int groups, int any, dnnl_data_type_t dt, dnnl_memory_desc_t *md) {
     memset(md, 0, sizeof *md);
     if (groups == 1) {
         dnnl_dims_t d = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
-        dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, any ? dnnl_format_tag_any : dnnl_oihw);
+        dnnl_memory_desc_init_by_tag(md, 4, d, dt, any ? dnnl_format_tag_any : dnnl_oihw);
     } else {
         dnnl_dims_t d = {groups, w->shape[0] / groups, w->shape[1], w->shape[2], w->shape[3]};
-        dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32, any ? dnnl_format_tag_any : dnnl_goihw);
+        dnnl_memory_desc_init_by_tag(md, 5, d, dt, any ? dnnl_format_tag_any : dnnl_goihw);
     }
 }
+
+static void weights_md(const nb_tensor *w, int groups, int any, dnnl_memory_desc_t *md) {
+    weights_md_t(w, groups, any, dnnl_f32, md);
+}
+
+/* the type the products read the weight in: the input's (f32, or bf16 under mixed precision) */
+static dnnl_data_type_t compute_type(const nb_node *n) { return n->in[0]->dtype == NB_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 static void key_conv(cpu_key *k, int phase, const nb_node *n) {
     cpu_key_init(k, NB_OP_CONV2D, phase);
     const nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     cpu_key_add(k, x->shape, sizeof(int64_t) * 4);
     cpu_key_add(k, w->shape, sizeof(int64_t) * 4);
-    int has_bias = b != NULL;
+    int has_bias = b != NULL, dt = (int)x->dtype;
     cpu_key_add(k, &has_bias, sizeof has_bias);
+    cpu_key_add(k, &dt, sizeof dt);
     cpu_key_add(k, &n->attr.conv, sizeof n->attr.conv);
 }
 
@@ -45,7 +56,7 @@ static void key_conv(cpu_key *k, int phase, const nb_node *n) {
  * both describe the same bytes, so the tensor carries the 5-D descriptor's layout number. */
 static int weight_layout(cpu_backend *be, const dnnl_memory_desc_t *md, const nb_tensor *w, int groups) {
     dnnl_memory_desc_t plain;
-    weights_md(w, groups, 0, &plain);
+    weights_md_t(w, groups, 0, md->data_type, &plain);
     if (dnnl_memory_desc_equal(&plain, md)) return NB_LAYOUT_PLAIN;
     return cpu_intern(be, md, NULL);
 }
@@ -60,7 +71,7 @@ static cpu_prim *fwd_prim(cpu_backend *be, const nb_node *n) {
     conv_geom g = geom(a);
     dnnl_memory_desc_t xmd, wmd, bmd, ymd;
     cpu_md_any(x, &xmd);
-    weights_md(w, a->groups, 1, &wmd);
+    weights_md_t(w, a->groups, 1, compute_type(n), &wmd);
     cpu_md_any(y, &ymd);
     if (b) cpu_md_plain(b, &bmd);
     dnnl_convolution_desc_t cd;
@@ -92,7 +103,14 @@ int cpu_conv_forward(cpu_backend *be, nb_node *n) {
     if (!xs) return -1;
 
     nb_tensor *ws = w;
-    if (w->layout != p->layout[1]) {
+    if (x->dtype == NB_BF16) {
+        /* the weight's bf16 copy, held by the node for backward (a parameter's copy is shared with its cache) */
+        bool own_lw;
+        ws = cpu_lowp_weight(be, w, p->layout[1], &own_lw);
+        if (!ws) return -1;
+        if (!own_lw) nb_retain(ws);
+        nb_node_set_saved(n, 1, ws);
+    } else if (w->layout != p->layout[1]) {
         bool is_param = w->is_leaf && w->storage && w->storage->refs == 1 && w->layout == NB_LAYOUT_PLAIN;
         if (is_param) {
             /* convert the parameter itself once; it stays in this layout from now on */
@@ -122,7 +140,7 @@ static cpu_prim *bwd_data_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd)
     dnnl_memory_desc_t xmd, wmd, ymd;
     cpu_md_any(x, &xmd);
     cpu_md_any(n->out[0], &ymd);
-    weights_md(w, a->groups, 1, &wmd);
+    weights_md_t(w, a->groups, 1, compute_type(n), &wmd);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
     if (dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &xmd, &wmd, &ymd, g.strides,
@@ -151,7 +169,7 @@ static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *f
      * than with the blocked direct kernel (measured with oneDNN 2.6 on AVX2: 30 -> 23 ms for ResNet-18's
      * 64->128 3x3/2 at batch 16, more than the two reorders cost). A fixed rule, not a timing race, so that
      * runs stay bit-reproducible. Below 64 input channels the direct kernel wins (2x for 16 -> 32). */
-    bool gemm = a->groups == 1 && (a->stride[0] > 1 || a->stride[1] > 1) && w->shape[2] == 3 && w->shape[3] == 3 &&
+    bool gemm = x->dtype == NB_F32 && a->groups == 1 && (a->stride[0] > 1 || a->stride[1] > 1) && w->shape[2] == 3 && w->shape[3] == 3 &&
                 x->shape[1] >= 64;
     if (gemm) {
         cpu_md_plain(x, &xmd);
@@ -207,7 +225,7 @@ int cpu_conv_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_te
         void *hg = in_layout(be, gy, p->layout[2], &tmp[1]);
         /* write straight into the gradient when the input's layout is the primitive's */
         bool direct = x->layout == p->layout[0] && (x->layout != NB_LAYOUT_PLAIN || nb_is_contiguous(x));
-        nb_tensor *gx = direct ? gin[0] : (tmp[2] = cpu_new(be, NB_F32, 4, x->shape, p->layout[0]));
+        nb_tensor *gx = direct ? gin[0] : (tmp[2] = cpu_new(be, x->dtype, 4, x->shape, p->layout[0]));
         if (!hw || !hg || !gx || (direct && nb_out_alloc(gin[0], x->layout) != 0)) rc = -1;
         if (rc == 0) rc = cpu_prim_run(be, p, (void *[]){nb_data(gx), hw, hg}, "conv2d");
         if (rc == 0 && !direct) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/bf16.h"
 #include "core/rng.h"
 
 static int need_dense(nb_backend *be, const nb_tensor *t, const char *what) {
@@ -35,6 +36,11 @@ int cpu_fill(nb_backend *be, nb_tensor *t, double v) {
     case NB_I64:
         for (int64_t i = 0; i < n; i++) ((int64_t *)p)[i] = (int64_t)v;
         break;
+    case NB_BF16: {
+        uint16_t h = nb_f32_to_bf16((float)v);
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)p)[i] = h;
+        break;
+    }
     default: return -1;
     }
     return 0;
@@ -50,9 +56,18 @@ static int same_layout(nb_backend *be, const nb_tensor *a, const nb_tensor *b, c
 
 int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b) {
     if (same_layout(be, y, x, "axpby")) return -1;
+    int64_t n = cpu_phys_len(y);
+    if (y->dtype == NB_BF16 && x->dtype == NB_BF16) { /* gradients summed under mixed precision */
+        uint16_t *yh = nb_data(y);
+        const uint16_t *xh = nb_data(x);
+#pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) yh[i] = nb_f32_to_bf16(a * nb_bf16_to_f32(xh[i]) + b * nb_bf16_to_f32(yh[i]));
+        return 0;
+    }
+    NB_REQUIRE(be->ctx, y->dtype == NB_F32 && x->dtype == NB_F32, -1, "axpby", "operands %s and %s must both be f32 or bf16",
+               NB_SHAPE(y), NB_SHAPE(x));
     float *yp = nb_data(y);
     const float *xp = nb_data(x);
-    int64_t n = cpu_phys_floats(y);
 #pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) yp[i] = a * xp[i] + b * yp[i];
     return 0;
@@ -62,7 +77,7 @@ int cpu_mul(nb_backend *be, nb_tensor *y, const nb_tensor *x) {
     if (same_layout(be, y, x, "mul")) return -1;
     float *yp = nb_data(y);
     const float *xp = nb_data(x);
-    int64_t n = cpu_phys_floats(y);
+    int64_t n = cpu_phys_len(y);
 #pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) yp[i] *= xp[i];
     y->version++;
@@ -75,7 +90,7 @@ int cpu_sum_squares(nb_backend *be, const nb_tensor *t, double *out) {
     enum { CHUNKS = 64 };
     double part[CHUNKS];
     const float *p = nb_data(t);
-    int64_t n = cpu_phys_floats(t), per = (n + CHUNKS - 1) / CHUNKS;
+    int64_t n = cpu_phys_len(t), per = (n + CHUNKS - 1) / CHUNKS;
 #pragma omp parallel for schedule(static) if (n > CPU_PAR_MIN)
     for (int c = 0; c < CHUNKS; c++) {
         double s = 0.0;
@@ -94,7 +109,7 @@ int cpu_sum_abs(nb_backend *be, const nb_tensor *t, double threshold, double *su
     /* one pass in element order: the order compress/codebook.c's projections sum in on the host, so that the
      * scales of a plain tensor come out the same to the bit (a weight is a few million elements at most) */
     const float *p = nb_data(t);
-    int64_t n = cpu_phys_floats(t), k = 0;
+    int64_t n = cpu_phys_len(t), k = 0;
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double a = fabs((double)p[i]);
@@ -158,7 +173,7 @@ int cpu_abs_mul_add(nb_backend *be, nb_tensor *acc, const nb_tensor *a, const nb
     if (same_layout(be, acc, a, "abs_mul_add") || same_layout(be, acc, b, "abs_mul_add")) return -1;
     float *yp = nb_data(acc);
     const float *ap = nb_data(a), *bp = nb_data(b);
-    int64_t n = cpu_phys_floats(acc);
+    int64_t n = cpu_phys_len(acc);
 #pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) yp[i] += fabsf(ap[i] * bp[i]);
     return 0;
@@ -185,7 +200,7 @@ int cpu_sgd_step(nb_backend *be, const nb_sgd_step *s, nb_tensor *p, const nb_te
     if (same_layout(be, p, g, "sgd") || (buf && same_layout(be, p, buf, "sgd"))) return -1;
     float *pp = nb_data(p), *bp = buf ? nb_data(buf) : NULL;
     const float *gp = nb_data(g);
-    int64_t n = cpu_phys_floats(p);
+    int64_t n = cpu_phys_len(p);
     float lr = s->lr, mom = s->momentum, damp = s->dampening, wd = s->weight_decay;
     int nesterov = s->nesterov, first = s->first_step;
 #pragma omp parallel for simd schedule(static) if (n > CPU_PAR_MIN)
@@ -208,7 +223,7 @@ int cpu_adam_step(nb_backend *be, const nb_adam_step *s, nb_tensor *p, const nb_
     if (same_layout(be, p, g, "adam") || same_layout(be, p, m, "adam") || same_layout(be, p, v, "adam")) return -1;
     float *pp = nb_data(p), *mp = nb_data(m), *vp = nb_data(v);
     const float *gp = nb_data(g);
-    int64_t n = cpu_phys_floats(p);
+    int64_t n = cpu_phys_len(p);
     float lr = s->lr, b1 = s->beta1, b2 = s->beta2, eps = s->eps, wd = s->weight_decay;
     float bc1 = 1.0f - (float)pow(b1, (double)s->step), bc2 = 1.0f - (float)pow(b2, (double)s->step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);

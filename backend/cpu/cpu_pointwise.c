@@ -1,7 +1,27 @@
 /* Element-wise arithmetic with OpenMP over the physical buffer: add, scale, dropout. Operands share one
- * dense layout, and each of these maps zero padding to zero (dropout runs on plain tensors only). */
+ * dense layout, and each of these maps zero padding to zero (dropout runs on plain tensors only). Adds also
+ * run on bf16 (mixed precision: the residual joins), computing in f32 and rounding once. */
 #include "backend/cpu/cpu.h"
+#include "core/bf16.h"
 #include "core/rng.h"
+
+/* y = relu?(a x + b z) on bf16 buffers */
+static void add_bf16(uint16_t *y, const uint16_t *x, const uint16_t *z, float a, float b, int relu, int64_t len) {
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        float v = a * nb_bf16_to_f32(x[i]) + b * nb_bf16_to_f32(z[i]);
+        y[i] = nb_f32_to_bf16(relu && !(v > 0.0f) ? 0.0f : v);
+    }
+}
+
+/* the add's backward on bf16: gx = s g, masked by the fused ReLU's output when y is given */
+static void add_grad_bf16(uint16_t *gx, const uint16_t *g, const uint16_t *y, float s, int64_t len) {
+#pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        float keep = !y || nb_bf16_to_f32(y[i]) > 0.0f ? 1.0f : 0.0f;
+        gx[i] = nb_f32_to_bf16(keep * (s * nb_bf16_to_f32(g[i])));
+    }
+}
 
 static inline int dropout_keep(const nb_dropout_attr *a, int64_t i) {
     return nb_u32_to_unit(nb_philox_u32(a->seed, a->stream, a->offset + (uint64_t)i)) >= a->p;
@@ -11,9 +31,13 @@ int cpu_pointwise_forward(cpu_backend *be, nb_node *n) {
     (void)be;
     nb_tensor *x = n->in[0], *y = n->out[0];
     if (nb_out_alloc(y, x->layout) != 0) return -1;
-    int64_t len = cpu_phys_floats(y);
+    int64_t len = cpu_phys_len(y);
     float *yp = nb_data(y);
     const float *xp = nb_data(x);
+    if (y->dtype == NB_BF16) { /* only adds take bf16 here (cpu_lowp_supports) */
+        add_bf16(nb_data(y), nb_data(x), nb_data(n->in[1]), n->attr.add.alpha, n->attr.add.beta, n->attr.add.relu, len);
+        return 0;
+    }
     switch (n->op) {
     case NB_OP_ADD: {
         const float *bp = nb_data(n->in[1]);
@@ -51,7 +75,7 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
     (void)be;
     nb_tensor *gy = gout[0];
     const float *g = nb_data(gy);
-    int64_t len = cpu_phys_floats(gy);
+    int64_t len = cpu_phys_len(gy);
     for (int k = 0; k < n->n_in; k++) {
         if (!gin[k]) continue;
         if (n->op == NB_OP_ADD && k == 1 && gin[0] && n->attr.add.alpha == n->attr.add.beta) {
@@ -59,6 +83,11 @@ int cpu_pointwise_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, 
             continue;
         }
         if (nb_out_alloc(gin[k], n->in[k]->layout) != 0) return -1;
+        if (gy->dtype == NB_BF16) {
+            add_grad_bf16(nb_data(gin[k]), nb_data(gy), n->attr.add.relu ? nb_data(n->out[0]) : NULL,
+                          k == 0 ? n->attr.add.alpha : n->attr.add.beta, len);
+            continue;
+        }
         float *gx = nb_data(gin[k]);
         float s;
         switch (n->op) {

@@ -17,7 +17,7 @@ typedef struct {
 
 static fq_geom geometry(const nb_node *n) {
     const nb_fake_quant_attr *a = &n->attr.fake_quant;
-    fq_geom g = {.n = cpu_phys_floats(n->in[0]), .qmin = a->qmin, .qmax = a->qmax, .per_channel = a->axis >= 0,
+    fq_geom g = {.n = cpu_phys_len(n->in[0]), .qmin = a->qmin, .qmax = a->qmax, .per_channel = a->axis >= 0,
                  .grad_factor = a->grad_factor};
     nb_fake_quant_groups(n, &g.groups, &g.inner);
     if (!g.per_channel) g.inner = g.n;

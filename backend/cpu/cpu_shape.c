@@ -1,20 +1,23 @@
-/* Channel-broadcast multiply and channel shuffle on plain contiguous tensors. */
+/* Channel-broadcast multiply (f32) and channel shuffle (any element type) on plain contiguous tensors. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
 
 
-/* y[:, j*g + i] = x[:, i*(C/g) + j]; inverse when `inverse` */
-static void shuffle(const float *x, float *y, int64_t N, int64_t C, int64_t HW, int64_t g, int inverse) {
+/* y[:, j*g + i] = x[:, i*(C/g) + j]; inverse when `inverse`. Channels move whole, so the element type only
+ * sets their size (es bytes). */
+static void shuffle(const void *xv, void *yv, size_t es, int64_t N, int64_t C, int64_t HW, int64_t g, int inverse) {
     int64_t cpg = C / g;
+    const char *x = xv;
+    char *y = yv;
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW > CPU_PAR_MIN)
     for (int64_t nn = 0; nn < N; nn++) {
         for (int64_t c = 0; c < C; c++) {
             int64_t i = c / cpg, j = c % cpg, c2 = j * g + i;
-            const float *src = x + (nn * C + (inverse ? c2 : c)) * HW;
-            float *dst = y + (nn * C + (inverse ? c : c2)) * HW;
-            memcpy(dst, src, sizeof(float) * (size_t)HW);
+            const char *src = x + (nn * C + (inverse ? c2 : c)) * HW * (int64_t)es;
+            char *dst = y + (nn * C + (inverse ? c : c2)) * HW * (int64_t)es;
+            memcpy(dst, src, es * (size_t)HW);
         }
     }
 }
@@ -25,7 +28,7 @@ int cpu_shape_forward(cpu_backend *be, nb_node *n) {
     if (nb_out_alloc(y, NB_LAYOUT_PLAIN) != 0) return -1;
     switch (n->op) {
     case NB_OP_CHANNEL_SHUFFLE:
-        shuffle(nb_data(x), nb_data(y), x->shape[0], x->shape[1], x->shape[2] * x->shape[3], n->attr.shuffle.groups, 0);
+        shuffle(nb_data(x), nb_data(y), nb_dtype_size(x->dtype), x->shape[0], x->shape[1], x->shape[2] * x->shape[3], n->attr.shuffle.groups, 0);
         return 0;
     case NB_OP_MUL_CHANNEL: {
         const nb_tensor *s = n->in[1];
@@ -54,7 +57,7 @@ int cpu_shape_backward(cpu_backend *be, nb_node *n, nb_tensor *const *gout, nb_t
     case NB_OP_CHANNEL_SHUFFLE:
         if (!gin[0]) return 0;
         if (nb_out_alloc(gin[0], NB_LAYOUT_PLAIN) != 0) return -1;
-        shuffle(nb_data(gy), nb_data(gin[0]), x->shape[0], x->shape[1], x->shape[2] * x->shape[3],
+        shuffle(nb_data(gy), nb_data(gin[0]), nb_dtype_size(gy->dtype), x->shape[0], x->shape[1], x->shape[2] * x->shape[3],
                 n->attr.shuffle.groups, 1);
         return 0;
     case NB_OP_MUL_CHANNEL: {

@@ -29,7 +29,7 @@ int cpu_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tenso
     float *yp = nb_data(y);
     const float *xp = nb_data(x), *gp = gy ? nb_data(gy) : NULL;
     if (!yp || !xp || (gy && !gp)) return -1;
-    int64_t n = cpu_phys_floats(x);
+    int64_t n = cpu_phys_len(x);
     (void)alpha;
     switch (op) {
     case NB_OP_HARDSIGMOID: /* relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid; slope 1/6 inside (-3, 3) */
@@ -46,7 +46,7 @@ int cpu_unary(nb_backend *b, nb_op op, float alpha, nb_tensor *y, const nb_tenso
     }
     /* a blocked layout's padding must stay zero where f(0) is not: oneDNN zero-pads a buffer that a memory
      * object of that layout takes */
-    if (!gy && y->layout != NB_LAYOUT_PLAIN && cpu_phys_floats(y) > nb_numel(y)) {
+    if (!gy && y->layout != NB_LAYOUT_PLAIN && cpu_phys_len(y) > nb_numel(y)) {
         dnnl_memory_t m;
         CPU_DNNL(be, nb_op_name(op), dnnl_memory_create(&m, cpu_layout_md(be, y->layout), be->engine, yp));
         dnnl_memory_destroy(m);

@@ -39,7 +39,8 @@ static int input_names(nb_op op, const char **names) {
     case NB_OP_RESHAPE:
     case NB_OP_SOFTMAX:
     case NB_OP_LOG_SOFTMAX:
-    case NB_OP_DROPOUT: list = x, n = 1; break;
+    case NB_OP_DROPOUT:
+    case NB_OP_CAST: list = x, n = 1; break;
     case NB_OP_ADD: list = ab, n = 2; break;
     case NB_OP_MUL_CHANNEL: list = xs, n = 2; break;
     case NB_OP_CONCAT: n = 0; break; /* x0 .. x<n-1>, from the case's attribute n */
@@ -151,6 +152,7 @@ nb_tensor *oh_run(const oh_spec *s, nb_tensor **in) {
     case NB_OP_SMOOTH_L1: return nb_smooth_l1(in[0], in[1], s->beta);
     case NB_OP_MSE: return nb_mse(in[0], in[1]);
     case NB_OP_DROPOUT: return nb_dropout(in[0], s->alpha, 1);
+    case NB_OP_CAST: return nb_cast(in[0], NB_BF16); /* f32 -> bf16 (tests/fixtures/bf16.h5) */
     case NB_OP_FAKE_QUANT:
         return nb_fake_quant(in[0], in[1], in[2],
                              (nb_fake_quant_attr){.qmin = s->qmin, .qmax = s->qmax, .axis = s->axis, .grad_factor = s->grad_factor});

@@ -1,6 +1,8 @@
 /* Shared test helpers: tolerance, error capture, HDF5 fixture reading, finite-difference checks. */
 #include "tests/support/testutil.h"
 
+#include "core/bf16.h"
+
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,9 +58,16 @@ void tu_assert_tensor_close(const char *what, const nb_tensor *got, const float 
 }
 
 float *tu_host(const nb_tensor *t) {
-    float *h = malloc(sizeof(float) * (size_t)(nb_numel(t) ? nb_numel(t) : 1));
+    int64_t n = nb_numel(t);
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
     assert_non_null(h);
-    assert_int_equal(nb_tensor_to_host(t, h, sizeof(float) * (size_t)nb_numel(t)), 0);
+    if (t->dtype == NB_BF16) { /* widened exactly, in place from the back */
+        uint16_t *b = (uint16_t *)h;
+        assert_int_equal(nb_tensor_to_host(t, b, sizeof(uint16_t) * (size_t)n), 0);
+        for (int64_t i = n; i-- > 0;) h[i] = nb_bf16_to_f32(b[i]);
+        return h;
+    }
+    assert_int_equal(nb_tensor_to_host(t, h, sizeof(float) * (size_t)n), 0);
     return h;
 }
 

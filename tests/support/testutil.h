@@ -53,7 +53,7 @@ void tu_gradcheck(nb_ctx *ctx, tu_fn f, nb_tensor **in, int n_in, int which, voi
 void tu_randn(nb_tensor *t, uint64_t seed);
 void tu_rand_uniform(nb_tensor *t, uint64_t seed, float lo, float hi);
 
-/* Host copy of a tensor (malloc'd floats). */
+/* Host copy of a tensor (malloc'd floats; a bf16 tensor's values widened to f32). */
 float *tu_host(const nb_tensor *t);
 
 #endif
