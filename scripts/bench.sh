@@ -15,6 +15,9 @@ echo
 echo
 "$PYTHON" bench/compare_zoo.py "$BUILD" --rounds "${BENCH_ZOO_ROUNDS:-2}"
 echo
+# mixed precision: nibble bf16 and fp32 against PyTorch fp32 and its CPU autocast bf16
+"$PYTHON" bench/compare_precision.py "$BUILD" --rounds "${BENCH_ROUNDS_PRECISION:-2}"
+echo
 # ONNX import: a zoo model against its export imported again (the import must cost no throughput)
 "$PYTHON" bench/compare_import.py "$BUILD" resnet18 mobilenet_v2 --rounds "${BENCH_ROUNDS:-3}"
 echo
