@@ -50,13 +50,19 @@ int nb_autocast_inputs(nb_ctx *ctx, nb_op op, nb_tensor **in, int n_in, bool *lo
     for (int i = 0; runs && !compute && i < n_act; i++)
         runs = !in[i] || !nb_dtype_is_float(in[i]->dtype) || in[i]->dtype == NB_BF16;
     nb_dtype target = runs ? NB_BF16 : NB_F32;
-    for (int i = 0; i < n_act; i++) {
+    /* the casts are invisible to the op hooks: the quantization simulation has already seen this op's inputs
+     * (hooks run first) and must not place quantizers on copies that exist only for the arithmetic */
+    bool hidden = ctx->in_op_hook;
+    ctx->in_op_hook = true;
+    int rc = 0;
+    for (int i = 0; i < n_act && rc == 0; i++) {
         if (!in[i] || !nb_dtype_is_float(in[i]->dtype) || in[i]->dtype == target) continue;
         in[i] = nb_cast(in[i], target);
-        if (!in[i]) return -1;
+        if (!in[i]) rc = -1;
     }
+    ctx->in_op_hook = hidden;
     *lowp = runs;
-    return 0;
+    return rc;
 }
 
 nb_dtype nb_autocast_out_dtype(const nb_node *n, nb_dtype dtype) {

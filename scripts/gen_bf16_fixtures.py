@@ -92,6 +92,7 @@ def ops(f):
         ("depthwise_s2", 2, 32, 12, 12, 32, 3, 2, 1, 32, False),
         ("pointwise", 3, 64, 7, 7, 48, 1, 1, 0, 1, False),
         ("stem7x7", 2, 3, 20, 20, 16, 7, 2, 3, 1, False),
+        ("stem_grey", 4, 1, 14, 14, 16, 3, 1, 1, 1, False),  # Fashion-MNIST's one input channel
     ]
     for i, (name, n, c, h, w, o, k, s, p, gr, bias) in enumerate(conv):
         inputs = {"x": rnd(n, c, h, w, seed=10 + i), "w": rnd(o, c // gr, k, k, seed=20 + i, scale=(c // gr * k * k) ** -0.5)}

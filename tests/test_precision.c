@@ -227,6 +227,7 @@ static void test_cast_host(void **st) {
     assert_int_equal(got[0], 0x3f80); /* 1 + 2^-8 is a tie: to the even 1.0 */
     assert_int_equal(got[1], 0x3f82); /* 1 + 3 * 2^-8: up to the even 1 + 2^-6 */
     assert_true(isinf(nb_bf16_to_f32(got[5])));
+    nb_release(x);
     nb_ctx_free(ctx);
 }
 
@@ -390,6 +391,11 @@ static void test_fp16_refused(void **st) {
     assert_int_not_equal(r.status, 0);
     assert_true(r.status < 128);
     assert_non_null(strstr(r.err, "train.precision = fp16"));
+    /* quantization-aware training in bf16 does not learn yet (README): refused, not run */
+    run_prog(&r, ARGV("train", cfg, o, "compress.methods=qat"));
+    assert_int_not_equal(r.status, 0);
+    assert_true(r.status < 128);
+    assert_non_null(strstr(r.err, "compress.methods = qat with train.precision = bf16"));
 }
 
 /* The memory a training step holds: bf16 activations and their gradients take half of f32's. */
