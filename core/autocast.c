@@ -24,22 +24,19 @@ bool nb_autocast_native(nb_ctx *ctx, nb_dtype dtype) {
     return dtype == NB_F32 || (nb_autocast_supported(ctx, dtype) && be->lowp_native && be->lowp_native(be, dtype));
 }
 
+/* The ops that compute in bf16 under autocast: those whose input and weight integer inference quantizes (the
+ * column quant of core/op_table.h: convolutions and linear layers) */
+static bool compute_op(nb_op op) { return nb_op_quant_of(op) == NB_QUANT_WEIGHTED; }
+
 /* The leading inputs that are activations (the rest are f32 parameters and statistics): one for the ops with
  * parameters, all of them for the others. */
-static int activation_inputs(nb_op op, int n_in) {
-    switch (op) {
-    case NB_OP_CONV2D:
-    case NB_OP_LINEAR:
-    case NB_OP_BATCHNORM2D: return 1;
-    default: return n_in;
-    }
-}
+static int activation_inputs(nb_op op, int n_in) { return compute_op(op) || op == NB_OP_BATCHNORM2D ? 1 : n_in; }
 
 int nb_autocast_inputs(nb_ctx *ctx, nb_op op, nb_tensor **in, int n_in, bool *lowp) {
     *lowp = false;
     if (op == NB_OP_CAST) return 0;
     int n_act = activation_inputs(op, n_in);
-    bool compute = op == NB_OP_CONV2D || op == NB_OP_LINEAR;
+    bool compute = compute_op(op);
     bool any_lowp = false;
     for (int i = 0; i < n_act; i++) any_lowp = any_lowp || (in[i] && in[i]->dtype == NB_BF16);
     if (!any_lowp && !(compute && ctx->autocast == NB_BF16)) return 0;

@@ -239,6 +239,16 @@ static nb_optim *sgd_of(nb_model *m, nb_tensor **params, int *np) {
     return nb_optim_new(m->ctx, &oc, params, *np);
 }
 
+/* what sgd_of and a step's setup made, and the context */
+static void free_step(nb_ctx *ctx, nb_model *m, nb_optim *o, nb_task *task, nb_tensor *x, nb_tensor *y) {
+    nb_task_free(task);
+    nb_optim_free(o);
+    nb_release(x);
+    nb_release(y);
+    nb_model_free(m);
+    nb_ctx_free(ctx);
+}
+
 /* Gradients of ResNet-18 after one step in bf16, against float64, as close as autocast's. */
 static void test_resnet18_step(void **st) {
     (void)st;
@@ -298,12 +308,7 @@ static void test_resnet18_step(void **st) {
     free(lb);
     free(l64);
     H5Gclose(g);
-    nb_task_free(task);
-    nb_optim_free(o);
-    nb_release(x);
-    nb_release(y);
-    nb_model_free(m);
-    nb_ctx_free(ctx);
+    free_step(ctx, m, o, task, x, y);
 }
 
 /* ---- bin/train in bf16 ---- */
@@ -417,12 +422,7 @@ static size_t step_peak(nb_dtype precision) {
     for (int s = 0; s < 2; s++) assert_int_equal(nb_train_step(ctx, &parts, x, y, s, 0, &loss), 0);
     nb_mem_stats ms;
     nb_mem_stats_get(ctx, &ms);
-    nb_task_free(task);
-    nb_optim_free(o);
-    nb_release(x);
-    nb_release(y);
-    nb_model_free(m);
-    nb_ctx_free(ctx);
+    free_step(ctx, m, o, task, x, y);
     return ms.peak_in_use;
 }
 

@@ -96,9 +96,9 @@ int cpu_layout_as(nb_backend *be, int layout, nb_dtype dtype);
 /* Mixed precision: the ops whose kernels here take bf16 activations (core/autocast.c asks). */
 bool cpu_lowp_supports(nb_backend *be, nb_op op, nb_dtype dtype);
 bool cpu_lowp_native(nb_backend *be, nb_dtype dtype);
-/* The bf16 copy of weight w in layout `layout`: w's cached copy when w is a parameter (remade after w
- * changes), else a new tensor that *owned is set for. NULL after reporting. */
-nb_tensor *cpu_lowp_weight(cpu_backend *be, nb_tensor *w, int layout, bool *owned);
+/* The bf16 copy of weight w in layout `layout`, a reference the caller releases: w's cached copy when w is a
+ * parameter (remade after w changes), else a copy of its own. NULL after reporting. */
+nb_tensor *cpu_lowp_weight(cpu_backend *be, nb_tensor *w, int layout);
 /* A tensor with the content of t in layout `layout`: t itself when it already is, else a new tensor
  * (the caller releases it when *owned is set). */
 nb_tensor *cpu_as_layout(cpu_backend *be, nb_tensor *t, int layout, bool *owned);

@@ -23,7 +23,7 @@ static conv_geom geom(const nb_conv_attr *a) {
 }
 
 /* Weight descriptors: oneDNN wants 5-D (g, O/g, I/g, kh, kw) for grouped convolution. */
-static void weights_md_t(const nb_tensor *w, int groups, int any, dnnl_data_type_t dt, dnnl_memory_desc_t *md) {
+static void weights_md(const nb_tensor *w, int groups, int any, dnnl_data_type_t dt, dnnl_memory_desc_t *md) {
     memset(md, 0, sizeof *md);
     if (groups == 1) {
         dnnl_dims_t d = {w->shape[0], w->shape[1], w->shape[2], w->shape[3]};
@@ -32,10 +32,6 @@ static void weights_md_t(const nb_tensor *w, int groups, int any, dnnl_data_type
         dnnl_dims_t d = {groups, w->shape[0] / groups, w->shape[1], w->shape[2], w->shape[3]};
         dnnl_memory_desc_init_by_tag(md, 5, d, dt, any ? dnnl_format_tag_any : dnnl_goihw);
     }
-}
-
-static void weights_md(const nb_tensor *w, int groups, int any, dnnl_memory_desc_t *md) {
-    weights_md_t(w, groups, any, dnnl_f32, md);
 }
 
 /* the type the products read the weight in: the input's (f32, or bf16 under mixed precision) */
@@ -56,7 +52,7 @@ static void key_conv(cpu_key *k, int phase, const nb_node *n) {
  * both describe the same bytes, so the tensor carries the 5-D descriptor's layout number. */
 static int weight_layout(cpu_backend *be, const dnnl_memory_desc_t *md, const nb_tensor *w, int groups) {
     dnnl_memory_desc_t plain;
-    weights_md_t(w, groups, 0, md->data_type, &plain);
+    weights_md(w, groups, 0, md->data_type, &plain);
     if (dnnl_memory_desc_equal(&plain, md)) return NB_LAYOUT_PLAIN;
     return cpu_intern(be, md, NULL);
 }
@@ -71,7 +67,7 @@ static cpu_prim *fwd_prim(cpu_backend *be, const nb_node *n) {
     conv_geom g = geom(a);
     dnnl_memory_desc_t xmd, wmd, bmd, ymd;
     cpu_md_any(x, &xmd);
-    weights_md_t(w, a->groups, 1, compute_type(n), &wmd);
+    weights_md(w, a->groups, 1, compute_type(n), &wmd);
     cpu_md_any(y, &ymd);
     if (b) cpu_md_plain(b, &bmd);
     dnnl_convolution_desc_t cd;
@@ -105,10 +101,8 @@ int cpu_conv_forward(cpu_backend *be, nb_node *n) {
     nb_tensor *ws = w;
     if (x->dtype == NB_BF16) {
         /* the weight's bf16 copy, held by the node for backward (a parameter's copy is shared with its cache) */
-        bool own_lw;
-        ws = cpu_lowp_weight(be, w, p->layout[1], &own_lw);
+        ws = cpu_lowp_weight(be, w, p->layout[1]);
         if (!ws) return -1;
-        if (!own_lw) nb_retain(ws);
         nb_node_set_saved(n, 1, ws);
     } else if (w->layout != p->layout[1]) {
         bool is_param = w->is_leaf && w->storage && w->storage->refs == 1 && w->layout == NB_LAYOUT_PLAIN;
@@ -140,7 +134,7 @@ static cpu_prim *bwd_data_prim(cpu_backend *be, const nb_node *n, cpu_prim *fwd)
     dnnl_memory_desc_t xmd, wmd, ymd;
     cpu_md_any(x, &xmd);
     cpu_md_any(n->out[0], &ymd);
-    weights_md_t(w, a->groups, 1, compute_type(n), &wmd);
+    weights_md(w, a->groups, 1, compute_type(n), &wmd);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
     if (dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &xmd, &wmd, &ymd, g.strides,
@@ -178,7 +172,7 @@ static cpu_prim *bwd_weights_prim(cpu_backend *be, const nb_node *n, cpu_prim *f
         cpu_md_any(x, &xmd);
         cpu_md_any(n->out[0], &ymd);
     }
-    weights_md(w, a->groups, 1, &wmd);
+    weights_md(w, a->groups, 1, dnnl_f32, &wmd); /* the weight gradient is f32 under mixed precision too */
     if (b) cpu_md_plain(b, &bmd);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;

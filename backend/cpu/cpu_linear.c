@@ -40,10 +40,8 @@ static int bf16_matmul(cpu_backend *be, int phase, int64_t m, int64_t n, int64_t
 static int lowp_forward(cpu_backend *be, nb_node *n) {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out[0];
     int64_t N = x->shape[0], K = x->shape[1], M = w->shape[0];
-    bool own;
-    nb_tensor *wl = cpu_lowp_weight(be, w, NB_LAYOUT_PLAIN, &own);
+    nb_tensor *wl = cpu_lowp_weight(be, w, NB_LAYOUT_PLAIN);
     if (!wl) return -1;
-    if (!own) nb_retain(wl);
     nb_node_set_saved(n, 1, wl);
     float *yp = nb_data(y);
     if (N && M && K) {

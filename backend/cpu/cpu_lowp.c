@@ -36,24 +36,25 @@ bool cpu_lowp_native(nb_backend *b, nb_dtype dtype) {
     return dtype == NB_BF16 && (isa & bf16) == bf16;
 }
 
-nb_tensor *cpu_lowp_weight(cpu_backend *be, nb_tensor *w, int layout, bool *owned) {
-    *owned = false;
+nb_tensor *cpu_lowp_weight(cpu_backend *be, nb_tensor *w, int layout) {
     /* a parameter keeps its copy until the optimizer (or anything else) writes it: every write bumps the
      * version, as the tape's check of saved inputs relies on too */
     bool cache = w->is_leaf;
-    if (cache && w->lowp && w->lowp_version == w->version && w->lowp->layout == layout) return w->lowp;
+    if (cache && w->lowp && w->lowp_version == w->version && w->lowp->layout == layout) {
+        nb_retain(w->lowp);
+        return w->lowp;
+    }
     nb_tensor *c = cpu_new(be, NB_BF16, w->ndim, w->shape, layout);
     if (!c) return NULL;
     if (cpu_relayout(&be->base, c, w) != 0) {
         nb_release(c);
         return NULL;
     }
-    if (!cache) {
-        *owned = true;
-        return c;
+    if (cache) {
+        nb_release(w->lowp);
+        w->lowp = c;
+        w->lowp_version = w->version;
+        nb_retain(c);
     }
-    nb_release(w->lowp);
-    w->lowp = c;
-    w->lowp_version = w->version;
     return c;
 }
