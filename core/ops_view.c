@@ -143,6 +143,9 @@ int nb_view_backward(nb_ctx *ctx, nb_node *n, nb_tensor *const *gout, nb_tensor 
 
 nb_tensor *nb_to_layout(nb_tensor *x, int layout) {
     if (!x) return NULL;
+    nb_backend *be = x->ctx->backend;
+    /* another type's layout means its blocking in x's type (nb_tensor_alloc) */
+    if (layout != NB_LAYOUT_PLAIN && be->layout_as && (layout = be->layout_as(be, layout, x->dtype)) < 0) return NULL;
     if (x->layout == layout && (layout != NB_LAYOUT_PLAIN || nb_is_contiguous(x))) return x;
     nb_ctx *ctx = x->ctx;
     nb_node *n = nb_op_begin(ctx, NB_OP_RELAYOUT, &x, 1, 1);

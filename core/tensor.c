@@ -103,6 +103,9 @@ bool nb_same_shape(const nb_tensor *a, const nb_tensor *b) {
 
 int nb_tensor_alloc(nb_tensor *t, int layout) {
     nb_backend *be = t->ctx->backend;
+    /* a backend's layout may be a blocking of one element type: a tensor of another type asked to take it (an
+     * f32 operand arranged like its bf16 partner) takes the same blocking in its own type, and its size */
+    if (layout != NB_LAYOUT_PLAIN && be->layout_as && (layout = be->layout_as(be, layout, t->dtype)) < 0) return -1;
     t->layout = layout;
     t->offset = 0;
     if (layout == NB_LAYOUT_PLAIN) nb_set_contiguous_strides(t);

@@ -80,6 +80,26 @@ typedef struct {
 double nb_schedule_lr(const nb_schedule *s, double t);
 const char *nb_sched_name(nb_sched_kind k);
 
+/* Dynamic loss scaling, as torch.cuda.amp.GradScaler: backward starts from the loss times `scale`, so that
+ * small gradients survive a low-precision backward (fp16's 6e-8 floor); the gradients are then multiplied by
+ * 1/scale (in f32, as GradScaler's inv_scale) before anything else reads them. A step whose gradients hold an
+ * inf or NaN drops them (the optimizer skips parameters without a gradient, as torch.optim does) and multiplies
+ * the scale by `backoff`; `interval` steps in a row without one multiply it by `growth`. The same state on
+ * every rank: gradients are summed over the ranks before they are checked, and an inf anywhere is everywhere. */
+typedef struct {
+    double scale;          /* the loss's multiplier now; 0: loss scaling off */
+    double growth, backoff;
+    int64_t interval;      /* overflow-free steps in a row before the scale grows (0: it never grows) */
+    int64_t good;          /* such steps since the last change */
+    int64_t skipped;       /* steps skipped for an overflow, over the whole run */
+} nb_loss_scaler;
+
+/* After backward from the scaled loss: *overflow tells whether any of o's gradients is not finite; if so the
+ * gradients are dropped, else each is multiplied by 1/scale. 0, or -1 after reporting. */
+int nb_loss_scale_unscale(const nb_loss_scaler *ls, nb_optim *o, bool *overflow);
+/* The scale for the next step, from whether this one overflowed. */
+void nb_loss_scale_update(nb_loss_scaler *ls, bool overflow);
+
 /* Scale all gradients so that their joint L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
  * returns the norm before clipping, or a negative value after an error. */
 double nb_clip_grad_norm(nb_tensor *const *params, int n, double max_norm);

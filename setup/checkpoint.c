@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,10 @@ int nb_ckpt_save(nb_ctx *ctx, const char *path, const nb_params *ps, const nb_op
              write_i64(f, "state/global_step", st->global_step) || write_i64(f, "state/images_seen", st->images_seen) ||
              write_f64(f, "state/best_top1", st->best_top1) || write_i64(f, "state/best_epoch", st->best_epoch) ||
              write_f64(f, "state/seconds", st->seconds) || write_i64(f, "state/ranks", st->ranks > 0 ? st->ranks : 1);
+        if (!rc && st->scaler.scale > 0)
+            rc = write_f64(f, "state/loss_scale", st->scaler.scale) ||
+                 write_i64(f, "state/loss_scale_good_steps", st->scaler.good) ||
+                 write_i64(f, "state/skipped_steps", st->scaler.skipped);
     }
     if (config_text && !rc) {
         hid_t g = H5Gopen2(f, "/", H5P_DEFAULT);
@@ -364,6 +369,18 @@ int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st) {
              read_scalar(f, "state/seconds", H5T_NATIVE_DOUBLE, &st->seconds);
     st->ranks = 1; /* checkpoints from before data parallelism */
     if (rc == 0 && H5Lexists(f, "state/ranks", H5P_DEFAULT) > 0) rc = read_scalar(f, "state/ranks", H5T_NATIVE_INT64, &st->ranks);
+    bool scaled = rc == 0 && st->scaler.scale > 0 && H5Lexists(f, "state/loss_scale", H5P_DEFAULT) > 0;
+    if (scaled)
+        rc = read_scalar(f, "state/loss_scale", H5T_NATIVE_DOUBLE, &st->scaler.scale) ||
+             read_scalar(f, "state/loss_scale_good_steps", H5T_NATIVE_INT64, &st->scaler.good) ||
+             read_scalar(f, "state/skipped_steps", H5T_NATIVE_INT64, &st->scaler.skipped);
+    if (scaled && rc == 0 &&
+        !(st->scaler.scale > 0 && isfinite(st->scaler.scale) && st->scaler.good >= 0 && st->scaler.skipped >= 0)) {
+        H5Fclose(f);
+        NB_FAIL(ctx, path, "state/loss_scale is %g (good steps %lld, skipped %lld): a positive finite scale and "
+                "counts expected", st->scaler.scale, (long long)st->scaler.good, (long long)st->scaler.skipped);
+        return -1;
+    }
     H5Fclose(f);
     if (rc) NB_FAIL(ctx, path, "has no complete /state group: not a training checkpoint, cannot resume from it");
     return rc ? -1 : 0;

@@ -21,6 +21,7 @@ typedef struct {
     int64_t best_epoch;
     double seconds;      /* training time so far, summed over resumed sessions */
     int64_t ranks;       /* data-parallel ranks that trained it (a resume must use as many) */
+    nb_loss_scaler scaler; /* dynamic loss scaling's state (scale 0: off); its factors come from the config */
 } nb_train_state;
 
 /* Further named tensors a checkpoint carries (compression state: ADMM's G and U, pruning masks, integer
@@ -51,6 +52,8 @@ int nb_ckpt_load_extra(nb_ctx *ctx, const char *path, const nb_ckpt_extra *extra
 typedef enum { NB_NAMES_ALL, NB_NAMES_PRESENT } nb_names_match;
 int nb_ckpt_load_model(nb_ctx *ctx, const char *path, nb_params *ps, nb_names_match match);
 int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o);
+/* The training position; and loss scaling's scale and counters where st->scaler is on (the resuming run's
+ * config) and the file has them (a run that turns loss scaling on at a resume starts from its first scale). */
 int nb_ckpt_load_state(nb_ctx *ctx, const char *path, nb_train_state *st);
 /* The `config` attribute (malloc'd), or NULL with an error. */
 char *nb_ckpt_read_config(nb_ctx *ctx, const char *path);

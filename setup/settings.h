@@ -99,6 +99,17 @@
       "training arithmetic: fp32, or bf16 mixed precision (convolutions, linear layers and the activations "          \
       "between them in bf16; f32 weights, optimizer state, batch-norm statistics and loss; evaluation in fp32); "      \
       "fp16 needs a GPU backend with fp16 kernels")                                                                    \
+    X(train, loss_scale, ENUM, "off", "off|dynamic",                                                                   \
+      "dynamic loss scaling, as torch.cuda.amp.GradScaler: backward from the loss times a scale, the gradients "       \
+      "unscaled before anything reads them; a step with an inf or NaN gradient is skipped and lowers the scale")       \
+    X(train, loss_scale_init, FLOAT, "65536", NULL,                                                                    \
+      "loss scaling: the first scale")                                                                                 \
+    X(train, loss_scale_growth, FLOAT, "2", NULL,                                                                      \
+      "loss scaling: the scale's factor after loss_scale_interval steps without an overflow")                          \
+    X(train, loss_scale_backoff, FLOAT, "0.5", NULL,                                                                   \
+      "loss scaling: the scale's factor after a step with one")                                                        \
+    X(train, loss_scale_interval, INT, "2000", NULL,                                                                   \
+      "loss scaling: overflow-free steps in a row before the scale grows (0: never)")                                  \
     X(train, threads, INT, "0", NULL,                                                                                  \
       "compute threads (0: all cores, shared out among the ranks on one machine)")                                     \
     X(train, sync_bn, BOOL, "false", NULL,                                                                             \
@@ -320,6 +331,7 @@ typedef enum { NB_DATA_FREE_NONE, NB_DATA_FREE_ZEROQ, NB_DATA_FREE_BN } nb_data_
 typedef enum { NB_ACT_GRID_UNSIGNED, NB_ACT_GRID_SYMMETRIC } nb_act_grid;                      /* quantize.activation_grid */
 typedef enum { NB_CONCAT_GRID_SHARED, NB_CONCAT_GRID_SEPARATE } nb_concat_grid;               /* quantize.concat_grid */
 typedef enum { NB_PRECISION_FP32, NB_PRECISION_BF16, NB_PRECISION_FP16 } nb_precision;          /* train.precision */
+typedef enum { NB_LOSS_SCALE_OFF, NB_LOSS_SCALE_DYNAMIC } nb_loss_scale_mode;                   /* train.loss_scale */
 
 #define NB_SETTING_FIELD(section, key, type, def, choices, help) NB_SETTING_FIELD_##type(key)
 #define NB_SETTING_FIELD_INT(key) int64_t key;

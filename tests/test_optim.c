@@ -241,11 +241,75 @@ static void test_state_roundtrip(void **st) {
     }
 }
 
+/* Loss scaling's rule, GradScaler's: the backoff at an overflow, the growth after `interval` clean steps in a
+ * row (the count restarting at each change), never past what f32 holds. */
+static void test_loss_scale_rule(void **st) {
+    (void)st;
+    nb_loss_scaler ls = {.scale = 8, .growth = 2, .backoff = 0.5, .interval = 2};
+    const bool over[] = {false, false, false, true, false, false, true, true, false};
+    const double want[] = {8, 16, 16, 8, 8, 16, 8, 4, 4};
+    for (int i = 0; i < 9; i++) {
+        nb_loss_scale_update(&ls, over[i]);
+        if (ls.scale != want[i]) fail_msg("after update %d: scale %g, expected %g", i, ls.scale, want[i]);
+    }
+    assert_int_equal(ls.skipped, 3);
+    assert_int_equal(ls.good, 1);
+    nb_loss_scaler top = {.scale = 0x1p127, .growth = 2, .backoff = 0.5, .interval = 1};
+    nb_loss_scale_update(&top, false);
+    assert_true(top.scale == 0x1p127); /* 2^128 is inf in f32 */
+    nb_loss_scaler fixed = {.scale = 4, .growth = 2, .backoff = 0.5, .interval = 0};
+    for (int i = 0; i < 5; i++) nb_loss_scale_update(&fixed, false);
+    assert_true(fixed.scale == 4);
+}
+
+/* The unscale after backward: each gradient times 1/scale (exact for a power of two); an inf or a NaN in any
+ * gradient drops them all and says so. */
+static void test_loss_scale_unscale(void **st) {
+    (void)st;
+    nb_ctx *ctx = tu_ctx();
+    nb_tensor *p = nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){3}), *b = nb_tensor_new(ctx, NB_F32, 1, (int64_t[]){1});
+    nb_set_name(p, "p");
+    nb_set_name(b, "b");
+    nb_tensor *ps[2] = {p, b};
+    nb_optim_config oc = nb_optim_defaults(NB_OPTIM_SGD);
+    nb_optim *o = nb_optim_new(ctx, &oc, ps, 2);
+    nb_loss_scaler ls = {.scale = 1024, .growth = 2, .backoff = 0.5, .interval = 10};
+    const float bad[2] = {INFINITY, NAN};
+    for (int k = 0; k < 3; k++) {
+        float gp[3] = {3072.0f, -6.5f, 1e-30f}, gb[1] = {0.75f};
+        if (k > 0) gp[1] = bad[k - 1];
+        p->grad = nb_tensor_from_host(ctx, NB_F32, 1, p->shape, gp);
+        b->grad = nb_tensor_from_host(ctx, NB_F32, 1, b->shape, gb);
+        bool overflow = true;
+        assert_int_equal(nb_loss_scale_unscale(&ls, o, &overflow), 0);
+        assert_int_equal(overflow, k > 0);
+        if (k > 0) {
+            assert_null(p->grad);
+            assert_null(b->grad);
+            continue;
+        }
+        float hp[3], hb[1];
+        assert_int_equal(nb_tensor_to_host(p->grad, hp, sizeof hp), 0);
+        assert_int_equal(nb_tensor_to_host(b->grad, hb, sizeof hb), 0);
+        for (int i = 0; i < 3; i++)
+            if (hp[i] != gp[i] / 1024.0f) fail_msg("gradient %d: %g, expected %g", i, hp[i], gp[i] / 1024.0f);
+        assert_true(hb[0] == gb[0] / 1024.0f);
+        nb_zero_grad(p);
+        nb_zero_grad(b);
+    }
+    nb_optim_free(o);
+    nb_release(p);
+    nb_release(b);
+    assert_int_equal(ctx->n_errors, 0);
+    nb_ctx_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd_momentum_wd), cmocka_unit_test(test_sgd_nesterov), cmocka_unit_test(test_sgd_dampening),
         cmocka_unit_test(test_sgd_plain),       cmocka_unit_test(test_adam),         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_schedules),       cmocka_unit_test(test_clip),         cmocka_unit_test(test_state_roundtrip),
+        cmocka_unit_test(test_loss_scale_rule),  cmocka_unit_test(test_loss_scale_unscale),
     };
     return cmocka_run_group_tests_name("optimizers vs torch.optim", tests, setup, teardown);
 }

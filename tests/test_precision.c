@@ -19,11 +19,13 @@
 
 #include <cmocka.h>
 
+#include "core/arith.h"
 #include "core/bf16.h"
 #include "core/context.h"
 #include "core/ops.h"
 #include "models/model.h"
 #include "optim/optim.h"
+#include "setup/checkpoint.h"
 #include "task/task.h"
 #include "tests/support/ckpt_bytes.h"
 #include "tests/support/det_weights.h"
@@ -311,6 +313,22 @@ static void test_resnet18_step(void **st) {
     free_step(ctx, m, o, task, x, y);
 }
 
+/* Whether every tensor of a's params (parameters alone: kind NB_PARAM, or buffers too) equals b's bit for bit. */
+static bool same_params(const nb_model *a, const nb_model *b, bool buffers, const char **which) {
+    for (int i = 0; i < a->params.n; i++) {
+        if (!buffers && a->params.items[i].kind != NB_PARAM) continue;
+        const nb_tensor *x = a->params.items[i].t, *y = b->params.items[i].t;
+        if (x->dtype != NB_F32) continue; /* batch counters */
+        float *hx = tu_host(x), *hy = tu_host(y);
+        bool same = !memcmp(hx, hy, sizeof(float) * (size_t)nb_numel(x));
+        free(hx);
+        free(hy);
+        *which = x->name;
+        if (!same) return false;
+    }
+    return true;
+}
+
 /* ---- bin/train in bf16 ---- */
 
 static char dir[128], cfg[512];
@@ -349,24 +367,39 @@ static void train_ok(const char *const *argv) {
     if (r.status != 0) fail_msg("bin/train exited %d:\n%s", r.status, r.err);
 }
 
-static double epoch2_top1(const char *run) {
-    char p[700];
+/* Run a's last.h5 and run b's are the same bytes (b: stopped and resumed). */
+static void assert_same_last(const char *a, const char *b) {
+    char la[700], lb[700];
+    snprintf(la, sizeof la, "%s/%s/last.h5", dir, a);
+    snprintf(lb, sizeof lb, "%s/%s/last.h5", dir, b);
+    ckpt_bytes x = ckpt_bytes_read(la), y = ckpt_bytes_read(lb);
+    assert_true(x.len > 10000);
+    assert_int_equal(x.len, y.len);
+    if (memcmp(x.buf, y.buf, x.len)) fail_msg("%s and %s differ", la, lb);
+    free(x.buf);
+    free(y.buf);
+}
+
+/* A metric of epoch 2 in run's metrics.jsonl ("val_top1", "val_loss") */
+static double epoch2(const char *run, const char *key) {
+    char p[700], k[64];
     snprintf(p, sizeof p, "%s/%s/metrics.jsonl", dir, run);
+    snprintf(k, sizeof k, "\"%s\": ", key);
     char *m = read_file(p, NULL);
     assert_non_null(m);
     const char *e2 = strstr(m, "\"type\": \"epoch\", \"epoch\": 2");
     assert_non_null(e2);
-    const char *v = strstr(e2, "\"val_top1\": ");
+    const char *v = strstr(e2, k);
     assert_non_null(v);
-    double top1 = atof(v + 12);
+    double x = atof(v + strlen(k));
     free(m);
-    return top1;
+    return x;
 }
 
 /* 2 epochs == 23 steps + --resume, bit for bit; the run learns as the fp32 run does */
 static void test_train_resume(void **st) {
     (void)st;
-    char oa[600], ob[600], oc[600], la[700], lb[700];
+    char oa[600], ob[600], oc[600];
     snprintf(oa, sizeof oa, "train.out=%s/a", dir);
     snprintf(ob, sizeof ob, "train.out=%s/b", dir);
     snprintf(oc, sizeof oc, "train.out=%s/f32", dir);
@@ -374,20 +407,13 @@ static void test_train_resume(void **st) {
     train_ok(ARGV("train", cfg, ob, "train.steps=23"));
     train_ok(ARGV("train", cfg, ob, "--resume"));
     train_ok(ARGV("train", cfg, oc, "train.precision=fp32"));
-    snprintf(la, sizeof la, "%s/a/last.h5", dir);
-    snprintf(lb, sizeof lb, "%s/b/last.h5", dir);
-    ckpt_bytes x = ckpt_bytes_read(la), y = ckpt_bytes_read(lb);
-    assert_true(x.len > 10000);
-    assert_int_equal(x.len, y.len);
-    if (memcmp(x.buf, y.buf, x.len)) fail_msg("%s and %s differ", la, lb);
-    free(x.buf);
-    free(y.buf);
-    double bf = epoch2_top1("a"), f32 = epoch2_top1("f32");
+    assert_same_last("a", "b");
+    double bf = epoch2("a", "val_top1"), f32 = epoch2("f32", "val_top1");
     print_message("ResNet-8, epoch 2: val top-1 %.4f in bf16, %.4f in fp32\n", bf, f32);
     assert_true(bf > 0.4 && fabs(bf - f32) < 0.05); /* 4 classes: chance is 0.25 */
 }
 
-static void test_fp16_refused(void **st) {
+static void test_refused(void **st) {
     (void)st;
     char o[600];
     snprintf(o, sizeof o, "train.out=%s/c", dir);
@@ -396,11 +422,187 @@ static void test_fp16_refused(void **st) {
     assert_int_not_equal(r.status, 0);
     assert_true(r.status < 128);
     assert_non_null(strstr(r.err, "train.precision = fp16"));
-    /* quantization-aware training in bf16 does not learn yet (README): refused, not run */
-    run_prog(&r, ARGV("train", cfg, o, "compress.methods=qat"));
-    assert_int_not_equal(r.status, 0);
-    assert_true(r.status < 128);
-    assert_non_null(strstr(r.err, "compress.methods = qat with train.precision = bf16"));
+    /* loss scaling's factors must move the scale the right way, within f32 */
+    const char *bad[][2] = {{"train.loss_scale_backoff=1.5", "train.loss_scale_backoff = 1.5"},
+                            {"train.loss_scale_growth=0.5", "train.loss_scale_growth = 0.5"},
+                            {"train.loss_scale_init=1e39", "train.loss_scale_init = 1e+39"},
+                            {"train.loss_scale_interval=-1", "train.loss_scale_interval = -1"}};
+    for (int i = 0; i < 4; i++) {
+        run_prog(&r, ARGV("train", cfg, o, "train.loss_scale=dynamic", bad[i][0]));
+        assert_true(r.status > 0 && r.status < 128);
+        if (!strstr(r.err, bad[i][1])) fail_msg("%s: no \"%s\" in:\n%s", bad[i][0], bad[i][1], r.err);
+    }
+}
+
+/* Quantization-aware training (W8A8, LSQ) in bf16 learns as it does in fp32, and resumes bit for bit. Its
+ * quantizers hand f32 tensors to ops whose other operand is bf16: the residual adds (test_mixed_add). */
+static void test_qat(void **st) {
+    (void)st;
+    char oa[600], ob[600], oc[600];
+    snprintf(oa, sizeof oa, "train.out=%s/qat_a", dir);
+    snprintf(ob, sizeof ob, "train.out=%s/qat_b", dir);
+    snprintf(oc, sizeof oc, "train.out=%s/qat_f32", dir);
+#define QAT "model.arch=resnet14", "compress.methods=qat", "compress.wbits=8", "compress.abits=8"
+    train_ok(ARGV("train", cfg, oa, QAT));
+    train_ok(ARGV("train", cfg, ob, QAT, "train.steps=23"));
+    train_ok(ARGV("train", cfg, ob, QAT, "--resume"));
+    train_ok(ARGV("train", cfg, oc, QAT, "train.precision=fp32"));
+#undef QAT
+    assert_same_last("qat_a", "qat_b");
+    /* the loss, not top-1: this set's top-1 moves by 0.1 between runs of equal loss (two of its classes are close) */
+    double bf = epoch2("qat_a", "val_loss"), f32 = epoch2("qat_f32", "val_loss");
+    print_message("ResNet-14 W8A8 QAT, epoch 2: val loss %.4f in bf16, %.4f in fp32 (chance: %.4f)\n", bf, f32, log(4.0));
+    assert_true(bf < 0.75 * log(4.0) && fabs(bf - f32) < 0.1);
+}
+
+/* bin/train with dynamic loss scaling (bf16): the scale grows every 5 steps from 1024, across a --resume that
+ * continues it bit for bit; the metrics show it; nothing overflows in bf16 here, and the network trained is
+ * the unscaled run's (test_train_resume's "a") bit for bit. */
+static void test_loss_scale_run(void **st) {
+    (void)st;
+    char oa[600], ob[600], la[700], ref[700];
+    snprintf(oa, sizeof oa, "train.out=%s/ls_a", dir);
+    snprintf(ob, sizeof ob, "train.out=%s/ls_b", dir);
+#define LS "train.loss_scale=dynamic", "train.loss_scale_init=1024", "train.loss_scale_interval=5"
+    train_ok(ARGV("train", cfg, oa, LS));
+    train_ok(ARGV("train", cfg, ob, LS, "train.steps=23"));
+    train_ok(ARGV("train", cfg, ob, LS, "--resume"));
+#undef LS
+    assert_same_last("ls_a", "ls_b");
+    snprintf(la, sizeof la, "%s/ls_a/last.h5", dir);
+    snprintf(ref, sizeof ref, "%s/a/last.h5", dir);
+    /* 32 steps: six growths */
+    assert_true(epoch2("ls_a", "loss_scale") == 65536.0 && epoch2("ls_a", "skipped_steps") == 0.0);
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "resnet8", .num_classes = 4, .in_channels = 1, .input_size = 16, .width = 1.0f, .seed = 1};
+    nb_model *ms = nb_model_create(ctx, &spec), *mr = nb_model_create(ctx, &spec);
+    assert_int_equal(nb_ckpt_load_model(ctx, la, &ms->params, NB_NAMES_ALL), 0);
+    assert_int_equal(nb_ckpt_load_model(ctx, ref, &mr->params, NB_NAMES_ALL), 0);
+    const char *which = "";
+    if (!same_params(ms, mr, true, &which)) fail_msg("%s differs from the unscaled run's %s", which, ref);
+    nb_model_free(ms);
+    nb_model_free(mr);
+    nb_ctx_free(ctx);
+}
+
+/* An add of a bf16 and an f32 tensor, both blocked, in either order: computed in f32 (as torch promotes) on
+ * the bf16 operand's values, each operand's gradient exact. The second operand is arranged like the first,
+ * whose layout is a bf16 one when the first is bf16: the f32 copy must take that blocking at f32's size. */
+static void test_mixed_add(void **st) {
+    (void)st;
+    require_bf16();
+    nb_ctx *ctx = tu_ctx();
+    int64_t sh[4] = {4, 16, 8, 8}, n = 4 * 16 * 8 * 8;
+    for (int order = 0; order < 2; order++) {
+        nb_tensor *a = nb_tensor_new(ctx, NB_F32, 4, sh), *b = nb_tensor_new(ctx, NB_F32, 4, sh);
+        tu_randn(a, 7);
+        tu_randn(b, 8);
+        float *av = tu_host(a), *bv = tu_host(b), *gy = malloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) gy[i] = (float)(i % 7) - 3.0f;
+        assert_int_equal(nb_tensor_relayout(a, nb_activation_layout(a)), 0);
+        assert_int_equal(nb_tensor_relayout(b, nb_activation_layout(b)), 0);
+        nb_set_requires_grad(a, true);
+        nb_set_requires_grad(b, true);
+        nb_set_autocast(ctx, NB_BF16);
+        nb_tensor *a16 = nb_cast(a, NB_BF16);
+        nb_tensor *y = order ? nb_add(b, a16) : nb_add(a16, b);
+        nb_set_autocast(ctx, NB_F32);
+        if (!y) fail_msg("%s", nb_ctx_last_error(ctx));
+        assert_int_equal(y->dtype, NB_F32);
+        float *yv = tu_host(y);
+        for (int64_t i = 0; i < n; i++) {
+            float want = nb_bf16_to_f32(nb_f32_to_bf16(av[i])) + bv[i];
+            if (yv[i] != want) fail_msg("order %d, element %lld: %g, expected %g", order, (long long)i, yv[i], want);
+        }
+        nb_tensor *g = nb_tensor_from_host(ctx, NB_F32, 4, sh, gy);
+        assert_int_equal(nb_backward(y, g), 0);
+        float *ga = tu_host(a->grad), *gb = tu_host(b->grad);
+        for (int64_t i = 0; i < n; i++)
+            if (ga[i] != gy[i] || gb[i] != gy[i])
+                fail_msg("order %d, gradient %lld: %g and %g, expected %g", order, (long long)i, ga[i], gb[i], gy[i]);
+        free(av);
+        free(bv);
+        free(yv);
+        free(gy);
+        free(ga);
+        free(gb);
+        nb_release(g);
+        nb_release(a);
+        nb_release(b);
+    }
+    assert_int_equal(ctx->n_errors, 0);
+    nb_ctx_free(ctx);
+}
+
+/* ---- loss scaling ---- */
+
+/* Loss scaling through whole steps of ResNet-8 in `precision`. From a power of two, three steps land on the
+ * unscaled run's parameters and batch-norm statistics bit for bit: a factor 2^k commutes with every rounding
+ * (f32's and bf16's) short of overflow, and the unscale's 2^-k is exact. From 2^127 backward overflows: such a
+ * step changes no parameter, halves the scale and returns 2, until the scale is small enough to train. */
+static void loss_scale_steps(nb_dtype precision) {
+    nb_ctx *ctx = tu_ctx();
+    nb_model_spec spec = {.arch = "resnet8", .num_classes = 4, .in_channels = 1, .input_size = 16, .width = 1.0f, .seed = 3};
+    nb_model *m0 = nb_model_create(ctx, &spec), *m1 = nb_model_create(ctx, &spec), *m2 = nb_model_create(ctx, &spec);
+    nb_tensor *p0[128], *p1[128], *p2[128];
+    int n0 = 0, n1 = 0, n2 = 0;
+    nb_optim *o0 = sgd_of(m0, p0, &n0), *o1 = sgd_of(m1, p1, &n1), *o2 = sgd_of(m2, p2, &n2);
+    nb_tensor *x = nb_tensor_new(ctx, NB_F32, 4, (int64_t[]){32, 1, 16, 16});
+    tu_randn(x, 9);
+    int64_t lab[32];
+    for (int i = 0; i < 32; i++) lab[i] = i % 4;
+    nb_tensor *y = nb_tensor_from_host(ctx, NB_I64, 1, (int64_t[]){32}, lab);
+    nb_task *task = nb_task_classify(m0, 0.0f);
+    nb_loss_scaler ls = {.scale = 0x1p16, .growth = 2, .backoff = 0.5, .interval = 2};
+    nb_step_parts plain = {.model = m0, .optim = o0, .task = task, .precision = precision};
+    nb_step_parts scaled = {.model = m1, .optim = o1, .task = task, .precision = precision, .scaler = &ls};
+    const char *which = "";
+    float l0, l1;
+    for (int s = 0; s < 3; s++) {
+        assert_int_equal(nb_train_step(ctx, &plain, x, y, s, 0, &l0), 0);
+        assert_int_equal(nb_train_step(ctx, &scaled, x, y, s, 0, &l1), 0);
+        if (l0 != l1 || !same_params(m0, m1, true, &which))
+            fail_msg("%s, step %d: the scaled run differs (loss %.9g vs %.9g; %s)", nb_dtype_name(precision), s, l1, l0,
+                     which);
+    }
+    assert_true(ls.scale == 0x1p17 && ls.good == 1 && ls.skipped == 0);
+
+    /* the first convolution's weights at 1e-3 of their size: batch norm makes the forward the same, and the
+     * gradients behind it, divided by its thousandfold smaller deviation, pass f32's range at a scale of 2^127 */
+    nb_model *ref = nb_model_create(ctx, &spec); /* m2's parameters as they stand */
+    nb_tensor *w2 = m2->params.items[0].t, *wr = ref->params.items[0].t;
+    assert_int_equal(w2->ndim, 4);
+    assert_int_equal(nb_axpby(w2, 1e-3f, w2, 0.0f) || nb_axpby(wr, 1e-3f, wr, 0.0f), 0);
+    nb_loss_scaler big = {.scale = 0x1p127, .growth = 2, .backoff = 0.5, .interval = 1000};
+    nb_step_parts over = {.model = m2, .optim = o2, .task = task, .precision = precision, .scaler = &big};
+    int s, rc = 2;
+    for (s = 0; s < 64 && rc == 2; s++) {
+        double before = big.scale;
+        rc = nb_train_step(ctx, &over, x, y, s, 0, &l1);
+        if (rc == 2) {
+            if (!same_params(m2, ref, false, &which)) fail_msg("step %d overflowed but changed %s", s, which);
+            assert_true(big.scale == before / 2 && big.skipped == s + 1);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_false(same_params(m2, ref, false, &which)); /* the first clean step trains */
+    print_message("%s: 3 steps from a scale of 2^16 equal the unscaled ones bit for bit; from 2^127, %lld steps "
+                  "overflowed and were skipped, then 2^%d trained\n",
+                  nb_dtype_name(precision), (long long)big.skipped, (int)log2(big.scale));
+    assert_true(big.skipped >= 1);
+    nb_model_free(ref);
+    nb_optim_free(o1);
+    nb_optim_free(o2);
+    nb_model_free(m1);
+    nb_model_free(m2);
+    free_step(ctx, m0, o0, task, x, y);
+}
+
+static void test_loss_scale(void **st) {
+    (void)st;
+    loss_scale_steps(NB_F32);
+    require_bf16();
+    loss_scale_steps(NB_BF16);
 }
 
 /* The memory a training step holds: bf16 activations and their gradients take half of f32's. */
@@ -440,10 +642,14 @@ int main(void) {
         cmocka_unit_test(test_ops_against_autocast),
         cmocka_unit_test(test_resnet18_step),
         cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_mixed_add),
+        cmocka_unit_test(test_loss_scale),
     };
     const struct CMUnitTest runs[] = {
         cmocka_unit_test(test_train_resume),
-        cmocka_unit_test(test_fp16_refused),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_qat),
+        cmocka_unit_test(test_loss_scale_run),
     };
     int rc = cmocka_run_group_tests_name("bf16 ops and step vs PyTorch autocast", ops, setup, teardown);
     return rc | cmocka_run_group_tests_name("bin/train in bf16", runs, setup_run, teardown_run);

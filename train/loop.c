@@ -43,8 +43,9 @@ static int train_batch(nb_trainer *t, int64_t e, const nb_batch *b, float *lv) {
     nb_tensor *x = nb_tensor_from_host(ctx, NB_F32, 4, (int64_t[]){b->n, t->train.c, t->train.h, t->train.w}, b->x);
     nb_tensor *y = t->task->targets(t->task, ctx, b);
     nb_step_parts parts = {t->model, t->optim, t->task, &t->compress, t->set.optim.clip_norm,
-                           t->set.train.precision.id == NB_PRECISION_BF16 ? NB_BF16 : NB_F32};
+                           t->set.train.precision.id == NB_PRECISION_BF16 ? NB_BF16 : NB_F32, &t->st.scaler};
     int rc = nb_train_step(ctx, &parts, x, y, t->st.global_step, e, lv);
+    if (rc == 2) rc = 0; /* an overflow under loss scaling: skipped, counted in t->st.scaler, and the run goes on */
     nb_release(x);
     nb_release(y);
     if (rc == 1) {
@@ -140,8 +141,11 @@ static int finish_epoch(nb_trainer *t, int64_t e, nb_progress *pr, const epoch_s
         t->st.best_top1 = ev.score;
         t->st.best_epoch = e + 1;
     }
-    char extra[600];
+    char extra[800];
     nb_compress_metrics(&t->compress, extra, 512);
+    if (t->st.scaler.scale > 0)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"loss_scale\": %.9g, \"skipped_steps\": %lld",
+                 t->st.scaler.scale, (long long)t->st.scaler.skipped);
     if (ranks > 1)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"ranks\": %d, \"ranks_consistent\": %s", ranks,
                  consistent == 1 ? "true" : "false");

@@ -104,9 +104,12 @@ void nb_progress_step(nb_progress *p, int64_t e, const nb_batch *b, float lv, fl
     t->st.seconds = p->seconds0 + (tnow - p->session_start);
     if (log_every > 0 && t->st.global_step % log_every == 0) {
         double rate = (double)p->win_n / (tnow - p->win_t0);
-        char comm[64] = "";
+        char comm[160] = "";
         if (nb_dist_size(t->dist) > 1) /* the share of the window rank 0 spent waiting for gradient sums */
             snprintf(comm, sizeof comm, ", \"comm_share\": %.4f", nb_dist_take_wait_seconds(t->dist) / (tnow - p->win_t0));
+        if (t->st.scaler.scale > 0) /* the scale the next step uses, and the steps skipped for an overflow so far */
+            snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", \"loss_scale\": %.9g, \"skipped_steps\": %lld",
+                     t->st.scaler.scale, (long long)t->st.scaler.skipped);
         double epoch = (double)e + (double)(b->index + 1) / (double)nb, loss = p->win_loss / (double)p->win_steps;
         fprintf(p->metrics,
                 "{\"type\": \"step\", \"epoch\": %.4f, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "

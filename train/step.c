@@ -34,7 +34,17 @@ static int forward_backward(const nb_step_parts *p, nb_step *s, float *loss, boo
     float *outputs = keep_outputs ? p->task->step_outputs(p->task, nb_numel(z)) : NULL;
     if (outputs && nb_tensor_to_host(z, outputs, sizeof(float) * (size_t)nb_numel(z))) return -1;
     nb_optim_zero_grad(p->optim);
-    return nb_backward(l, NULL);
+    nb_loss_scaler *ls = p->scaler && p->scaler->scale > 0 ? p->scaler : NULL;
+    if (!ls) return nb_backward(l, NULL);
+    /* backward from scale * loss: its gradient with respect to the loss is the scale, as GradScaler's
+     * scaler.scale(loss).backward() */
+    float seed = (float)ls->scale;
+    nb_tensor *g = nb_tensor_from_host(s->ctx, NB_F32, l->ndim, l->shape, &seed);
+    int rc = g ? nb_backward(l, g) : -1;
+    nb_release(g);
+    bool overflow = false;
+    if (rc == 0) rc = nb_loss_scale_unscale(ls, p->optim, &overflow);
+    return rc ? rc : overflow ? 2 : 0;
 }
 
 /* Korpelevich's extragradient: step to W - lr * g, take the gradient there, come back to W. */
@@ -51,14 +61,16 @@ static int extrapolate(const nb_step_parts *p, nb_step *s) {
             rc = -1;
     }
     float unused;
-    if (rc == 0) rc = forward_backward(p, s, &unused, false);
+    /* an overflow at the extrapolated point (2) leaves no gradients, but the hooks run and W comes back */
+    int fb = rc == 0 ? forward_backward(p, s, &unused, false) : rc;
+    rc = fb == 2 ? 0 : fb;
     if (rc == 0) rc = nb_compress_step(p->compress, NB_HOOK_BEFORE_STEP, s);
     for (int i = 0; i < o->n; i++) {
         if (saved[i] && rc == 0) rc = nb_tensor_copy(o->slots[i].param, saved[i]);
         nb_release(saved[i]);
     }
     if (saved != small) free(saved);
-    return rc;
+    return rc ? rc : fb;
 }
 
 static int clip_gradients(nb_optim *o, double clip_norm) {
@@ -78,14 +90,24 @@ int nb_train_step(nb_ctx *ctx, const nb_step_parts *p, nb_tensor *x, nb_tensor *
                  .lr = p->optim->cfg.lr};
     int rc = set ? nb_compress_step(set, NB_HOOK_BATCH_BEGIN, &s) : 0;
     if (!rc) rc = forward_backward(p, &s, loss, true);
+    /* past an overflow (2) the step goes on without gradients: the hooks' per-step work (ADMM restoring its
+     * float weights, pruning's masks) must still happen, and the optimizer skips every parameter */
+    bool overflow = rc == 2;
+    if (overflow) rc = 0;
     if (!rc && set) rc = nb_compress_step(set, NB_HOOK_BEFORE_STEP, &s);
-    if (!rc && set && set->extragradient) {
+    if (!rc && set && set->extragradient && !overflow) {
         nb_tape_clear(ctx);
         rc = extrapolate(p, &s);
+        if (rc == 2) {
+            overflow = true;
+            rc = 0;
+        }
     }
     if (!rc && p->clip_norm > 0) rc = clip_gradients(p->optim, p->clip_norm);
     if (!rc) rc = nb_optim_step(p->optim);
     if (!rc && set) rc = nb_compress_step(set, NB_HOOK_BATCH_END, &s);
+    if (!rc && p->scaler && p->scaler->scale > 0) nb_loss_scale_update(p->scaler, overflow);
+    if (!rc && overflow) rc = 2;
     nb_tape_clear(ctx); /* a failed step may leave records behind */
     nb_scope_end(ctx, mark);
     return rc;

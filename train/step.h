@@ -19,6 +19,7 @@ typedef struct {
     nb_compress_set *compress;
     double clip_norm;
     nb_dtype precision; /* NB_BF16: forward and loss in mixed precision (core/autocast.c); 0 (NB_F32): f32 */
+    nb_loss_scaler *scaler; /* dynamic loss scaling (optim/optim.h), updated by each step; NULL or scale 0: off */
 } nb_step_parts;
 
 /* One optimizer step on a batch (x, and the task's targets y): the compressors' hooks (batch begin, before
@@ -26,8 +27,10 @@ typedef struct {
  * optional gradient clipping and the update; step and epoch are the position the hooks see. With
  * compress->extragradient, the gradient that updates the weights is taken at an extrapolated point W - lr * g
  * (Korpelevich), as ADMM's W-step may. The loss comes back on the host, and the outputs into the task's
- * step_outputs when it has one. Returns 0, 1 when the loss is not finite (nothing is updated), or -1 after
- * reporting an error. */
+ * step_outputs when it has one. With a loss scaler, backward runs from the scaled loss and the gradients are
+ * unscaled before the hooks see them; a step whose gradients overflowed drops them, so the hooks see none and
+ * nothing is updated (the step is counted, as GradScaler's skipped optimizer.step). Returns 0, 2 when it was
+ * skipped so, 1 when the loss is not finite (nothing is updated), or -1 after reporting an error. */
 int nb_train_step(nb_ctx *ctx, const nb_step_parts *p, nb_tensor *x, nb_tensor *y, int64_t step, int64_t epoch,
                   float *loss);
 

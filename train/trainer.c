@@ -1,6 +1,7 @@
 /* Assembling a run (see trainer.h): the parts in the order their checks can fail, the run directory last. */
 #include "train/trainer.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +138,19 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, const nb_cfg *cfg, nb_run_start
     NB_REQUIRE(ctx, !strcmp(s->train.device.name, nb_ctx_backend_name(ctx)), -1, "config",
                "train.device = %s, but the context runs on the %s backend", s->train.device.name, nb_ctx_backend_name(ctx));
     NB_REQUIRE(ctx, s->train.precision.id != NB_PRECISION_FP16, -1, "config",
-               "train.precision = fp16 needs fp16 kernels with loss scaling, which no backend of this build has\n"
+               "train.precision = fp16 needs fp16 convolutions, which no backend of this build has\n"
                "  hint: train.precision = bf16 (the CPU backend) keeps float32's range and needs no loss scaling");
+    /* the scale is an f32 multiplier, as GradScaler's: it must be one, and move the right way */
+    NB_REQUIRE(ctx, s->train.loss_scale_init > 0 && isfinite((float)s->train.loss_scale_init), -1, "config",
+               "train.loss_scale_init = %g: a positive scale that f32 holds (at most 3.4e38) expected",
+               s->train.loss_scale_init);
+    NB_REQUIRE(ctx, s->train.loss_scale_growth >= 1 && isfinite(s->train.loss_scale_growth), -1, "config",
+               "train.loss_scale_growth = %g: a factor of at least 1 expected", s->train.loss_scale_growth);
+    NB_REQUIRE(ctx, s->train.loss_scale_backoff > 0 && s->train.loss_scale_backoff < 1, -1, "config",
+               "train.loss_scale_backoff = %g: a factor between 0 and 1 expected", s->train.loss_scale_backoff);
+    NB_REQUIRE(ctx, s->train.loss_scale_interval >= 0, -1, "config",
+               "train.loss_scale_interval = %lld: a step count of 0 or more expected",
+               (long long)s->train.loss_scale_interval);
     NB_REQUIRE(ctx, s->train.precision.id != NB_PRECISION_BF16 || nb_autocast_supported(ctx, NB_BF16), -1, "config",
                "train.precision = bf16, but the %s backend has no bf16 convolutions\n  hint: train.device = cpu, "
                "or train.precision = fp32", nb_ctx_backend_name(ctx));
@@ -155,11 +167,6 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, const nb_cfg *cfg, nb_run_start
     if (nb_data_for_model(ctx, s, t->model, &t->train) || (t->has_val && nb_data_for_model(ctx, s, t->model, &t->val)))
         return -1;
     if (nb_methods_parse(ctx, s, t->model, &t->methods)) return -1;
-    /* measured: from the same start, a W8A8 LSQ run in bf16 stays at the first loss for 30 steps where fp32
-     * falls from 2.36 to 1.43; until that is understood the combination is refused rather than run */
-    NB_REQUIRE(ctx, s->train.precision.id != NB_PRECISION_BF16 || !nb_methods_has(&t->methods, NB_METHOD_QAT), -1,
-               "config", "compress.methods = qat with train.precision = bf16 does not train correctly yet\n"
-               "  hint: train.precision = fp32 for quantization-aware training (prune, admm and kd run in bf16)");
     if (s->model.init[0] &&
         nb_ckpt_load_model(ctx, s->model.init, &t->model->params, s->model.init_strict ? NB_NAMES_ALL : NB_NAMES_PRESENT))
         return -1;
@@ -170,6 +177,9 @@ int nb_trainer_setup(nb_trainer *t, nb_ctx *ctx, const nb_cfg *cfg, nb_run_start
     int64_t nb = nb_loader_batches(t->loader);
     t->epochs = s->train.epochs > 0 ? s->train.epochs : (s->train.steps + nb - 1) / nb;
     t->st = (nb_train_state){.best_top1 = -1.0, .best_epoch = -1, .ranks = ranks};
+    if (s->train.loss_scale.id == NB_LOSS_SCALE_DYNAMIC)
+        t->st.scaler = (nb_loss_scaler){.scale = s->train.loss_scale_init, .growth = s->train.loss_scale_growth,
+                                        .backoff = s->train.loss_scale_backoff, .interval = s->train.loss_scale_interval};
     char last[600];
     snprintf(last, sizeof last, "%s/last.h5", t->out);
     if (start == NB_RUN_RESUME && resume(t, last)) return -1;

@@ -178,7 +178,9 @@ int64_t cpu_phys_len(const nb_tensor *t) {
 int cpu_layout_as(nb_backend *b, int layout, nb_dtype dtype) {
     if (layout == NB_LAYOUT_PLAIN) return NB_LAYOUT_PLAIN;
     cpu_backend *be = cpu_of(b);
-    dnnl_memory_desc_t md = *cpu_layout_md(be, layout);
+    const dnnl_memory_desc_t *own = cpu_layout_md(be, layout);
+    if (own->data_type == dnnl_type(dtype)) return layout; /* the common case: every allocation asks */
+    dnnl_memory_desc_t md = *own;
     if (md.format_kind != dnnl_blocked || dnnl_type(dtype) == dnnl_data_type_undef) {
         NB_FAIL(b->ctx, "cast", "layout %d cannot hold %s", layout, nb_dtype_name(dtype));
         return -1;
