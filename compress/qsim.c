@@ -409,6 +409,9 @@ static int on_inputs(void *user, nb_op op, nb_tensor **in, int n_in) {
          * its source, where the engine needs the quantizer right after the op that made it; layout copies and
          * leaves (parameters, the input) are not such views */
         if (op == NB_OP_RELAYOUT || !in[0] || in[0]->is_leaf) return 0;
+        /* dropout is an op in training alone: it may place no quantizer evaluation does not (a float input is
+         * quantized by its reader after it, as in evaluation) */
+        if (op == NB_OP_DROPOUT) return 0;
         snprintf(role, sizeof role, "%s.in", nb_op_name(op));
         return (in[0] = act(q, in[0], op, role, &pt)) ? 0 : -1;
     }

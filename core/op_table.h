@@ -25,7 +25,8 @@
  *           REQUANT:  its inputs are quantized and its output requantized (adds, average pools, concatenation:
  *                     ONNX Runtime's QLinearAdd, QLinearAveragePool, QLinearConcat);
  *           SHARED:   one grid for its input and its output (max pooling: the engine drops the pair);
- *           KEEP:     moves values without changing them: its output stays on its input's grid (views);
+ *           KEEP:     moves values without changing them: its output stays on its input's grid (views; and
+ *                     dropout, an identity at inference, whose training output is read as on its input's grid);
  *           FLOAT:    no integer form of its own (activations run fused into the op before them; batch norm is
  *                     folded into the convolution before it)
  */
@@ -48,7 +49,7 @@
     X(MAXPOOL2D,       maxpool2d,       pool,       none,   KERNEL, EXPORT,   SHARED)            \
     X(AVGPOOL2D,       avgpool2d,       pool,       none,   KERNEL, EXPORT,   REQUANT)           \
     X(GLOBAL_AVGPOOL,  global_avgpool,  pool,       none,   KERNEL, EXPORT,   REQUANT)           \
-    X(DROPOUT,         dropout,         dropout,    none,   KERNEL, IDENTITY, FLOAT)             \
+    X(DROPOUT,         dropout,         dropout,    none,   KERNEL, IDENTITY, KEEP)              \
     X(ADD,             add,             add,        none,   KERNEL, EXPORT,   REQUANT)           \
     X(SCALE,           scale,           add,        none,   KERNEL, EXPORT,   FLOAT)             \
     X(MUL_CHANNEL,     mul_channel,     none,       none,   KERNEL, EXPORT,   REQUANT)           \

@@ -639,6 +639,20 @@ static void test_qat_exact_resume(void **st) {
     mnn_export_ok(a, "qat_mnn");
 }
 
+/* qat on MobileNetV2, whose classifier reads its quantized pooled features through a dropout that exists in
+ * training alone: the training pass places the quantizers evaluation placed (it stopped at the classifier,
+ * "reached activation quantizer 64 at a linear op, where the simulation placed none"), and what it trains
+ * exports as a full-integer network */
+static void test_qat_dropout(void **st) {
+    (void)st;
+    char ckpt[600], onnx[600];
+    train(ckpt, sizeof ckpt, "mbv2_qat", "rgb.cfg", ARGV("model.arch=mobilenet_v2", "compress.methods=qat"));
+    run_result r;
+    pathf(onnx, sizeof onnx, "mbv2_qat.onnx");
+    run_ok("bin/export", ARGV("export", ckpt, "-o", onnx), &r);
+    assert_non_null(strstr(r.out, "full integer:"));
+}
+
 /* qat below 8 bits (4 and 2, the first and last layers at 8): the narrow grids are clipped on the integers
  * between QuantizeLinear and DequantizeLinear, so ONNX Runtime still runs every convolution as QLinearConv (a
  * float Clip in front of QuantizeLinear, the earlier export, left them all float), and what it computes is the
@@ -759,6 +773,7 @@ int main(void) {
         cmocka_unit_test(test_lrssd_integer_graph),
         cmocka_unit_test(test_bn_ranges_probe),
         cmocka_unit_test(test_qat_exact_resume),
+        cmocka_unit_test(test_qat_dropout),
         cmocka_unit_test(test_low_bit_integer_graph),
         cmocka_unit_test(test_admm_with_qat),
         cmocka_unit_test(test_bad_input),
