@@ -183,6 +183,14 @@ static void test_two_ranks_match_one(void **st) {
         fail_msg("the ranks' parameters were not identical after each epoch:\n%s", m);
     }
     assert_true(count_lines(metrics, "\"comm_share\"") > 0);
+    /* loss scaling over two ranks: each rank's scaled gradients are summed, then checked and unscaled; a
+     * power-of-two scale (growing every 3 steps) leaves the trained network bit for bit the unscaled one's */
+    train_ok(2, "two_ls", ARGV("train.loss_scale=dynamic", "train.loss_scale_init=1024", "train.loss_scale_interval=3"));
+    double dl = worst_model_diff("two", "two_ls", where, sizeof where);
+    if (dl != 0) fail_msg("2 ranks with loss scaling differ from 2 without by %.3g (%s)", dl, where);
+    snprintf(metrics, sizeof metrics, "%s/two_ls/metrics.jsonl", dir);
+    assert_int_equal(count_lines(metrics, "\"skipped_steps\": 0"), count_lines(metrics, "\"loss_scale\": "));
+    assert_true(count_lines(metrics, "\"loss_scale\": ") >= 2);
 }
 
 static void test_compressed_resume(void **st) {
@@ -209,6 +217,13 @@ static void test_compressed_resume(void **st) {
         char *m = read_file(pa, &n);
         fail_msg("the ranks' parameters were not identical after each epoch:\n%s", m);
     }
+    /* the same with loss scaling: the hooks (Taylor importance, ADMM's proximal term) read the unscaled
+     * gradients, so a power-of-two scale changes no bit of what they train */
+    train_ok(2, "straight_ls", ARGV(c1, c2, c3, c4, "train.loss_scale=dynamic", "train.loss_scale_init=256",
+                                    "train.loss_scale_interval=4"));
+    char where[128] = "";
+    double dl = worst_model_diff("straight", "straight_ls", where, sizeof where);
+    if (dl != 0) fail_msg("prune + admm with loss scaling differ from the run without by %.3g (%s)", dl, where);
     /* another rank count is refused */
     run_result r;
     train(0, "resumed", ARGV(c1, c2, c3, c4, "--resume"), &r);
