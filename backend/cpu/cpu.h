@@ -157,4 +157,14 @@ enum { PHASE_FWD = 0, PHASE_BWD_DATA = 1, PHASE_BWD_WEIGHTS = 2, PHASE_REORDER =
 /* Parallel loops only pay off past this many elements. */
 #define CPU_PAR_MIN 32768
 
+/* The build targets baseline x86-64 (SSE2), so that one binary runs anywhere. The loops oneDNN does not run
+ * for us and that convert bf16 element by element (shifts, rounding) are compiled again for AVX2 and AVX-512,
+ * chosen at load time by the CPU. The same bits on every clone: these loops are element-wise or keep their
+ * sums' order per lane, and -std=c11 contracts no a*x + b into a fused multiply-add. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_SIMD_CLONES
+#endif
+
 #endif

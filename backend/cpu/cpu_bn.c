@@ -50,7 +50,7 @@ static int channel_walk(cpu_backend *be, const nb_tensor *x, int64_t st[4], int6
  * double the cancellation of E[x^2] - E[x]^2 costs about 1e-10 relative for activations, far below float32
  * resolution. Channel blocks run in parallel; each keeps its sums in order, so the result does not depend
  * on the thread count. */
-static int bn_sums(cpu_backend *be, const nb_tensor *x, double *sum, double *sumsq, float *mean, float *var) {
+CPU_SIMD_CLONES static int bn_sums(cpu_backend *be, const nb_tensor *x, double *sum, double *sumsq, float *mean, float *var) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t st[4], bs;
     if (channel_walk(be, x, st, &bs)) return -1;

@@ -54,7 +54,7 @@ static int same_layout(nb_backend *be, const nb_tensor *a, const nb_tensor *b, c
     return need_dense(be, a, what) || need_dense(be, b, what) ? -1 : 0;
 }
 
-int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b) {
+CPU_SIMD_CLONES int cpu_axpby(nb_backend *be, nb_tensor *y, float a, const nb_tensor *x, float b) {
     if (same_layout(be, y, x, "axpby")) return -1;
     int64_t n = cpu_phys_len(y);
     if (y->dtype == NB_BF16 && x->dtype == NB_BF16) { /* gradients summed under mixed precision */

@@ -8,7 +8,7 @@
 /* y = relu?(a x + b z) on bf16 buffers. The ReLU is a select on a loop-invariant flag, not a branch: the
  * short-circuit form left the fused add + ReLU of every residual join scalar (a quarter of a bf16 ResNet-20
  * step on one thread) */
-static void add_bf16(uint16_t *y, const uint16_t *x, const uint16_t *z, float a, float b, int relu, int64_t len) {
+CPU_SIMD_CLONES static void add_bf16(uint16_t *y, const uint16_t *x, const uint16_t *z, float a, float b, int relu, int64_t len) {
     const int keep_all = !relu;
 #pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
     for (int64_t i = 0; i < len; i++) {
@@ -18,7 +18,7 @@ static void add_bf16(uint16_t *y, const uint16_t *x, const uint16_t *z, float a,
 }
 
 /* the add's backward on bf16: gx = s g, masked by the fused ReLU's output when y is given */
-static void add_grad_bf16(uint16_t *gx, const uint16_t *g, const uint16_t *y, float s, int64_t len) {
+CPU_SIMD_CLONES static void add_grad_bf16(uint16_t *gx, const uint16_t *g, const uint16_t *y, float s, int64_t len) {
     if (!y) {
 #pragma omp parallel for simd schedule(static) if (len > CPU_PAR_MIN)
         for (int64_t i = 0; i < len; i++) gx[i] = nb_f32_to_bf16(s * nb_bf16_to_f32(g[i]));
