@@ -42,6 +42,14 @@ typedef struct {
     void *user;
 } nb_op_hooks;
 
+/* A file from elsewhere that a check ran on before it was read (formats/h5_probe.c: a child process walks an
+ * HDF5 file with libhdf5), by identity and modification time, and the check's outcome */
+typedef struct {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+    int outcome;
+} nb_file_check;
+
 struct nb_ctx {
     nb_backend *backend;
 
@@ -81,6 +89,10 @@ struct nb_ctx {
     /* mixed precision: NB_BF16 runs convolutions and linear layers, and what follows them, on bf16 activations
      * (core/autocast.c); NB_F32 (the default) runs everything in f32 */
     nb_dtype autocast;
+    /* the files checked so far, newest last: a file opened again (a resume reads last.h5 five times) is checked
+     * once */
+    nb_file_check checked[8];
+    int n_checked;
 };
 
 /* A context on the backend that make_backend builds for it (backend/select.h chooses one by device:

@@ -3,6 +3,7 @@
 
 #include "core/check.h"
 #include "formats/h5_checksum.h"
+#include "formats/h5_probe.h"
 
 hid_t nb_h5_open_quiet(const char *path) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by us, with the file named */
@@ -15,7 +16,7 @@ hid_t nb_h5_open_quiet(const char *path) {
 }
 
 hid_t nb_h5_open(nb_ctx *ctx, const char *path, const char *what) {
-    if (nb_h5_verify(ctx, path) < 0) return -1;
+    if (nb_h5_verify(ctx, path) < 0 || nb_h5_probe(ctx, path, what) < 0) return -1;
     hid_t f = nb_h5_open_quiet(path);
     if (f < 0) NB_FAIL(ctx, path, "cannot open as an HDF5 %s (missing, unreadable, not HDF5, or truncated)", what);
     return f;

@@ -13,7 +13,8 @@
 /* HDF5's own limit on a dataspace's rank: a dims array this long holds any dataset's shape */
 #define NB_H5_MAX_RANK H5S_MAX_RANK
 
-/* Opens path read-only, after checking its checksum where it carries one (formats/h5_checksum.h); every
+/* Opens path read-only, after checking its checksum where it carries one (formats/h5_checksum.h) and after a
+ * child process walked it with libhdf5 unharmed (formats/h5_probe.h); every
  * object still open is closed with the file. what names the kind of file in the
  * message ("checkpoint", "data set"). A file id, or -1 after reporting. */
 hid_t nb_h5_open(nb_ctx *ctx, const char *path, const char *what);

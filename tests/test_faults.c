@@ -3,7 +3,8 @@
  * memory; SIGTERM from a job scheduler; a stale last.h5.tmp from a killed write; the run directory moved away
  * mid-run. Each fault must stop the
  * program with a message naming the file (or the setting) and leave every earlier file byte-identical. And
- * a soak: the resident memory recorded in each epoch's metrics line does not grow from epoch 2 to the last. */
+ * a soak: the resident memory recorded in each epoch's metrics line does not grow from epoch 2 to the last.
+ * And files on which libhdf5 itself crashes or loops, refused with a message. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -340,13 +341,48 @@ static void test_memory_flat(void **st) {
                  peak[12]);
 }
 
+/* Files on which libhdf5 1.10 itself crashes or loops (fuzz/upstream/, found by the fuzzers): nibble refuses
+ * them with a message naming the file and exits 1, where it used to die by SIGSEGV or hang for ever. A
+ * child process walks each file first (formats/h5_probe.h); its time limit is shortened here. */
+static void test_malformed_hdf5(void **st) {
+    (void)st;
+    setenv("NB_H5_PROBE_SECONDS", "3", 1);
+    const struct {
+        const char *file, *says;
+    } ckpts[] = {{"fuzz/upstream/checkpoint/global-heap-memcpy-overlap", "libhdf5 "},
+                 {"fuzz/upstream/checkpoint/global-heap-vlen-loop", "did not finish reading this checkpoint in 3 s"}};
+    run_result r;
+    for (int i = 0; i < 2; i++) {
+        run_prog(&r, ARGV("eval", ckpts[i].file));
+        if (r.status != 1 || !strstr(r.err, ckpts[i].file) || !strstr(r.err, ckpts[i].says))
+            fail_msg("bin/eval %s exited %d:\n%s", ckpts[i].file, r.status, r.err);
+    }
+    /* a data set (the fuzz input's first byte is the target's own switch) handed to bin/predict */
+    size_t n;
+    char *bytes = slurp("fuzz/upstream/hdf5_data/local-heap-null-memcpy", &n), data[300], out_kv[400], last[400],
+         pred[300];
+    pathf(data, sizeof data, "malformed.h5");
+    FILE *f = fopen(data, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes + 1, 1, n - 1, f), n - 1);
+    fclose(f);
+    free(bytes);
+    trained("for_predict", out_kv, sizeof out_kv, last, sizeof last);
+    pathf(pred, sizeof pred, "pred.h5");
+    run_prog(&r, ARGV("predict", last, data, pred));
+    /* "libhdf5 crashed" (a signal), or under AddressSanitizer "libhdf5 failed" (its report ends the child) */
+    if (r.status != 1 || !strstr(r.err, data) || !strstr(r.err, "malformed HDF5 file, refused"))
+        fail_msg("bin/predict on %s exited %d:\n%s", data, r.status, r.err);
+    unsetenv("NB_H5_PROBE_SECONDS");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_file_too_large), cmocka_unit_test(test_checkpoint_disk_full),
         cmocka_unit_test(test_metrics_file_too_large),   cmocka_unit_test(test_export_file_too_large),
         cmocka_unit_test(test_batch_too_large),          cmocka_unit_test(test_sigterm_and_stale_tmp),
         cmocka_unit_test(test_run_dir_vanishes),
-        cmocka_unit_test(test_memory_flat),
+        cmocka_unit_test(test_memory_flat),             cmocka_unit_test(test_malformed_hdf5),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
