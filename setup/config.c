@@ -359,7 +359,9 @@ char *nb_cfg_to_string(const nb_cfg *c) {
 }
 
 void nb_cfg_print_schema(FILE *f) {
+    int w = 0; /* the longest name sets the column, so that the defaults line up */
+    for (int i = 0; i < N_KEYS; i++) w = (int)strlen(schema[i].name) > w ? (int)strlen(schema[i].name) : w;
     for (int i = 0; i < N_KEYS; i++)
-        fprintf(f, "  %-24s %-10s %s%s%s\n", schema[i].name, schema[i].def[0] ? schema[i].def : "\"\"", schema[i].help,
+        fprintf(f, "  %-*s %-10s %s%s%s\n", w, schema[i].name, schema[i].def[0] ? schema[i].def : "\"\"", schema[i].help,
                 schema[i].choices ? "; one of " : "", schema[i].choices ? schema[i].choices : "");
 }
