@@ -74,10 +74,10 @@ static void read_dataset(hid_t f, hid_t d, walk *w) {
     hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     size_t sz = nt >= 0 ? H5Tget_size(nt) : 0;
     uint64_t bytes = n > 0 && sz > 0 && sz <= 64 ? (uint64_t)n * sz : 0;
-    /* what the file cannot hold is not read (the parent refuses it before reading, nb_h5_check_stored) */
-    hsize_t file_size = 0, stored = H5Dget_storage_size(d);
-    H5Fget_filesize(f, &file_size);
-    bool plausible = stored <= file_size && bytes <= (uint64_t)stored * 1100u;
+    /* what no file could hold is not read; the bound is looser than nb_h5_storage_holds, which the data set
+     * reader applies, because the checkpoint readers read any dataset of the element count they expect */
+    nb_h5_storage st = nb_h5_storage_of(f, d);
+    bool plausible = st.stored <= st.file_size && bytes <= st.stored * 1100u;
     if (bytes && plausible && bytes <= w->budget && H5Tget_class(t) != H5T_STRING && H5Tget_class(t) != H5T_VLEN) {
         void *buf = malloc((size_t)bytes);
         if (buf) {
@@ -120,16 +120,14 @@ _Noreturn static void child_walk(const char *path) {
     _exit(0); /* an unopenable file is the parent's to report, with its own message */
 }
 
-/* Seconds the walk may take: NB_H5_PROBE_SECONDS, or 20 and one more per 25 MB of file */
-static double probe_seconds(const char *path) {
+/* Seconds the walk of a file of `bytes` may take: NB_H5_PROBE_SECONDS, or 20 and one more per 25 MB */
+static double probe_seconds(uint64_t bytes) {
     const char *e = getenv("NB_H5_PROBE_SECONDS");
     if (e && *e) {
         double v = strtod(e, NULL);
         if (v > 0) return v;
     }
-    struct stat st;
-    double mb = stat(path, &st) == 0 ? (double)st.st_size / 1048576.0 : 0.0;
-    return 20.0 + mb / 25.0;
+    return 20.0 + (double)bytes / 1048576.0 / 25.0;
 }
 
 static double now_s(void) {
@@ -192,9 +190,9 @@ static nb_file_check *record_of(nb_ctx *ctx, const char *path) {
 }
 
 int nb_h5_probe(nb_ctx *ctx, const char *path, const char *what) {
-    double limit = probe_seconds(path);
     nb_file_check *rec = record_of(ctx, path);
     if (!rec) return 0; /* missing or unreadable: the open says so */
+    double limit = probe_seconds(rec->size);
     if (rec->outcome == WALK_NOT_YET) {
         int outcome = run_walk(ctx, path, what, limit);
         if (outcome == -1) return -1;

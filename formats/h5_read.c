@@ -51,19 +51,28 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
     return rc;
 }
 
-int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes) {
-    hsize_t file_size = 0, stored = H5Dget_storage_size(d);
+nb_h5_storage nb_h5_storage_of(hid_t f, hid_t d) {
+    hsize_t file_size = 0;
     H5Fget_filesize(f, &file_size);
     hid_t plist = H5Dget_create_plist(d);
     int filters = plist >= 0 ? H5Pget_nfilters(plist) : 0;
     if (plist >= 0) H5Pclose(plist);
-    uint64_t can_hold = filters > 0 ? (uint64_t)stored * 1100u : (uint64_t)stored;
-    if (stored > file_size || bytes > can_hold) {
+    return (nb_h5_storage){.stored = H5Dget_storage_size(d), .file_size = file_size, .filtered = filters > 0};
+}
+
+bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes) {
+    uint64_t can_hold = s->filtered ? s->stored * 1100u : s->stored;
+    return s->stored <= s->file_size && bytes <= can_hold;
+}
+
+int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes) {
+    nb_h5_storage s = nb_h5_storage_of(f, d);
+    if (!nb_h5_storage_holds(&s, bytes)) {
         NB_FAIL(ctx, path,
                 "%s claims %llu bytes of data but the file stores %llu%s in %llu bytes: corrupt, truncated or not "
                 "written",
-                name, (unsigned long long)bytes, (unsigned long long)stored, filters > 0 ? " compressed" : "",
-                (unsigned long long)file_size);
+                name, (unsigned long long)bytes, (unsigned long long)s.stored, s.filtered ? " compressed" : "",
+                (unsigned long long)s.file_size);
         return -1;
     }
     return 0;

@@ -6,6 +6,7 @@
 #define NB_H5_READ_H
 
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/context.h"
@@ -31,5 +32,12 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
  * that a header claiming a huge dataset is refused before memory is allocated for it. 0, or -1 after
  * reporting. */
 int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes);
+/* The same without a message (formats/h5_probe.c): what dataset d of f stores, and whether that can hold bytes */
+typedef struct {
+    uint64_t stored, file_size;
+    bool filtered; /* a filter compresses it */
+} nb_h5_storage;
+nb_h5_storage nb_h5_storage_of(hid_t f, hid_t d);
+bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes);
 
 #endif

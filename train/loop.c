@@ -141,11 +141,8 @@ static int finish_epoch(nb_trainer *t, int64_t e, nb_progress *pr, const epoch_s
         t->st.best_top1 = ev.score;
         t->st.best_epoch = e + 1;
     }
-    char extra[800];
+    char extra[600];
     nb_compress_metrics(&t->compress, extra, 512);
-    if (t->st.scaler.scale > 0)
-        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"loss_scale\": %.9g, \"skipped_steps\": %lld",
-                 t->st.scaler.scale, (long long)t->st.scaler.skipped);
     if (ranks > 1)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"ranks\": %d, \"ranks_consistent\": %s", ranks,
                  consistent == 1 ? "true" : "false");

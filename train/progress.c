@@ -93,6 +93,15 @@ void nb_progress_epoch(nb_progress *p) {
     p->last_draw = 0;
 }
 
+/* Loss scaling's fields of a metrics line, appended to out: the scale the next step uses and the steps skipped
+ * for an overflow so far (nothing when loss scaling is off) */
+static void scaler_fields(const nb_trainer *t, char *out, size_t n) {
+    size_t used = strlen(out);
+    if (t->st.scaler.scale > 0)
+        snprintf(out + used, n - used, ", \"loss_scale\": %.9g, \"skipped_steps\": %lld", t->st.scaler.scale,
+                 (long long)t->st.scaler.skipped);
+}
+
 void nb_progress_step(nb_progress *p, int64_t e, const nb_batch *b, float lv, float lr) {
     nb_trainer *t = p->t;
     int64_t nb = nb_loader_batches(t->loader), log_every = t->set.train.log_every;
@@ -107,9 +116,7 @@ void nb_progress_step(nb_progress *p, int64_t e, const nb_batch *b, float lv, fl
         char comm[160] = "";
         if (nb_dist_size(t->dist) > 1) /* the share of the window rank 0 spent waiting for gradient sums */
             snprintf(comm, sizeof comm, ", \"comm_share\": %.4f", nb_dist_take_wait_seconds(t->dist) / (tnow - p->win_t0));
-        if (t->st.scaler.scale > 0) /* the scale the next step uses, and the steps skipped for an overflow so far */
-            snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", \"loss_scale\": %.9g, \"skipped_steps\": %lld",
-                     t->st.scaler.scale, (long long)t->st.scaler.skipped);
+        scaler_fields(t, comm, sizeof comm);
         double epoch = (double)e + (double)(b->index + 1) / (double)nb, loss = p->win_loss / (double)p->win_steps;
         fprintf(p->metrics,
                 "{\"type\": \"step\", \"epoch\": %.4f, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
@@ -163,15 +170,16 @@ int nb_progress_epoch_end(nb_progress *p, int64_t e, double lr, double train_los
     nb_trainer *t = p->t;
     nb_task *task = t->task;
     t->st.seconds = p->seconds0 + (now() - p->session_start);
-    char fields[200], console[200];
+    char fields[200], console[200], scaler[100] = "";
     task->epoch_fields(task, train_score, ev, fields, sizeof fields);
+    scaler_fields(t, scaler, sizeof scaler);
     double rss, peak;
     rss_mb(&rss, &peak);
     fprintf(p->metrics,
             "{\"type\": \"epoch\", \"epoch\": %lld, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, "
-            "\"val_loss\": %.6f, %s, \"img_per_s\": %.1f, \"seconds\": %.1f, \"rss_mb\": %.1f, \"peak_rss_mb\": %.1f%s}\n",
+            "\"val_loss\": %.6f, %s, \"img_per_s\": %.1f, \"seconds\": %.1f, \"rss_mb\": %.1f, \"peak_rss_mb\": %.1f%s%s}\n",
             (long long)e + 1, (long long)t->st.global_step, lr, train_loss, ev->loss, fields,
-            (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, rss, peak, extra);
+            (double)t->st.images_seen / fmax(t->st.seconds, 1e-9), t->st.seconds, rss, peak, scaler, extra);
     /* the step lines' errors too: ferror stays set */
     if (fflush(p->metrics) != 0 || ferror(p->metrics)) {
         int err = errno;

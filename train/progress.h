@@ -32,7 +32,8 @@ void nb_progress_line_end(nb_progress *p); /* the batches ended: end a redrawn l
 void nb_progress_interrupted(nb_progress *p, int64_t e);
 void nb_progress_report_skipped(nb_progress *p);
 /* Epoch e's metrics line (lr: the rate at its end; extra: the compressors' and ranks' fields; the process's
- * resident memory now and at its peak, so that a leak per epoch shows), history and console line. 0, or -1
+ * resident memory now and at its peak, so that a leak per epoch shows; loss scaling's state when it is on),
+ * history and console line. 0, or -1
  * after reporting that the metrics file could not be written (disk full: the lines before stay as they were). */
 int nb_progress_epoch_end(nb_progress *p, int64_t e, double lr, double train_loss, double train_score,
                            const nb_eval_result *ev, bool best, const char *extra);

@@ -8,6 +8,9 @@
 #include "core/check.h"
 #include "core/ops.h"
 
+/* The step's loss scaler, or NULL when loss scaling is off */
+static nb_loss_scaler *scaler_of(const nb_step_parts *p) { return p->scaler && p->scaler->scale > 0 ? p->scaler : NULL; }
+
 /* Forward and backward at the current weights: the loss (with the hooks' changes) and the gradients. */
 static int forward_backward(const nb_step_parts *p, nb_step *s, float *loss, bool keep_outputs) {
     nb_model *m = p->model;
@@ -34,7 +37,7 @@ static int forward_backward(const nb_step_parts *p, nb_step *s, float *loss, boo
     float *outputs = keep_outputs ? p->task->step_outputs(p->task, nb_numel(z)) : NULL;
     if (outputs && nb_tensor_to_host(z, outputs, sizeof(float) * (size_t)nb_numel(z))) return -1;
     nb_optim_zero_grad(p->optim);
-    nb_loss_scaler *ls = p->scaler && p->scaler->scale > 0 ? p->scaler : NULL;
+    nb_loss_scaler *ls = scaler_of(p);
     if (!ls) return nb_backward(l, NULL);
     /* backward from scale * loss: its gradient with respect to the loss is the scale, as GradScaler's
      * scaler.scale(loss).backward() */
@@ -106,7 +109,7 @@ int nb_train_step(nb_ctx *ctx, const nb_step_parts *p, nb_tensor *x, nb_tensor *
     if (!rc && p->clip_norm > 0) rc = clip_gradients(p->optim, p->clip_norm);
     if (!rc) rc = nb_optim_step(p->optim);
     if (!rc && set) rc = nb_compress_step(set, NB_HOOK_BATCH_END, &s);
-    if (!rc && p->scaler && p->scaler->scale > 0) nb_loss_scale_update(p->scaler, overflow);
+    if (!rc && scaler_of(p)) nb_loss_scale_update(p->scaler, overflow);
     if (!rc && overflow) rc = 2;
     nb_tape_clear(ctx); /* a failed step may leave records behind */
     nb_scope_end(ctx, mark);
