@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
-#include "formats/h5_read.h"
+#include "formats/h5_file.h"
 
 /* Data the walk reads in all: datasets past it are walked without their data (the crashes seen are in
  * metadata; a data set of many gigabytes should not be read twice) */

@@ -5,16 +5,6 @@
 #include "formats/h5_checksum.h"
 #include "formats/h5_probe.h"
 
-hid_t nb_h5_open_quiet(const char *path) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported by us, with the file named */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* an error path that leaves a dataset open must not leave the file (and its caches) open too */
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    return f;
-}
-
 hid_t nb_h5_open(nb_ctx *ctx, const char *path, const char *what) {
     if (nb_h5_verify(ctx, path) < 0 || nb_h5_probe(ctx, path, what) < 0) return -1;
     hid_t f = nb_h5_open_quiet(path);
@@ -49,20 +39,6 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
         rc = 0;
     H5Dclose(d);
     return rc;
-}
-
-nb_h5_storage nb_h5_storage_of(hid_t f, hid_t d) {
-    hsize_t file_size = 0;
-    H5Fget_filesize(f, &file_size);
-    hid_t plist = H5Dget_create_plist(d);
-    int filters = plist >= 0 ? H5Pget_nfilters(plist) : 0;
-    if (plist >= 0) H5Pclose(plist);
-    return (nb_h5_storage){.stored = H5Dget_storage_size(d), .file_size = file_size, .filtered = filters > 0};
-}
-
-bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes) {
-    uint64_t can_hold = s->filtered ? s->stored * 1100u : s->stored;
-    return s->stored <= s->file_size && bytes <= can_hold;
 }
 
 int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes) {

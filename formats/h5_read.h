@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/context.h"
+#include "formats/h5_file.h"
 
 /* HDF5's own limit on a dataspace's rank: a dims array this long holds any dataset's shape */
 #define NB_H5_MAX_RANK H5S_MAX_RANK
@@ -19,9 +20,6 @@
  * object still open is closed with the file. what names the kind of file in the
  * message ("checkpoint", "data set"). A file id, or -1 after reporting. */
 hid_t nb_h5_open(nb_ctx *ctx, const char *path, const char *what);
-/* The same without the checksum or a message: -1 when it cannot be opened. Every open of a file goes through
- * these two: libhdf5 refuses to open a file twice with different close degrees. */
-hid_t nb_h5_open_quiet(const char *path);
 /* d's rank, its dimensions into dims; -1 when the dataspace cannot be read */
 int nb_h5_shape(hid_t d, hsize_t dims[NB_H5_MAX_RANK]);
 /* Reads dataset `name` of f (the file at path) as mem_type into buf, which holds n elements: the dataset must
@@ -32,12 +30,6 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
  * that a header claiming a huge dataset is refused before memory is allocated for it. 0, or -1 after
  * reporting. */
 int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes);
-/* The same without a message (formats/h5_probe.c): what dataset d of f stores, and whether that can hold bytes */
-typedef struct {
-    uint64_t stored, file_size;
-    bool filtered; /* a filter compresses it */
-} nb_h5_storage;
-nb_h5_storage nb_h5_storage_of(hid_t f, hid_t d);
-bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes);
+
 
 #endif
