@@ -19,10 +19,13 @@
 
 #include <cmocka.h>
 
+#include <hdf5.h>
+
 #include "core/arith.h"
 #include "core/bf16.h"
 #include "core/context.h"
 #include "core/ops.h"
+#include "formats/h5_checksum.h"
 #include "models/model.h"
 #include "optim/optim.h"
 #include "setup/checkpoint.h"
@@ -483,6 +486,23 @@ static void test_loss_scale_run(void **st) {
     nb_model_free(ms);
     nb_model_free(mr);
     nb_ctx_free(ctx);
+    /* a checkpoint whose scale is not a positive finite number (edited, and checksummed again) is refused at
+     * --resume, naming the file and the value */
+    const double bad[2] = {-1.0, NAN};
+    for (int i = 0; i < 2; i++) {
+        hid_t f = H5Fopen(la, H5F_ACC_RDWR, H5P_DEFAULT);
+        assert_true(f >= 0);
+        hid_t d = H5Dopen2(f, "state/loss_scale", H5P_DEFAULT);
+        assert_true(d >= 0);
+        assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &bad[i]) >= 0);
+        H5Dclose(d);
+        H5Fclose(f);
+        assert_int_equal(nb_h5_seal(NULL, la), 0);
+        run_result r;
+        run_prog(&r, ARGV("train", cfg, oa, "train.loss_scale=dynamic", "train.epochs=3", "--resume"));
+        if (r.status != 1 || !strstr(r.err, la) || !strstr(r.err, "state/loss_scale is"))
+            fail_msg("a scale of %g: bin/train --resume exited %d:\n%s", bad[i], r.status, r.err);
+    }
 }
 
 /* An add of a bf16 and an f32 tensor, both blocked, in either order: computed in f32 (as torch promotes) on
