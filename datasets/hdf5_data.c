@@ -59,9 +59,11 @@ int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64
         goto done;
     }
     bool int_labels = true;
+    size_t lsize = 1;
     if (has_labels) {
         hid_t tl = H5Dget_type(dl);
         int_labels = H5Tget_class(tl) == H5T_INTEGER;
+        lsize = H5Tget_size(tl);
         H5Tclose(tl);
     }
     if (!int_labels) {
@@ -78,7 +80,7 @@ int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64
     /* what the header claims must be in the file before memory is set aside for it */
     if (dims[0] > ((uint64_t)1 << 40) / per ||
         nb_h5_check_stored(ctx, path, f, di, "'images'", (uint64_t)dims[0] * per * H5Tget_size(ti)) ||
-        (has_labels && nb_h5_check_stored(ctx, path, f, dl, "'labels'", (uint64_t)dims[0]))) {
+        (has_labels && nb_h5_check_stored(ctx, path, f, dl, "'labels'", (uint64_t)dims[0] * lsize))) {
         if (dims[0] > ((uint64_t)1 << 40) / per)
             NB_FAIL(ctx, path, "'images' claims %llu samples of %zu values", (unsigned long long)dims[0], per);
         goto done;
