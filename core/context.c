@@ -1,10 +1,13 @@
 /* Context lifetime, grad mode, ownership scopes and error-handler plumbing. */
 #include "core/context.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/check.h"
 
@@ -42,6 +45,11 @@ void nb_ctx_free(nb_ctx *ctx) {
         free(s);
     }
     if (ctx->backend) ctx->backend->destroy(ctx->backend);
+    if (ctx->walker_pid > 0) { /* the HDF5 walker (formats/h5_probe.c), idle between files */
+        kill(ctx->walker_pid, SIGKILL);
+        close(ctx->walker_fd);
+        while (waitpid(ctx->walker_pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
     free(ctx);
 }
 

@@ -93,6 +93,9 @@ struct nb_ctx {
      * once */
     nb_file_check checked[8];
     int n_checked;
+    /* the process that walks those files (formats/h5_probe.c), kept between files: pid 0 when none runs; fd
+     * is its end of the socket that carries a path there and the outcome back */
+    int walker_pid, walker_fd;
 };
 
 /* A context on the backend that make_backend builds for it (backend/select.h chooses one by device:

@@ -7,13 +7,22 @@
  * attributes (variable-length strings included), every dataset's dataspace and type, and the data of the
  * datasets as far as a budget allows. libhdf5 is deterministic: a file the child walked through is one the
  * parent's own reads, a subset of the walk, get through too. A child that dies or outlives its time is a
- * refused file, with a message, instead of a crashed or hung nibble. */
+ * refused file, with a message, instead of a crashed or hung nibble. The walk reads data in its own type and
+ * whole; the readers' conversions and partial reads are not repeated, and a fault of libhdf5's only there
+ * is not contained (the readers check each dataset's stored size first). The child (the walker) is forked
+ * at a context's first file and walks the later ones too, as long as libhdf5 holds nothing open in it. */
 #include "formats/h5_probe.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,18 +39,23 @@ typedef struct {
     uint64_t budget; /* data bytes the walk may still read */
 } walk;
 
+/* An attribute's values, read as the readers read them: a variable-length string (the config attribute,
+ * from the global heap) and a fixed-length one in their own character set (a conversion between sets reads
+ * nothing), anything else in its native type */
 static void read_attr(hid_t a) {
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     if (t >= 0 && n > 0 && n <= 4096) {
-        if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
-            /* the config attribute: a variable-length string, read from the global heap */
-            char **v = calloc((size_t)n, sizeof *v);
+        if (H5Tget_class(t) == H5T_STRING) {
+            bool vlen = H5Tis_variable_str(t) > 0;
+            size_t sz = vlen ? sizeof(char *) : H5Tget_size(t);
             hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t)); /* as the readers ask: a conversion between sets reads nothing */
-            if (v && H5Aread(a, mt, v) >= 0)
-                for (hssize_t i = 0; i < n; i++) H5free_memory(v[i]);
+            H5Tset_size(mt, vlen ? H5T_VARIABLE : sz);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            /* nb_ckpt_read_config reads fixed-length strings of up to 16 MB */
+            void *v = sz && (uint64_t)sz * (uint64_t)n <= ((uint64_t)1 << 24) ? calloc((size_t)n, sz) : NULL;
+            if (v && H5Aread(a, mt, v) >= 0 && vlen)
+                for (hssize_t i = 0; i < n; i++) H5free_memory(((char **)v)[i]);
             H5Tclose(mt);
             free(v);
         } else {
@@ -102,22 +116,68 @@ static herr_t visit_object(hid_t root, const char *name, const H5O_info_t *info,
 }
 
 /* Under a sanitizer (the fuzz targets), its report would end in the fuzzer's death callback, which records a
- * crash of the whole run: the child's faults are libhdf5's, contained, and reported by the parent */
+ * crash of the whole run: the walker's faults are libhdf5's, contained, and reported by the parent */
 void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
-/* The child's walk; it ends the process */
-_Noreturn static void child_walk(const char *path) {
-    /* the parent's handlers and files are not the child's: no atexit flushes (_exit), default signals */
-    const int sigs[] = {SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], SIG_DFL);
-    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(NULL);
+static void walk_file(const char *path) {
     hid_t f = nb_h5_open_quiet(path);
     if (f >= 0) {
         walk w = {PROBE_DATA_BUDGET};
         H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_object, &w, H5O_INFO_BASIC);
+        /* the attribute a reader opens by name, looked up by name too: the iteration above stops at the first
+         * attribute libhdf5 cannot open, and a lookup by name takes its own path through the object header
+         * (fuzz/upstream/checkpoint/config-by-name-loop: the walk went through, the reader looped) */
+        if (H5Aexists(f, "config") > 0) {
+            hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
+            if (a >= 0) {
+                read_attr(a);
+                H5Aclose(a);
+            }
+        }
         H5Fclose(f);
     }
-    _exit(0); /* an unopenable file is the parent's to report, with its own message */
+    /* an unopenable file is the parent's to report, with its own message */
+}
+
+/* n bytes from fd, or false at its end or on an error */
+static bool read_all(int fd, void *buf, size_t n) {
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* Walks a walker does before it makes way for a fresh one: libhdf5 leaks a little on the error paths of
+ * malformed files, and the walker's memory should not grow without end */
+#define WALKER_WALKS 4096
+
+/* The walker: a copy of the parent made at its first file, which walks one path after another (a 4-byte
+ * length and the path in, one byte out: 'r' when it can take another, 'x' when it ends after this one).
+ * A fork per file cost more than the walk of a small file. It is kept only while libhdf5 holds nothing open
+ * in it: an object left open (one the parent had open when it forked, or one a malformed file's walk could
+ * not close) would be found again by libhdf5's own lookup of open files, by inode, and the next walk of a
+ * file rewritten in place would read that instead. It ends when the parent's end of the socket closes. */
+_Noreturn static void walker(int fd) {
+    /* the parent's handlers and files are not the walker's: no atexit flushes (_exit), default signals;
+     * Ctrl-C is the parent's to handle (it saves a checkpoint), not a reason for the walker to die */
+    const int sigs[] = {SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGALRM};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], SIG_DFL);
+    signal(SIGINT, SIG_IGN);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(NULL);
+    bool keep = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0;
+    char path[4097];
+    for (int walks = 0;; walks++) {
+        uint32_t n;
+        if (!read_all(fd, &n, sizeof n) || n >= sizeof path || !read_all(fd, path, n)) _exit(0);
+        path[n] = 0;
+        walk_file(path);
+        keep = keep && walks + 1 < WALKER_WALKS && H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0;
+        char reply = keep ? 'r' : 'x';
+        if (write(fd, &reply, 1) != 1 || !keep) _exit(0);
+    }
 }
 
 /* Seconds the walk of a file of `bytes` may take: NB_H5_PROBE_SECONDS, or 20 and one more per 25 MB */
@@ -136,35 +196,103 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* The walk's outcome: 0 (through), WALK_TIMED_OUT, or the child's wait status; -1 when it could not run.
+/* The walk's outcome: 0 (through), WALK_TIMED_OUT, or the walker's wait status; -1 when it could not run.
  * WALK_NOT_YET marks a record made before its walk. */
 #define WALK_TIMED_OUT (-2)
 #define WALK_NOT_YET (-3)
-static int run_walk(nb_ctx *ctx, const char *path, const char *what, double limit) {
-    fflush(NULL); /* nothing buffered is written twice */
-    pid_t pid = fork();
-    if (pid < 0) {
+
+static int spawn_walker(nb_ctx *ctx, const char *path, const char *what) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         NB_FAIL(ctx, path, "cannot start the process that checks the %s before reading it: %s", what, strerror(errno));
         return -1;
     }
-    if (pid == 0) child_walk(path);
-    double t0 = now_s();
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t parent = getpid();
+    bool parent_main = syscall(SYS_gettid) == parent;
+    pid_t pid = fork();
+    if (pid < 0) {
+        NB_FAIL(ctx, path, "cannot start the process that checks the %s before reading it: %s", what, strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* only the walker's own socket and stdio stay open: a copy of another context's walker socket would
+         * keep that walker from seeing its parent's end close */
+        int keep = sv[1];
+        if (keep > 3) close_range(3, (unsigned)keep - 1, 0);
+        close_range((unsigned)keep + 1, ~0u, 0);
+        /* a walker caught in one of libhdf5's loops when the parent is killed would loop on alone; the signal
+         * follows the death of the forking thread, so it is asked for only from the main one */
+        if (parent_main) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(0);
+        walker(keep);
+    }
+    close(sv[1]);
+    ctx->walker_pid = pid;
+    ctx->walker_fd = sv[0];
+    return 0;
+}
+
+/* The walker's wait status once it has ended (killed first when kill_it); no walker afterwards */
+static int reap_walker(nb_ctx *ctx, bool kill_it) {
     int status = 0;
-    struct timespec nap = {0, 200000}; /* 0.2 ms, doubling to 20 ms: a small file's walk ends in a few */
+    if (kill_it) kill(ctx->walker_pid, SIGKILL);
+    close(ctx->walker_fd);
+    while (waitpid(ctx->walker_pid, &status, 0) < 0 && errno == EINTR) {}
+    ctx->walker_pid = 0;
+    ctx->walker_fd = -1;
+    return status;
+}
+
+/* path to the walker, started when none runs or when the one there has ended since its last file */
+static int send_path(nb_ctx *ctx, const char *path, const char *what) {
+    size_t len = strlen(path);
+    if (len > 4096) {
+        NB_FAIL(ctx, path, "the path of this %s is longer than 4096 bytes", what);
+        return -1;
+    }
+    unsigned char msg[4 + 4096];
+    uint32_t n = (uint32_t)len;
+    memcpy(msg, &n, sizeof n);
+    memcpy(msg + 4, path, len);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ctx->walker_pid <= 0 && spawn_walker(ctx, path, what) != 0) return -1;
+        if (send(ctx->walker_fd, msg, 4 + len, MSG_NOSIGNAL) == (ssize_t)(4 + len)) return 0;
+        reap_walker(ctx, true); /* it ended while it waited (a signal): a fresh one takes the file */
+    }
+    NB_FAIL(ctx, path, "cannot hand the %s to the process that checks it: %s", what, strerror(errno));
+    return -1;
+}
+
+static int run_walk(nb_ctx *ctx, const char *path, const char *what, double limit) {
+    if (send_path(ctx, path, what) != 0) return -1;
+    double t0 = now_s();
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : status;
-        if (r < 0 && errno != EINTR) {
-            NB_FAIL(ctx, path, "lost the process that checks the %s: %s", what, strerror(errno));
-            return -1;
-        }
-        if (now_s() - t0 > limit) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        double left = limit - (now_s() - t0);
+        if (left <= 0) {
+            reap_walker(ctx, true);
             return WALK_TIMED_OUT;
         }
-        nanosleep(&nap, NULL);
-        if (nap.tv_nsec < 20000000) nap.tv_nsec *= 2;
+        struct pollfd p = {.fd = ctx->walker_fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)(left * 1000) + 1);
+        if (r < 0 && errno != EINTR) {
+            NB_FAIL(ctx, path, "lost the process that checks the %s: %s", what, strerror(errno));
+            reap_walker(ctx, true);
+            return -1;
+        }
+        if (r <= 0) continue; /* a signal, or the time is up (checked above) */
+        char reply;
+        ssize_t got;
+        while ((got = read(ctx->walker_fd, &reply, 1)) < 0 && errno == EINTR) {}
+        if (got == 1 && (reply == 'r' || reply == 'x')) {
+            if (reply == 'x') reap_walker(ctx, false);
+            return 0;
+        }
+        /* the socket ended before the reply: the walker died in libhdf5 (an exit with 0 too: it did not finish) */
+        int status = reap_walker(ctx, false);
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? W_EXITCODE(1, 0) : status;
     }
 }
 

@@ -4,7 +4,8 @@
  * mid-run. Each fault must stop the
  * program with a message naming the file (or the setting) and leave every earlier file byte-identical. And
  * a soak: the resident memory recorded in each epoch's metrics line does not grow from epoch 2 to the last.
- * And files on which libhdf5 itself crashes or loops, refused with a message. */
+ * And files on which libhdf5 itself crashes or loops, refused with a message, and the process that walks HDF5
+ * files first kept between files and replaced when it dies. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,10 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
+
+#include "backend/select.h"
+#include "formats/h5_probe.h"
 
 #include "tests/support/run.h"
 #include "tests/support/synth.h"
@@ -350,9 +358,11 @@ static void test_malformed_hdf5(void **st) {
     const struct {
         const char *file, *says;
     } ckpts[] = {{"fuzz/upstream/checkpoint/global-heap-memcpy-overlap", "libhdf5 "},
-                 {"fuzz/upstream/checkpoint/global-heap-vlen-loop", "did not finish reading this checkpoint in 3 s"}};
+                 {"fuzz/upstream/checkpoint/global-heap-vlen-loop", "did not finish reading this checkpoint in 3 s"},
+                 /* the walk's iteration stops before config; the reader opens it by name, and loops */
+                 {"fuzz/upstream/checkpoint/config-by-name-loop", "did not finish reading this checkpoint in 3 s"}};
     run_result r;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         run_prog(&r, ARGV("eval", ckpts[i].file));
         if (r.status != 1 || !strstr(r.err, ckpts[i].file) || !strstr(r.err, ckpts[i].says))
             fail_msg("bin/eval %s exited %d:\n%s", ckpts[i].file, r.status, r.err);
@@ -376,6 +386,86 @@ static void test_malformed_hdf5(void **st) {
     unsetenv("NB_H5_PROBE_SECONDS");
 }
 
+static void recorded(void *user, const char *message) {
+    snprintf(user, 2048, "%s", message);
+}
+
+/* path's bytes replaced by those of from (skipping its first skip bytes), in place: same inode */
+static void rewrite(const char *path, const char *from, size_t skip) {
+    size_t n;
+    char *bytes = slurp(from, &n);
+    FILE *f = fopen(path, "r+b");
+    if (!f) f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes + skip, 1, n - skip, f), n - skip);
+    assert_int_equal(ftruncate(fileno(f), (off_t)(n - skip)), 0);
+    fclose(f);
+    free(bytes);
+    struct timespec pause = {0, 2000000}; /* a new modification time, even on a coarse clock */
+    nanosleep(&pause, NULL);
+}
+
+/* The walker (formats/h5_probe.c): one process walks a context's files one after another; SIGINT (Ctrl-C, the
+ * parent's to handle) leaves it; a crash or a loop in libhdf5 ends it, and the next file gets a fresh one; a
+ * file rewritten in place is walked as it is now, not as libhdf5 saw it before; with an HDF5 file open in
+ * the parent when it forks, it walks one file only; the context's end reaps it. */
+static void test_hdf5_walker(void **st) {
+    (void)st;
+    setenv("NB_H5_PROBE_SECONDS", "1", 1);
+    char msg[2048] = "", a[300], b[300];
+    pathf(a, sizeof a, "walk-a.h5");
+    pathf(b, sizeof b, "walk-b.h5");
+    nb_ctx *ctx = nb_ctx_new(NB_DEVICE_CPU);
+    assert_non_null(ctx);
+    nb_ctx_set_error_handler(ctx, recorded, msg);
+
+    rewrite(a, "fuzz/seeds/checkpoint/trained.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, a, "checkpoint"), 0);
+    int first = ctx->walker_pid;
+    assert_true(first > 0);
+    rewrite(b, "fuzz/seeds/checkpoint/full_integer.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, b, "checkpoint"), 0);
+    assert_int_equal(ctx->walker_pid, first); /* the same walker */
+    kill(first, SIGINT);
+    rewrite(a, "fuzz/seeds/checkpoint/full_integer.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, a, "checkpoint"), 0);
+    assert_int_equal(ctx->walker_pid, first);
+
+    /* a's inode, now a file on which libhdf5 loops: refused after its time, the walker killed */
+    rewrite(a, "fuzz/upstream/checkpoint/global-heap-vlen-loop", 0);
+    assert_int_equal(nb_h5_probe(ctx, a, "checkpoint"), -1);
+    if (!strstr(msg, a) || !strstr(msg, "did not finish reading this checkpoint in 1 s")) fail_msg("said: %s", msg);
+    assert_int_equal(ctx->walker_pid, 0);
+    assert_int_equal(kill(first, 0), -1); /* gone, and reaped */
+    /* a crash (SIGSEGV, or under AddressSanitizer its report and exit) in the fresh walker */
+    rewrite(b, "fuzz/upstream/hdf5_data/local-heap-null-memcpy", 1);
+    assert_int_equal(nb_h5_probe(ctx, b, "data set"), -1);
+    if (!strstr(msg, b) || !strstr(msg, "malformed HDF5 file, refused")) fail_msg("said: %s", msg);
+    assert_int_equal(ctx->walker_pid, 0);
+    rewrite(b, "fuzz/seeds/checkpoint/trained.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, b, "checkpoint"), 0);
+    int second = ctx->walker_pid;
+    assert_true(second > 0 && second != first);
+    nb_ctx_free(ctx);
+    assert_int_equal(waitpid(second, NULL, WNOHANG), -1); /* reaped by nb_ctx_free */
+    assert_int_equal(errno, ECHILD);
+
+    /* an HDF5 file open in the parent: its walker walks one file, then makes way */
+    ctx = nb_ctx_new(NB_DEVICE_CPU);
+    nb_ctx_set_error_handler(ctx, recorded, msg);
+    hid_t open_one = H5Fopen("fuzz/seeds/checkpoint/trained.h5", H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(open_one >= 0);
+    rewrite(a, "fuzz/seeds/checkpoint/trained.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, a, "checkpoint"), 0);
+    assert_int_equal(ctx->walker_pid, 0);
+    H5Fclose(open_one);
+    rewrite(a, "fuzz/seeds/checkpoint/full_integer.h5", 0);
+    assert_int_equal(nb_h5_probe(ctx, a, "checkpoint"), 0);
+    assert_true(ctx->walker_pid > 0);
+    nb_ctx_free(ctx);
+    unsetenv("NB_H5_PROBE_SECONDS");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_file_too_large), cmocka_unit_test(test_checkpoint_disk_full),
@@ -383,6 +473,7 @@ int main(void) {
         cmocka_unit_test(test_batch_too_large),          cmocka_unit_test(test_sigterm_and_stale_tmp),
         cmocka_unit_test(test_run_dir_vanishes),
         cmocka_unit_test(test_memory_flat),             cmocka_unit_test(test_malformed_hdf5),
+        cmocka_unit_test(test_hdf5_walker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
