@@ -1130,7 +1130,7 @@ static int load_codebook_scales(nb_qsim *q, const char *ckpt) {
                 } else {
                     float *a = nb_xmalloc(sizeof(float) * (size_t)n);
                     cw->scale = f32(q->ctx, n, "quant.codebook.%s.alpha", cw->w->name);
-                    if (!cw->scale || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) < 0 ||
+                    if (!cw->scale || nb_h5_dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, a) < 0 ||
                         nb_host_store(cw->scale, a)) {
                         NB_FAIL(q->ctx, ckpt, "%s: unreadable", path);
                         rc = -1;

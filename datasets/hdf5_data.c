@@ -93,14 +93,14 @@ int nb_dataset_load_hdf5_ex(nb_ctx *ctx, nb_dataset *ds, const char *path, int64
     count[0] = (hsize_t)keep;
     H5Sselect_hyperslab(si, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t mi = H5Screate_simple(nd, count, NULL);
-    herr_t e1 = H5Dread(di, ds->dtype == NB_U8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mi, si, H5P_DEFAULT, ds->images);
+    herr_t e1 = nb_h5_dread(di, ds->dtype == NB_U8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mi, si, ds->images);
     H5Sclose(mi);
     herr_t e2 = 0;
     if (has_labels) {
         hsize_t lcount[1] = {(hsize_t)keep};
         H5Sselect_hyperslab(sl, H5S_SELECT_SET, start, NULL, lcount, NULL);
         hid_t ml = H5Screate_simple(1, lcount, NULL);
-        e2 = H5Dread(dl, H5T_NATIVE_INT64, ml, sl, H5P_DEFAULT, ds->labels);
+        e2 = nb_h5_dread(dl, H5T_NATIVE_INT64, ml, sl, ds->labels);
         H5Sclose(ml);
     } else {
         memset(ds->labels, 0, sizeof(int64_t) * (size_t)(keep ? keep : 1));

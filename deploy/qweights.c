@@ -51,7 +51,7 @@ static void *read_all(hid_t f, const char *path, hid_t mem_type, size_t elem, in
         return NULL;
     }
     void *buf = nb_xmalloc((size_t)(*n ? *n : 1) * elem);
-    if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    if (nb_h5_dread(d, mem_type, H5S_ALL, H5S_ALL, buf) < 0) {
         free(buf);
         buf = NULL;
     }

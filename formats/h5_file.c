@@ -24,3 +24,27 @@ bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes) {
     uint64_t can_hold = s->filtered ? s->stored * 1100u : s->stored;
     return s->stored <= s->file_size && bytes <= can_hold;
 }
+
+bool nb_h5_storage_complete(hid_t d) {
+    hid_t plist = H5Dget_create_plist(d), t = H5Dget_type(d), sp = H5Dget_space(d);
+    H5D_layout_t layout = plist >= 0 ? H5Pget_layout(plist) : H5D_LAYOUT_ERROR;
+    int external = plist >= 0 ? H5Pget_external_count(plist) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t size = t >= 0 ? H5Tget_size(t) : 0;
+    uint64_t stored = H5Dget_storage_size(d);
+    bool ok = n >= 0 && size > 0 && external == 0;
+    if (ok && (layout == H5D_CONTIGUOUS || layout == H5D_COMPACT)) {
+        uint64_t need = (uint64_t)n * size; /* n < 2^63 and size is a type's: no overflow in a sane header */
+        ok = (uint64_t)n <= UINT64_MAX / size && (stored >= need || (layout == H5D_CONTIGUOUS && stored == 0));
+    } else if (layout != H5D_CHUNKED) {
+        ok = false; /* virtual, or unreadable */
+    }
+    if (plist >= 0) H5Pclose(plist);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    return ok;
+}
+
+herr_t nb_h5_dread(hid_t d, hid_t mem_type, hid_t mem_space, hid_t file_space, void *buf) {
+    return nb_h5_storage_complete(d) ? H5Dread(d, mem_type, mem_space, file_space, H5P_DEFAULT, buf) : -1;
+}

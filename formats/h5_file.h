@@ -1,6 +1,6 @@
-/* The two libhdf5 calls beneath every reader of HDF5 files from elsewhere (formats/h5_read.h) and beneath the
+/* The libhdf5 calls beneath every reader of HDF5 files from elsewhere (formats/h5_read.h) and beneath the
  * child process that walks such a file first (formats/h5_probe.h): the one way a file is opened, and what a
- * dataset stores. */
+ * dataset stores, and the read that checks it first. */
 #ifndef NB_H5_FILE_H
 #define NB_H5_FILE_H
 
@@ -21,5 +21,15 @@ typedef struct {
 } nb_h5_storage;
 nb_h5_storage nb_h5_storage_of(hid_t f, hid_t d);
 bool nb_h5_storage_holds(const nb_h5_storage *s, uint64_t bytes);
+
+/* Whether libhdf5 can read every element of d from what the file stores: a contiguous layout holds them all
+ * (or none yet: libhdf5 then gives the fill value), a compact one holds them all, a chunked one is read chunk
+ * by chunk within the chunks' own sizes. libhdf5 1.10 trusts the layout's size: a contiguous or compact
+ * dataset that stores fewer bytes than its dataspace needs is read past its buffer (fuzz/regress/checkpoint,
+ * fuzz/regress/hdf5_data). A virtual dataset or one in external files (data read from other files on this
+ * machine) is never read from a file from elsewhere. */
+bool nb_h5_storage_complete(hid_t d);
+/* H5Dread, for the readers of files from elsewhere: -1 without reading when !nb_h5_storage_complete(d) */
+herr_t nb_h5_dread(hid_t d, hid_t mem_type, hid_t mem_space, hid_t file_space, void *buf);
 
 #endif

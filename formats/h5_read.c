@@ -33,7 +33,7 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
     int rc = -1;
     if (got != n)
         NB_FAIL(ctx, path, "%s has %lld elements; expected %lld", name, (long long)got, (long long)n);
-    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    else if (nb_h5_dread(d, mem_type, H5S_ALL, H5S_ALL, buf) < 0)
         NB_FAIL(ctx, path, "reading %s failed (truncated or corrupt file, or a type that does not convert)", name);
     else
         rc = 0;

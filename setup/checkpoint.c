@@ -177,7 +177,7 @@ static int read_one(hid_t f, const char *path, hid_t type, void *out) {
     hid_t sp = H5Dget_space(d);
     hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     if (sp >= 0) H5Sclose(sp);
-    herr_t e = n == 1 ? H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
+    herr_t e = n == 1 ? nb_h5_dread(d, type, H5S_ALL, H5S_ALL, out) : -1;
     H5Dclose(d);
     return e < 0 ? -1 : 0;
 }
@@ -221,7 +221,7 @@ static int read_into(nb_ctx *ctx, hid_t f, const char *file, const char *path, n
     }
     size_t bytes = nb_tensor_bytes(t);
     void *buf = nb_xmalloc(bytes ? bytes : 1);
-    herr_t e = H5Dread(d, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    herr_t e = nb_h5_dread(d, h5_type(t->dtype), H5S_ALL, H5S_ALL, buf);
     H5Dclose(d);
     int rc = -1;
     if (e < 0) NB_FAIL(ctx, file, "%s: reading %s failed (truncated or corrupt file)", what, path);
@@ -319,7 +319,7 @@ int nb_ckpt_load_optim(nb_ctx *ctx, const char *path, nb_optim *o) {
             float *buf = nb_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
             hid_t d = H5Dopen2(f, dpath, H5P_DEFAULT);
             hid_t sp = H5Dget_space(d);
-            if (H5Sget_simple_extent_npoints(sp) != n || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            if (H5Sget_simple_extent_npoints(sp) != n || nb_h5_dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, buf) < 0) {
                 NB_FAIL(ctx, path, "optimizer state %s does not fit parameter %s %s", dpath, p->name, NB_SHAPE(p));
                 rc = -1;
             }
