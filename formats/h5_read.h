@@ -6,7 +6,6 @@
 #define NB_H5_READ_H
 
 #include <hdf5.h>
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/context.h"
@@ -30,6 +29,5 @@ int nb_h5_read_exact(nb_ctx *ctx, const char *path, hid_t f, const char *name, h
  * that a header claiming a huge dataset is refused before memory is allocated for it. 0, or -1 after
  * reporting. */
 int nb_h5_check_stored(nb_ctx *ctx, const char *path, hid_t f, hid_t d, const char *name, uint64_t bytes);
-
 
 #endif

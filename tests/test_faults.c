@@ -6,6 +6,7 @@
  * a soak: the resident memory recorded in each epoch's metrics line does not grow from epoch 2 to the last.
  * And files on which libhdf5 itself crashes or loops, refused with a message, and the process that walks HDF5
  * files first kept between files and replaced when it dies. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -362,7 +362,7 @@ static void test_malformed_hdf5(void **st) {
                  /* the walk's iteration stops before config; the reader opens it by name, and loops */
                  {"fuzz/upstream/checkpoint/config-by-name-loop", "did not finish reading this checkpoint in 3 s"}};
     run_result r;
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof ckpts / sizeof *ckpts; i++) {
         run_prog(&r, ARGV("eval", ckpts[i].file));
         if (r.status != 1 || !strstr(r.err, ckpts[i].file) || !strstr(r.err, ckpts[i].says))
             fail_msg("bin/eval %s exited %d:\n%s", ckpts[i].file, r.status, r.err);
